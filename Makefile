@@ -1,0 +1,142 @@
+# paperclip — one binary, a plugin SDK, plugins and their tests.
+#
+#   make            build ./paperclip, libpaperclip-plugin.a and every plugin
+#   make run        deps + build + serve on the embedded default
+#   make test       deps + build + the whole suite (ends with "N passed, N failed")
+#   make asan       the suite again under ASan+UBSan (separate build tree)
+#   make bench      measured numbers, printed as a table
+#   make install    binary, SDK header, static library and pkg-config file
+#
+# Sources are found by directory, so adding a file never needs an edit here.
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+PKGS    := libmicrohttpd libuv jansson sqlite3 libsodium libcurl
+
+ifeq ($(SAN),1)
+BUILD   := build/asan
+OPT     := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build/release
+OPT     := -O2
+endif
+
+CFLAGS  ?=
+CFLAGS  += -std=c17 -Wall -Wextra -Werror -g $(OPT) -D_GNU_SOURCE -pthread \
+           -Isrc -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDFLAGS += $(filter -fsanitize=%,$(OPT))
+
+CORE_DIRS := src/lib src/store src/http src/api src/plugin src/env src/run src/cli
+CORE_SRCS := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
+CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS)) $(BUILD)/gen/embedded.o
+CORE_LIB  := $(BUILD)/libpaperclip-core.a
+
+SDK_SRCS  := $(wildcard sdk/*.c)
+SDK_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(SDK_SRCS))
+SDK_LIB   := $(BUILD)/libpaperclip-plugin.a
+
+# Every plugins/<name>/ and tests/plugins/<name>/ with C sources builds <dir>/worker.
+PLUGIN_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard plugins/*/*.c tests/plugins/*/*.c))))
+PLUGIN_BINS := $(addsuffix /worker,$(PLUGIN_DIRS))
+
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+INT_SRCS  := $(wildcard tests/integration/*.c)
+INT_BINS  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INT_SRCS))
+HARNESS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
+
+EMBED_FILES := $(sort $(wildcard ui/*) $(wildcard src/store/migrations/*.sql))
+
+.PHONY: all deps run test asan bench install clean check-build tests
+.DEFAULT_GOAL := all
+
+all: paperclip $(SDK_LIB) $(PLUGIN_BINS)
+
+deps:
+	@sh deps/install.sh
+
+# ./paperclip is a copy of the variant just built, so tests and plugin
+# packages always find the binaries at fixed paths.
+paperclip: $(BUILD)/paperclip
+	@cp -f $< $@
+
+$(BUILD)/paperclip: $(BUILD)/src/main.o $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(CORE_LIB): $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SDK_LIB): $(SDK_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Static assets (the web UI) and SQL migrations are compiled into the binary.
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -Wall -Wextra -Werror -O2 -o $@ $<
+
+$(BUILD)/gen/embedded.c: $(BUILD)/tools/embed $(EMBED_FILES)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $(EMBED_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# A plugin worker is always rebuilt into its package directory; the variant
+# stamp forces a relink when switching between release and asan.
+$(BUILD)/variant.stamp:
+	@mkdir -p $(BUILD) && rm -f build/*/variant.stamp && touch $@
+
+define plugin_rule
+$(1)/worker: $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(SDK_LIB) $(BUILD)/variant.stamp
+	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) $$(shell pkg-config --libs jansson libsodium) -lpthread -lm
+endef
+$(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_rule,$(d))))
+
+paperclip: $(BUILD)/variant.stamp
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(HARNESS) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests: all $(UNIT_BINS) $(INT_BINS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./paperclip serve
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) sh tests/run.sh
+
+asan: deps
+	@$(MAKE) --no-print-directory SAN=1 tests
+	@BUILD=build/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
+	@$(MAKE) --no-print-directory all
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/paperclip \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 paperclip $(DESTDIR)$(PREFIX)/bin/paperclip
+	install -m 0644 include/paperclip/plugin.h $(DESTDIR)$(PREFIX)/include/paperclip/plugin.h
+	install -m 0644 $(SDK_LIB) $(DESTDIR)$(PREFIX)/lib/libpaperclip-plugin.a
+	sed -e 's|@PREFIX@|$(PREFIX)|g' sdk/paperclip-plugin.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/paperclip-plugin.pc
+
+clean:
+	rm -rf build paperclip $(PLUGIN_BINS)
+
+-include $(shell find build -name '*.d' 2>/dev/null)

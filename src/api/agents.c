@@ -1,0 +1,383 @@
+/*
+ * Agents: GET/POST /api/companies/:companyId/agents, GET/PATCH/DELETE
+ * /api/agents/:agentId. runtimeConfig.heartbeat is completed with upstream's
+ * defaults on write so readers never have to guess them.
+ */
+#include <string.h>
+
+#include "api/api.h"
+#include "api/agents.h"
+#include "lib/common.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static const char *const agent_roles[] = {"ceo",      "cto",    "cmo",      "cfo",
+                                          "security", "engineer", "designer", "pm",
+                                          "qa",       "devops", "researcher", "general",
+                                          NULL};
+static const char *const agent_statuses[] = {"active", "paused",           "idle",       "running",
+                                             "error",  "pending_approval", "terminated", NULL};
+const char *const pc_adapter_types[] = {"process",       "http",     "claude_local",
+                                        "codex_local",   "cursor",   "gemini_local",
+                                        "opencode_local", "pi_local", "openclaw_gateway",
+                                        "hermes_local",  NULL};
+
+static pc_agent_env_validator env_validator;
+
+void pc_agents_set_env_validator(pc_agent_env_validator fn) { env_validator = fn; }
+
+json_t *pc_agent_from_row(json_t *row)
+{
+    json_t *a = json_object();
+    pc_json_copy(a, "id", row, "id");
+    pc_json_copy(a, "companyId", row, "company_id");
+    pc_json_copy(a, "name", row, "name");
+    pc_json_copy(a, "role", row, "role");
+    pc_json_copy(a, "title", row, "title");
+    pc_json_copy(a, "icon", row, "icon");
+    pc_json_copy(a, "status", row, "status");
+    pc_json_copy(a, "reportsTo", row, "reports_to");
+    pc_json_copy(a, "capabilities", row, "capabilities");
+    pc_json_copy(a, "adapterType", row, "adapter_type");
+    pc_json_set_from_text(a, "adapterConfig", row, "adapter_config");
+    pc_json_set_from_text(a, "runtimeConfig", row, "runtime_config");
+    pc_json_copy(a, "defaultEnvironmentId", row, "default_environment_id");
+    pc_json_copy(a, "budgetMonthlyCents", row, "budget_monthly_cents");
+    pc_json_copy(a, "spentMonthlyCents", row, "spent_monthly_cents");
+    pc_json_copy(a, "pauseReason", row, "pause_reason");
+    pc_json_copy(a, "pausedAt", row, "paused_at");
+    pc_json_copy(a, "errorReason", row, "error_reason");
+    pc_json_set_from_text(a, "permissions", row, "permissions");
+    pc_json_copy(a, "lastHeartbeatAt", row, "last_heartbeat_at");
+    pc_json_set_from_text(a, "metadata", row, "metadata");
+    pc_json_copy(a, "createdAt", row, "created_at");
+    pc_json_copy(a, "updatedAt", row, "updated_at");
+    return a;
+}
+
+json_t *pc_agent_get(pc_app *app, const char *agent_id, pc_error_t *err)
+{
+    json_t *row = pc_db_query_one_s(app->db, "SELECT * FROM agents WHERE id=?",
+                                    json_pack("[s]", agent_id), err);
+    if (!row) {
+        if (!pc_error_is_set(err))
+            pc_error_set(err, 404, "Agent not found");
+        return NULL;
+    }
+    json_t *a = pc_agent_from_row(row);
+    json_decref(row);
+    return a;
+}
+
+/* Validates runtimeConfig and returns a new object with heartbeat defaults
+ * filled in: enabled false, intervalSec 0, wakeOnDemand true,
+ * maxConcurrentRuns 20 (clamped to 1..50 as upstream does). */
+static json_t *pc_runtime_config_normalize(json_t *rc, pc_error_t *err)
+{
+    json_t *out = rc ? json_deep_copy(rc) : json_object();
+    json_t *hb = json_object_get(out, "heartbeat");
+    if (hb && !json_is_object(hb)) {
+        json_decref(out);
+        pc_error_validation(err, "runtimeConfig.heartbeat", "Expected object");
+        return NULL;
+    }
+    if (!hb) {
+        hb = json_object();
+        json_object_set_new(out, "heartbeat", hb);
+    }
+    int64_t interval = 0, maxc = 20;
+    bool enabled = false, wake = true;
+    if (pc_json_check_bool(hb, "enabled", 0, &enabled, NULL, err) < 0 ||
+        pc_json_check_int(hb, "intervalSec", 0, 0, 31536000, &interval, NULL, err) < 0 ||
+        pc_json_check_bool(hb, "wakeOnDemand", 0, &wake, NULL, err) < 0 ||
+        pc_json_check_int(hb, "maxConcurrentRuns", 0, INT64_MIN, INT64_MAX, &maxc, NULL, err) < 0) {
+        pc_error_prefix(err, "runtimeConfig.heartbeat");
+        json_decref(out);
+        return NULL;
+    }
+    if (maxc < 1)
+        maxc = 1;
+    if (maxc > 50)
+        maxc = 50;
+    json_object_set_new(hb, "enabled", json_boolean(enabled));
+    json_object_set_new(hb, "intervalSec", json_integer(interval));
+    json_object_set_new(hb, "wakeOnDemand", json_boolean(wake));
+    json_object_set_new(hb, "maxConcurrentRuns", json_integer(maxc));
+    return out;
+}
+
+static int pc_agent_check_reports_to(pc_app *app, const char *company_id, const char *self_id,
+                                     const char *reports_to, pc_error_t *err)
+{
+    if (!reports_to)
+        return 0;
+    if (!pc_uuid_valid(reports_to))
+        return pc_error_validation(err, "reportsTo", "Invalid uuid");
+    if (self_id && !strcmp(self_id, reports_to))
+        return pc_error_set(err, 422, "An agent cannot report to itself");
+    json_t *row = pc_db_query_one_s(app->db, "SELECT company_id FROM agents WHERE id=?",
+                                    json_pack("[s]", reports_to), err);
+    if (!row)
+        return pc_error_is_set(err) ? -1 : pc_error_set(err, 422, "Manager agent not found");
+    bool same = !strcmp(pc_json_str(row, "company_id"), company_id);
+    json_decref(row);
+    if (!same)
+        return pc_error_set(err, 422, "Manager agent belongs to another company");
+    return 0;
+}
+
+static int pc_agent_check_env(pc_app *app, const char *company_id, const char *env_id,
+                              pc_error_t *err)
+{
+    if (!env_id)
+        return 0;
+    if (!pc_uuid_valid(env_id))
+        return pc_error_validation(err, "defaultEnvironmentId", "Invalid uuid");
+    if (env_validator)
+        return env_validator(app, company_id, env_id, err);
+    return 0;
+}
+
+static int pc_agents_list(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
+    if (!cid || pc_require_company_access(req, cid, err) < 0)
+        return -1;
+    json_t *c = pc_company_get(req->app, cid, err);
+    if (!c)
+        return -1;
+    json_decref(c);
+    json_t *rows = NULL;
+    if (pc_db_query_s(req->app->db,
+                      "SELECT * FROM agents WHERE company_id=? AND status <> 'terminated' "
+                      "ORDER BY created_at",
+                      json_pack("[s]", cid), &rows, err) < 0)
+        return -1;
+    json_t *out = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) json_array_append_new(out, pc_agent_from_row(row));
+    json_decref(rows);
+    return pc_resp_json(resp, 200, out);
+}
+
+static const char *const agent_create_keys[] = {
+    "name",          "role",          "title",         "icon",
+    "reportsTo",     "capabilities",  "adapterType",   "adapterConfig",
+    "runtimeConfig", "budgetMonthlyCents", "permissions", "metadata",
+    "defaultEnvironmentId", "status", NULL};
+
+static int pc_agents_create(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
+    if (!cid)
+        return -1;
+    if (req->actor.type == PC_ACTOR_AGENT) {
+        if (pc_require_company_access(req, cid, err) < 0)
+            return -1;
+        json_t *me = pc_agent_get(req->app, req->actor.agent_id, err);
+        if (!me)
+            return -1;
+        bool can = pc_json_bool(pc_json_obj(me, "permissions"), "canCreateAgents", false);
+        json_decref(me);
+        if (!can)
+            return pc_error_set(err, 403, "Missing permission: can create agents");
+    }
+    json_t *b = req->body;
+    const char *name = NULL, *role = "general", *title = NULL, *icon = NULL, *reports = NULL,
+               *caps = NULL, *adapter = "process", *env = NULL, *status = "idle";
+    json_t *aconf = NULL, *rconf = NULL, *perms = NULL, *meta = NULL;
+    int64_t budget = 0;
+    if (pc_json_check_is_object(b, err) < 0 || pc_json_check_keys(b, agent_create_keys, err) < 0 ||
+        pc_json_check_string(b, "name", PC_J_REQUIRED, 1, 200, &name, err) < 0 ||
+        pc_json_check_enum(b, "role", 0, agent_roles, &role, err) < 0 ||
+        pc_json_check_string(b, "title", PC_J_NULLABLE, 0, 200, &title, err) < 0 ||
+        pc_json_check_string(b, "icon", PC_J_NULLABLE, 0, 200, &icon, err) < 0 ||
+        pc_json_check_string(b, "reportsTo", PC_J_NULLABLE, 0, 64, &reports, err) < 0 ||
+        pc_json_check_string(b, "capabilities", PC_J_NULLABLE, 0, 10000, &caps, err) < 0 ||
+        pc_json_check_enum(b, "adapterType", 0, pc_adapter_types, &adapter, err) < 0 ||
+        pc_json_check_object(b, "adapterConfig", 0, &aconf, err) < 0 ||
+        pc_json_check_object(b, "runtimeConfig", 0, &rconf, err) < 0 ||
+        pc_json_check_object(b, "permissions", 0, &perms, err) < 0 ||
+        pc_json_check_object(b, "metadata", PC_J_NULLABLE, &meta, err) < 0 ||
+        pc_json_check_int(b, "budgetMonthlyCents", 0, 0, INT64_MAX / 2, &budget, NULL, err) < 0 ||
+        pc_json_check_string(b, "defaultEnvironmentId", PC_J_NULLABLE, 0, 64, &env, err) < 0 ||
+        pc_json_check_enum(b, "status", 0, agent_statuses, &status, err) < 0)
+        return -1;
+    json_t *c = pc_company_get(req->app, cid, err);
+    if (!c)
+        return -1;
+    json_decref(c);
+    if (pc_agent_check_reports_to(req->app, cid, NULL, reports, err) < 0 ||
+        pc_agent_check_env(req->app, cid, env, err) < 0)
+        return -1;
+    json_t *rc_norm = pc_runtime_config_normalize(rconf, err);
+    if (!rc_norm)
+        return -1;
+    char id[PC_UUID_LEN + 1], ts[PC_ISO_LEN + 1];
+    pc_uuid_v7(id);
+    pc_iso_now(ts);
+    json_t *empty = json_object();
+    int rc = pc_db_exec_s(
+        req->app->db,
+        "INSERT INTO agents(id,company_id,name,role,title,icon,status,reports_to,capabilities,"
+        "adapter_type,adapter_config,runtime_config,default_environment_id,budget_monthly_cents,"
+        "permissions,metadata,created_at,updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        json_pack("[s,s,s,s,s?,s?,s,s?,s?,s,O,O,s?,I,O,O?,s,s]", id, cid, name, role, title, icon,
+                  status, reports, caps, adapter, aconf ? aconf : empty, rc_norm, env,
+                  (json_int_t)budget, perms ? perms : empty, meta && !json_is_null(meta) ? meta : NULL,
+                  ts, ts),
+        NULL, err);
+    json_decref(rc_norm);
+    json_decref(empty);
+    if (rc < 0)
+        return -1;
+    /* Activity details name the agent and adapter, never adapterConfig (it
+     * may carry credentials in env). */
+    pc_activity_log(req->app, &req->actor, cid, "agent.created", "agent", id,
+                    json_pack("{s:s,s:s,s:s}", "name", name, "role", role, "adapterType", adapter),
+                    err);
+    pc_error_clear(err);
+    json_t *a = pc_agent_get(req->app, id, err);
+    return a ? pc_resp_json(resp, 201, a) : -1;
+}
+
+static json_t *pc_agent_load_for(pc_req *req, pc_error_t *err)
+{
+    const char *id = pc_param_uuid(req, "agentId", "Agent not found", err);
+    if (!id)
+        return NULL;
+    json_t *a = pc_agent_get(req->app, id, err);
+    if (!a)
+        return NULL;
+    if (pc_require_company_access(req, pc_json_str(a, "companyId"), err) < 0) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+static int pc_agents_get(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    json_t *a = pc_agent_load_for(req, err);
+    return a ? pc_resp_json(resp, 200, a) : -1;
+}
+
+static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    json_t *a = pc_agent_load_for(req, err);
+    if (!a)
+        return -1;
+    const char *id = pc_json_str(a, "id"), *cid = pc_json_str(a, "companyId");
+    json_t *b = req->body;
+    if (req->actor.type == PC_ACTOR_AGENT && strcmp(req->actor.agent_id, id) != 0) {
+        json_decref(a);
+        return pc_error_set(err, 403, "Agents can only update themselves");
+    }
+    const char *name = NULL, *role = NULL, *title = NULL, *icon = NULL, *reports = NULL,
+               *caps = NULL, *adapter = NULL, *env = NULL, *status = NULL;
+    json_t *aconf = NULL, *rconf = NULL, *perms = NULL, *meta = NULL;
+    int64_t budget = 0;
+    bool budget_set = false;
+    if (pc_json_check_is_object(b, err) < 0 || pc_json_check_keys(b, agent_create_keys, err) < 0 ||
+        pc_json_check_string(b, "name", 0, 1, 200, &name, err) < 0 ||
+        pc_json_check_enum(b, "role", 0, agent_roles, &role, err) < 0 ||
+        pc_json_check_string(b, "title", PC_J_NULLABLE, 0, 200, &title, err) < 0 ||
+        pc_json_check_string(b, "icon", PC_J_NULLABLE, 0, 200, &icon, err) < 0 ||
+        pc_json_check_string(b, "reportsTo", PC_J_NULLABLE, 0, 64, &reports, err) < 0 ||
+        pc_json_check_string(b, "capabilities", PC_J_NULLABLE, 0, 10000, &caps, err) < 0 ||
+        pc_json_check_enum(b, "adapterType", 0, pc_adapter_types, &adapter, err) < 0 ||
+        pc_json_check_object(b, "adapterConfig", 0, &aconf, err) < 0 ||
+        pc_json_check_object(b, "runtimeConfig", 0, &rconf, err) < 0 ||
+        pc_json_check_object(b, "permissions", 0, &perms, err) < 0 ||
+        pc_json_check_object(b, "metadata", PC_J_NULLABLE, &meta, err) < 0 ||
+        pc_json_check_int(b, "budgetMonthlyCents", 0, 0, INT64_MAX / 2, &budget, &budget_set,
+                          err) < 0 ||
+        pc_json_check_string(b, "defaultEnvironmentId", PC_J_NULLABLE, 0, 64, &env, err) < 0 ||
+        pc_json_check_enum(b, "status", 0, agent_statuses, &status, err) < 0 ||
+        pc_agent_check_reports_to(req->app, cid, id, reports, err) < 0 ||
+        pc_agent_check_env(req->app, cid, env, err) < 0) {
+        json_decref(a);
+        return -1;
+    }
+    if (req->actor.type == PC_ACTOR_AGENT && perms) {
+        json_decref(a);
+        return pc_error_set(err, 403, "Agents cannot change their own permissions");
+    }
+    json_t *rc_norm = NULL;
+    if (rconf) {
+        rc_norm = pc_runtime_config_normalize(rconf, err);
+        if (!rc_norm) {
+            json_decref(a);
+            return -1;
+        }
+    }
+    char ts[PC_ISO_LEN + 1];
+    pc_iso_now(ts);
+#define HAS(k) (json_object_get(b, k) != NULL)
+    int rc = pc_db_exec_s(
+        req->app->db,
+        "UPDATE agents SET name=CASE WHEN ? THEN ? ELSE name END,"
+        "role=CASE WHEN ? THEN ? ELSE role END, title=CASE WHEN ? THEN ? ELSE title END,"
+        "icon=CASE WHEN ? THEN ? ELSE icon END, reports_to=CASE WHEN ? THEN ? ELSE reports_to END,"
+        "capabilities=CASE WHEN ? THEN ? ELSE capabilities END,"
+        "adapter_type=CASE WHEN ? THEN ? ELSE adapter_type END,"
+        "adapter_config=CASE WHEN ? THEN ? ELSE adapter_config END,"
+        "runtime_config=CASE WHEN ? THEN ? ELSE runtime_config END,"
+        "permissions=CASE WHEN ? THEN ? ELSE permissions END,"
+        "metadata=CASE WHEN ? THEN ? ELSE metadata END,"
+        "budget_monthly_cents=CASE WHEN ? THEN ? ELSE budget_monthly_cents END,"
+        "default_environment_id=CASE WHEN ? THEN ? ELSE default_environment_id END,"
+        "status=CASE WHEN ? THEN ? ELSE status END, updated_at=? WHERE id=?",
+        json_pack("[b,s?,b,s?,b,s?,b,s?,b,s?,b,s?,b,s?,b,O?,b,O?,b,O?,b,O?,b,I,b,s?,b,s?,s,s]",
+                  name != NULL, name, role != NULL, role, HAS("title"), title, HAS("icon"), icon,
+                  HAS("reportsTo"), reports, HAS("capabilities"), caps, adapter != NULL, adapter,
+                  aconf != NULL, aconf, rc_norm != NULL, rc_norm, perms != NULL, perms,
+                  HAS("metadata"), meta && !json_is_null(meta) ? meta : NULL, budget_set,
+                  (json_int_t)budget, HAS("defaultEnvironmentId"), env, status != NULL, status, ts,
+                  id),
+        NULL, err);
+    json_decref(rc_norm);
+    if (rc < 0) {
+        json_decref(a);
+        return -1;
+    }
+    json_t *changed = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v) json_array_append_new(changed, json_string(k));
+    pc_activity_log(req->app, &req->actor, cid, "agent.updated", "agent", id,
+                    json_pack("{s:o}", "changedFields", changed), err);
+    pc_error_clear(err);
+    json_t *out = pc_agent_get(req->app, id, err);
+    json_decref(a);
+    return out ? pc_resp_json(resp, 200, out) : -1;
+#undef HAS
+}
+
+static int pc_agents_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    if (pc_require_board(req, err) < 0)
+        return -1;
+    json_t *a = pc_agent_load_for(req, err);
+    if (!a)
+        return -1;
+    int rc = pc_db_exec_s(req->app->db, "DELETE FROM agents WHERE id=?",
+                          json_pack("[s]", pc_json_str(a, "id")), NULL, err);
+    if (rc == 0)
+        pc_activity_log(req->app, &req->actor, pc_json_str(a, "companyId"), "agent.deleted", "agent",
+                        pc_json_str(a, "id"), json_pack("{s:O}", "name", json_object_get(a, "name")),
+                        err);
+    pc_error_clear(err);
+    json_decref(a);
+    return rc < 0 ? -1 : pc_resp_json(resp, 200, json_pack("{s:b}", "ok", 1));
+}
+
+const pc_route pc_routes_agents[] = {
+    {"GET", "/api/companies/:companyId/agents", pc_agents_list, 0},
+    {"POST", "/api/companies/:companyId/agents", pc_agents_create, 0},
+    {"GET", "/api/agents/:agentId", pc_agents_get, 0},
+    {"PATCH", "/api/agents/:agentId", pc_agents_patch, 0},
+    {"DELETE", "/api/agents/:agentId", pc_agents_delete, 0},
+    {NULL, NULL, NULL, 0},
+};

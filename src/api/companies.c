@@ -1,0 +1,249 @@
+/*
+ * Companies: GET/POST /api/companies, GET/PATCH/DELETE /api/companies/:id.
+ * The issue prefix is derived from the name as upstream does — the first
+ * three letters, upper-cased ("Peer Co" -> "PEE", no letters -> "CMP") — with
+ * "A", "AA", ... appended until it is unique.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "lib/common.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+static const char *const company_statuses[] = {"active", "paused", "archived", NULL};
+
+static json_t *pc_company_from_row(json_t *row)
+{
+    json_t *c = json_object();
+    pc_json_copy(c, "id", row, "id");
+    pc_json_copy(c, "name", row, "name");
+    pc_json_copy(c, "description", row, "description");
+    pc_json_copy(c, "status", row, "status");
+    pc_json_copy(c, "pauseReason", row, "pause_reason");
+    pc_json_copy(c, "pausedAt", row, "paused_at");
+    pc_json_copy(c, "issuePrefix", row, "issue_prefix");
+    pc_json_copy(c, "issueCounter", row, "issue_counter");
+    pc_json_copy(c, "budgetMonthlyCents", row, "budget_monthly_cents");
+    pc_json_copy(c, "spentMonthlyCents", row, "spent_monthly_cents");
+    pc_json_copy_bool(c, "requireBoardApprovalForNewAgents", row,
+                      "require_board_approval_for_new_agents");
+    pc_json_copy(c, "brandColor", row, "brand_color");
+    pc_json_copy(c, "createdAt", row, "created_at");
+    pc_json_copy(c, "updatedAt", row, "updated_at");
+    return c;
+}
+
+json_t *pc_company_get(pc_app *app, const char *company_id, pc_error_t *err)
+{
+    json_t *row = pc_db_query_one_s(app->db, "SELECT * FROM companies WHERE id=?",
+                                    json_pack("[s]", company_id), err);
+    if (!row) {
+        if (!pc_error_is_set(err))
+            pc_error_set(err, 404, "Company not found");
+        return NULL;
+    }
+    json_t *c = pc_company_from_row(row);
+    json_decref(row);
+    return c;
+}
+
+static void pc_issue_prefix_base(const char *name, char out[4])
+{
+    int n = 0;
+    for (const char *p = name; *p && n < 3; p++) {
+        if (isalpha((unsigned char)*p) && ((unsigned char)*p < 0x80))
+            out[n++] = (char)toupper((unsigned char)*p);
+    }
+    out[n] = '\0';
+    if (n == 0)
+        strcpy(out, "CMP");
+}
+
+static int pc_companies_list(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    json_t *rows = NULL;
+    if (req->actor.type == PC_ACTOR_AGENT) {
+        if (pc_db_query_s(req->app->db, "SELECT * FROM companies WHERE id=? ORDER BY created_at",
+                          json_pack("[s]", req->actor.company_id), &rows, err) < 0)
+            return -1;
+    } else if (pc_db_query(req->app->db, "SELECT * FROM companies ORDER BY created_at", NULL, &rows,
+                           err) < 0) {
+        return -1;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) json_array_append_new(out, pc_company_from_row(row));
+    json_decref(rows);
+    return pc_resp_json(resp, 200, out);
+}
+
+static int pc_companies_create(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    static const char *const keys[] = {"name", "description", "budgetMonthlyCents",
+                                       "requireBoardApprovalForNewAgents", "brandColor", NULL};
+    const char *name = NULL, *description = NULL, *brand = NULL;
+    int64_t budget = 0;
+    bool approval = false;
+    if (pc_require_board(req, err) < 0 || pc_json_check_is_object(req->body, err) < 0 ||
+        pc_json_check_keys(req->body, keys, err) < 0 ||
+        pc_json_check_string(req->body, "name", PC_J_REQUIRED, 1, 200, &name, err) < 0 ||
+        pc_json_check_string(req->body, "description", PC_J_NULLABLE, 0, 10000, &description,
+                             err) < 0 ||
+        pc_json_check_int(req->body, "budgetMonthlyCents", 0, 0, INT64_MAX / 2, &budget, NULL,
+                          err) < 0 ||
+        pc_json_check_bool(req->body, "requireBoardApprovalForNewAgents", 0, &approval, NULL,
+                           err) < 0 ||
+        pc_json_check_string(req->body, "brandColor", PC_J_NULLABLE, 0, 32, &brand, err) < 0)
+        return -1;
+
+    char id[PC_UUID_LEN + 1], ts[PC_ISO_LEN + 1], base[4], prefix[64];
+    pc_uuid_v7(id);
+    pc_iso_now(ts);
+    pc_issue_prefix_base(name, base);
+    pc_db *db = req->app->db;
+    if (pc_db_begin(db, err) < 0)
+        return -1;
+    for (int attempt = 1;; attempt++) {
+        if (attempt > 50) {
+            pc_db_rollback(db);
+            return pc_error_set(err, 409, "Unable to allocate unique issue prefix");
+        }
+        snprintf(prefix, sizeof prefix, "%s", base);
+        for (int a = 1; a < attempt; a++)
+            strcat(prefix, "A");
+        json_t *taken = pc_db_query_one_s(db, "SELECT id FROM companies WHERE issue_prefix=?",
+                                          json_pack("[s]", prefix), err);
+        if (pc_error_is_set(err)) {
+            pc_db_rollback(db);
+            return -1;
+        }
+        if (!taken)
+            break;
+        json_decref(taken);
+    }
+    if (pc_db_exec_s(db,
+                     "INSERT INTO companies(id,name,description,issue_prefix,budget_monthly_cents,"
+                     "require_board_approval_for_new_agents,brand_color,created_at,updated_at) "
+                     "VALUES(?,?,?,?,?,?,?,?,?)",
+                     json_pack("[s,s,s?,s,I,b,s?,s,s]", id, name, description, prefix,
+                               (json_int_t)budget, approval, brand, ts, ts),
+                     NULL, err) < 0 ||
+        pc_activity_log(req->app, &req->actor, id, "company.created", "company", id,
+                        json_pack("{s:s,s:s}", "name", name, "issuePrefix", prefix), err) < 0 ||
+        pc_db_commit(db, err) < 0) {
+        pc_db_rollback(db);
+        return -1;
+    }
+    json_t *c = pc_company_get(req->app, id, err);
+    if (!c)
+        return -1;
+    return pc_resp_json(resp, 201, c);
+}
+
+static int pc_companies_get(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    const char *id = pc_param_uuid(req, "companyId", "Company not found", err);
+    if (!id || pc_require_company_access(req, id, err) < 0)
+        return -1;
+    json_t *c = pc_company_get(req->app, id, err);
+    return c ? pc_resp_json(resp, 200, c) : -1;
+}
+
+static int pc_companies_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    static const char *const keys[] = {"name", "description", "status", "budgetMonthlyCents",
+                                       "requireBoardApprovalForNewAgents", "brandColor",
+                                       "pauseReason", NULL};
+    const char *id = pc_param_uuid(req, "companyId", "Company not found", err);
+    if (!id || pc_require_board(req, err) < 0 || pc_json_check_is_object(req->body, err) < 0 ||
+        pc_json_check_keys(req->body, keys, err) < 0)
+        return -1;
+    const char *name = NULL, *description = NULL, *status = NULL, *brand = NULL, *reason = NULL;
+    int64_t budget = 0;
+    bool budget_set = false, approval = false, approval_set = false;
+    if (pc_json_check_string(req->body, "name", 0, 1, 200, &name, err) < 0 ||
+        pc_json_check_string(req->body, "description", PC_J_NULLABLE, 0, 10000, &description,
+                             err) < 0 ||
+        pc_json_check_enum(req->body, "status", 0, company_statuses, &status, err) < 0 ||
+        pc_json_check_int(req->body, "budgetMonthlyCents", 0, 0, INT64_MAX / 2, &budget,
+                          &budget_set, err) < 0 ||
+        pc_json_check_bool(req->body, "requireBoardApprovalForNewAgents", 0, &approval,
+                           &approval_set, err) < 0 ||
+        pc_json_check_string(req->body, "brandColor", PC_J_NULLABLE, 0, 32, &brand, err) < 0 ||
+        pc_json_check_string(req->body, "pauseReason", PC_J_NULLABLE, 0, 2000, &reason, err) < 0)
+        return -1;
+    json_t *cur = pc_company_get(req->app, id, err);
+    if (!cur)
+        return -1;
+    json_decref(cur);
+    char ts[PC_ISO_LEN + 1];
+    pc_iso_now(ts);
+    json_t *b = req->body;
+    pc_db *db = req->app->db;
+    json_t *changed = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v) json_array_append_new(changed, json_string(k));
+    int rc = pc_db_begin(db, err);
+    if (rc == 0)
+        rc = pc_db_exec_s(
+            db,
+            "UPDATE companies SET "
+            "name=CASE WHEN ? THEN ? ELSE name END,"
+            "description=CASE WHEN ? THEN ? ELSE description END,"
+            "status=CASE WHEN ? THEN ? ELSE status END,"
+            "paused_at=CASE WHEN ? THEN (CASE WHEN ?='paused' THEN ? ELSE NULL END) ELSE paused_at END,"
+            "budget_monthly_cents=CASE WHEN ? THEN ? ELSE budget_monthly_cents END,"
+            "require_board_approval_for_new_agents=CASE WHEN ? THEN ? ELSE "
+            "require_board_approval_for_new_agents END,"
+            "brand_color=CASE WHEN ? THEN ? ELSE brand_color END,"
+            "pause_reason=CASE WHEN ? THEN ? ELSE pause_reason END,"
+            "updated_at=? WHERE id=?",
+            json_pack("[b,s?,b,s?,b,s?,b,s?,s,b,I,b,b,b,s?,b,s?,s,s]", name != NULL, name,
+                      json_object_get(b, "description") != NULL, description, status != NULL,
+                      status, status != NULL, status, ts, budget_set, (json_int_t)budget,
+                      approval_set, approval, json_object_get(b, "brandColor") != NULL, brand,
+                      json_object_get(b, "pauseReason") != NULL, reason, ts, id),
+            NULL, err);
+    if (rc == 0)
+        rc = pc_activity_log(req->app, &req->actor, id, "company.updated", "company", id,
+                             json_pack("{s:O}", "changedFields", changed), err);
+    if (rc == 0)
+        rc = pc_db_commit(db, err);
+    json_decref(changed);
+    if (rc < 0) {
+        pc_db_rollback(db);
+        return -1;
+    }
+    json_t *c = pc_company_get(req->app, id, err);
+    return c ? pc_resp_json(resp, 200, c) : -1;
+}
+
+static int pc_companies_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    const char *id = pc_param_uuid(req, "companyId", "Company not found", err);
+    if (!id || pc_require_board(req, err) < 0)
+        return -1;
+    int64_t changes = 0;
+    /* Activity rows cascade with the company, so the deletion is logged. */
+    pc_info("company %s deleted by %s", id, req->actor.user_id);
+    if (pc_db_exec_s(req->app->db, "DELETE FROM companies WHERE id=?", json_pack("[s]", id),
+                     &changes, err) < 0)
+        return -1;
+    if (changes == 0)
+        return pc_error_set(err, 404, "Company not found");
+    return pc_resp_json(resp, 200, json_pack("{s:b}", "ok", 1));
+}
+
+const pc_route pc_routes_companies[] = {
+    {"GET", "/api/companies", pc_companies_list, 0},
+    {"POST", "/api/companies", pc_companies_create, 0},
+    {"GET", "/api/companies/:companyId", pc_companies_get, 0},
+    {"PATCH", "/api/companies/:companyId", pc_companies_patch, 0},
+    {"DELETE", "/api/companies/:companyId", pc_companies_delete, 0},
+    {NULL, NULL, NULL, 0},
+};

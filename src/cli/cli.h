@@ -1,0 +1,64 @@
+/*
+ * The CLI: every command except `serve` is a client of the HTTP API.
+ *
+ * main() parses the global options (--api-url, --api-key, --json) into a
+ * pc_cli and dispatches `paperclip <command> ...` to the command's entry
+ * point, which parses its own subcommand and flags, calls pc_cli_call() and
+ * prints either a readable table or, with --json, the raw JSON.
+ *
+ * Exit codes: 0 success, 1 the API answered with an error (its "error" text
+ * is printed on stderr), 2 usage errors, 3 the daemon could not be reached.
+ */
+#ifndef PC_CLI_CLI_H
+#define PC_CLI_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct pc_cli {
+    const char *api_url; /* --api-url, $PAPERCLIP_API_URL, http://127.0.0.1:3100 */
+    const char *api_key; /* --api-key or $PAPERCLIP_API_KEY; sent as Bearer */
+    bool json;           /* --json: print the API's JSON */
+} pc_cli;
+
+typedef int (*pc_cli_cmd_fn)(pc_cli *cli, int argc, char **argv);
+
+typedef struct pc_cli_command {
+    const char *name;
+    pc_cli_cmd_fn fn;
+    const char *summary;
+} pc_cli_command;
+
+/* Performs an API request. body (borrowed) may be NULL. On return *out (new
+ * ref, may be NULL for empty bodies) and *status are set. Returns 0 when a
+ * response arrived (any status), -1 when the daemon was unreachable (message
+ * already printed). */
+int pc_cli_call(pc_cli *cli, const char *method, const char *path, json_t *body, json_t **out,
+                long *status);
+
+/* Convenience: performs the request and, on a 2xx, prints the result (as JSON
+ * with --json, else through print_fn or as pretty JSON), returning the exit
+ * code. On an error status prints "error: <text>" and returns 1. */
+int pc_cli_run(pc_cli *cli, const char *method, const char *path, json_t *body,
+               void (*print_fn)(pc_cli *cli, json_t *result));
+
+/* Prints rows (array of objects) as an aligned table of the given keys;
+ * headers[i] titles keys[i]; both NULL-terminated. Nested values print as
+ * compact JSON; long cells are cut at 60 characters. */
+void pc_cli_table(json_t *rows, const char *const *keys, const char *const *headers);
+/* Prints an object as "key: value" lines. */
+void pc_cli_kv(json_t *obj);
+
+/* Flag parsing helpers: `--name value` or `--name=value`. Returns the value
+ * (pointing into argv) and removes nothing; *i advances past consumed args. */
+const char *pc_cli_flag_value(int argc, char **argv, int *i, const char *name);
+/* URL-encodes s for a path segment or query value; caller frees. */
+char *pc_cli_urlencode(const char *s);
+
+/* Command entry points. */
+int pc_cli_health(pc_cli *cli, int argc, char **argv);
+int pc_cli_company(pc_cli *cli, int argc, char **argv);
+int pc_cli_agent(pc_cli *cli, int argc, char **argv);
+int pc_cli_auth(pc_cli *cli, int argc, char **argv); /* create-board-key works offline */
+
+#endif

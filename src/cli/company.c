@@ -1,0 +1,262 @@
+/* paperclip health | company ... | agent ... | auth ... */
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "cli/cli.h"
+#include "http/auth.h"
+#include "lib/common.h"
+#include "lib/config.h"
+#include "lib/json.h"
+#include "store/db.h"
+
+#include <sodium.h>
+
+static bool pc_cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return true;
+    return false;
+}
+
+static void pc_print_health(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    printf("status: %s\nversion: %s\nmode: %s\n", pc_json_str(r, "status") ?: "?",
+           pc_json_str(r, "version") ?: "?", pc_json_str(r, "deploymentMode") ?: "?");
+}
+
+int pc_cli_health(pc_cli *cli, int argc, char **argv)
+{
+    if (pc_cli_wants_help(argc, argv)) {
+        printf("usage: paperclip health\n\nAsks the daemon at --api-url for GET /api/health.\n");
+        return 0;
+    }
+    return pc_cli_run(cli, "GET", "/api/health", NULL, pc_print_health);
+}
+
+static void pc_print_companies(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    static const char *const keys[] = {"id", "name", "issuePrefix", "status", NULL};
+    static const char *const heads[] = {"ID", "NAME", "PREFIX", "STATUS", NULL};
+    pc_cli_table(r, keys, heads);
+}
+
+static void pc_print_object(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    pc_cli_kv(r);
+}
+
+static const char company_usage[] =
+    "usage: paperclip company list\n"
+    "       paperclip company create NAME [--description TEXT] [--budget CENTS]\n"
+    "       paperclip company get ID\n"
+    "       paperclip company delete ID\n";
+
+int pc_cli_company(pc_cli *cli, int argc, char **argv)
+{
+    if (argc < 2 || pc_cli_wants_help(argc, argv)) {
+        fputs(company_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "list"))
+        return pc_cli_run(cli, "GET", "/api/companies", NULL, pc_print_companies);
+    if (!strcmp(sub, "create")) {
+        json_t *body = json_object();
+        const char *name = NULL, *v;
+        for (int i = 2; i < argc; i++) {
+            if ((v = pc_cli_flag_value(argc, argv, &i, "--description")))
+                json_object_set_new(body, "description", json_string(v));
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--budget")))
+                json_object_set_new(body, "budgetMonthlyCents", json_integer(atoll(v)));
+            else if (argv[i][0] != '-' && !name)
+                name = argv[i];
+            else {
+                fprintf(stderr, "paperclip: unexpected argument '%s'\n%s", argv[i], company_usage);
+                json_decref(body);
+                return 2;
+            }
+        }
+        if (!name) {
+            fputs(company_usage, stderr);
+            json_decref(body);
+            return 2;
+        }
+        json_object_set_new(body, "name", json_string(name));
+        int rc = pc_cli_run(cli, "POST", "/api/companies", body, pc_print_object);
+        json_decref(body);
+        return rc;
+    }
+    if ((!strcmp(sub, "get") || !strcmp(sub, "delete")) && argc == 3) {
+        char *id = pc_cli_urlencode(argv[2]);
+        char *path = pc_xasprintf("/api/companies/%s", id);
+        int rc = pc_cli_run(cli, !strcmp(sub, "get") ? "GET" : "DELETE", path, NULL,
+                            pc_print_object);
+        free(path);
+        free(id);
+        return rc;
+    }
+    fprintf(stderr, "paperclip: bad company command\n%s", company_usage);
+    return 2;
+}
+
+static void pc_print_agents(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    static const char *const keys[] = {"id", "name", "role", "status", "adapterType", NULL};
+    static const char *const heads[] = {"ID", "NAME", "ROLE", "STATUS", "ADAPTER", NULL};
+    pc_cli_table(r, keys, heads);
+}
+
+static const char agent_usage[] =
+    "usage: paperclip agent list COMPANY_ID\n"
+    "       paperclip agent create COMPANY_ID --name NAME [options]\n"
+    "       paperclip agent get AGENT_ID\n"
+    "       paperclip agent update AGENT_ID [options]\n"
+    "       paperclip agent delete AGENT_ID\n"
+    "options: --name NAME --role ROLE --title TITLE --adapter-type TYPE\n"
+    "         --adapter-config JSON --runtime-config JSON --permissions JSON\n"
+    "         --default-environment ID|none --reports-to ID|none --status STATUS\n";
+
+/* Parses agent flags into body; returns -1 (after printing) on bad input. */
+static int pc_agent_flags(int argc, char **argv, int start, json_t *body)
+{
+    static const struct {
+        const char *flag, *key;
+        int kind; /* 0 string, 1 json object, 2 string or none -> null */
+    } map[] = {
+        {"--name", "name", 0},
+        {"--role", "role", 0},
+        {"--title", "title", 0},
+        {"--status", "status", 0},
+        {"--adapter-type", "adapterType", 0},
+        {"--adapter-config", "adapterConfig", 1},
+        {"--runtime-config", "runtimeConfig", 1},
+        {"--permissions", "permissions", 1},
+        {"--default-environment", "defaultEnvironmentId", 2},
+        {"--reports-to", "reportsTo", 2},
+    };
+    for (int i = start; i < argc; i++) {
+        const char *v = NULL;
+        size_t m = 0;
+        for (; m < PC_ARRAY_LEN(map); m++)
+            if ((v = pc_cli_flag_value(argc, argv, &i, map[m].flag)))
+                break;
+        if (!v) {
+            fprintf(stderr, "paperclip: unexpected argument '%s'\n%s", argv[i], agent_usage);
+            return -1;
+        }
+        if (map[m].kind == 1) {
+            json_error_t je;
+            json_t *j = json_loads(v, 0, &je);
+            if (!json_is_object(j)) {
+                fprintf(stderr, "paperclip: %s must be a JSON object (%s)\n", map[m].flag,
+                        j ? "not an object" : je.text);
+                json_decref(j);
+                return -1;
+            }
+            json_object_set_new(body, map[m].key, j);
+        } else if (map[m].kind == 2 && !strcmp(v, "none")) {
+            json_object_set_new(body, map[m].key, json_null());
+        } else {
+            json_object_set_new(body, map[m].key, json_string(v));
+        }
+    }
+    return 0;
+}
+
+int pc_cli_agent(pc_cli *cli, int argc, char **argv)
+{
+    if (argc < 3 || pc_cli_wants_help(argc, argv)) {
+        fputs(agent_usage, argc < 3 && !pc_cli_wants_help(argc, argv) ? stderr : stdout);
+        return pc_cli_wants_help(argc, argv) ? 0 : 2;
+    }
+    const char *sub = argv[1];
+    char *id = pc_cli_urlencode(argv[2]);
+    char *path = NULL;
+    int rc = 2;
+    json_t *body = NULL;
+    if (!strcmp(sub, "list") && argc == 3) {
+        path = pc_xasprintf("/api/companies/%s/agents", id);
+        rc = pc_cli_run(cli, "GET", path, NULL, pc_print_agents);
+    } else if (!strcmp(sub, "create") || !strcmp(sub, "update")) {
+        body = json_object();
+        if (pc_agent_flags(argc, argv, 3, body) == 0) {
+            if (!strcmp(sub, "create")) {
+                path = pc_xasprintf("/api/companies/%s/agents", id);
+                rc = pc_cli_run(cli, "POST", path, body, pc_print_object);
+            } else {
+                path = pc_xasprintf("/api/agents/%s", id);
+                rc = pc_cli_run(cli, "PATCH", path, body, pc_print_object);
+            }
+        }
+    } else if ((!strcmp(sub, "get") || !strcmp(sub, "delete")) && argc == 3) {
+        path = pc_xasprintf("/api/agents/%s", id);
+        rc = pc_cli_run(cli, !strcmp(sub, "get") ? "GET" : "DELETE", path, NULL, pc_print_object);
+    } else {
+        fprintf(stderr, "paperclip: bad agent command\n%s", agent_usage);
+    }
+    json_decref(body);
+    free(path);
+    free(id);
+    return rc;
+}
+
+static const char auth_usage[] =
+    "usage: paperclip auth create-board-key [--name NAME] [--data-dir DIR]\n"
+    "\n"
+    "Creates a board API key (pcb_...) in the data dir's store and prints it once.\n"
+    "Use it as 'Authorization: Bearer KEY' (or --api-key) in authenticated mode.\n";
+
+int pc_cli_auth(pc_cli *cli, int argc, char **argv)
+{
+    (void)cli;
+    if (argc < 2 || pc_cli_wants_help(argc, argv)) {
+        fputs(auth_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "create-board-key") != 0) {
+        fprintf(stderr, "paperclip: unknown auth command '%s'\n%s", argv[1], auth_usage);
+        return 2;
+    }
+    const char *name = "board", *dir = NULL, *v;
+    for (int i = 2; i < argc; i++) {
+        if ((v = pc_cli_flag_value(argc, argv, &i, "--name")))
+            name = v;
+        else if ((v = pc_cli_flag_value(argc, argv, &i, "--data-dir")))
+            dir = v;
+        else {
+            fprintf(stderr, "paperclip: unexpected argument '%s'\n%s", argv[i], auth_usage);
+            return 2;
+        }
+    }
+    char ddir[1024], path[1200];
+    if (dir)
+        snprintf(ddir, sizeof ddir, "%s", dir);
+    else
+        pc_config_default_data_dir(ddir, sizeof ddir);
+    if (sodium_init() < 0)
+        return 1;
+    snprintf(path, sizeof path, "%s/paperclip.db", ddir);
+    pc_error_t err = PC_ERROR_INIT;
+    if (access(ddir, F_OK) != 0) {
+        fprintf(stderr, "paperclip: data dir %s does not exist (start the daemon once first)\n",
+                ddir);
+        return 1;
+    }
+    pc_db *db = pc_db_open_sqlite(path, &err);
+    char token[PC_BOARD_KEY_LEN + 1];
+    if (!db || pc_board_key_create(db, name, token, &err) < 0) {
+        fprintf(stderr, "paperclip: %s\n", err.msg);
+        pc_error_clear(&err);
+        pc_db_close(db);
+        return 1;
+    }
+    pc_db_close(db);
+    printf("%s\n", token);
+    return 0;
+}

@@ -1,0 +1,5 @@
+#include "cli/services.h"
+
+const pc_service pc_services[] = {
+    {NULL, NULL, NULL, NULL},
+};

@@ -1,0 +1,247 @@
+#include "lib/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define PC_DEFAULT_BODY_LIMIT (10u * 1024 * 1024)
+
+void pc_config_default_data_dir(char *out, size_t cap)
+{
+    const char *home = getenv("PAPERCLIP_HOME");
+    if (home && *home) {
+        snprintf(out, cap, "%s", home);
+        return;
+    }
+    const char *h = getenv("HOME");
+    snprintf(out, cap, "%s/.local/share/paperclip", h && *h ? h : "/root");
+}
+
+bool pc_config_is_loopback(const char *bind)
+{
+    return !strcmp(bind, "127.0.0.1") || !strcmp(bind, "localhost") || !strcmp(bind, "::1") ||
+           !strncmp(bind, "127.", 4);
+}
+
+static int pc_parse_port(const char *s, int *out, pc_error_t *err)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 0 || v > 65535)
+        return pc_error_set(err, 400, "invalid port '%s' (expected 0-65535)", s);
+    *out = (int)v;
+    return 0;
+}
+
+static int pc_parse_size(const char *s, size_t *out, pc_error_t *err)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || end == s || v < 1024 || v > (1ull << 32))
+        return pc_error_set(err, 400, "invalid body limit '%s' (expected bytes, 1024..4294967296)",
+                            s);
+    *out = (size_t)v;
+    return 0;
+}
+
+static int pc_parse_auth(const char *s, pc_auth_mode *out, pc_error_t *err)
+{
+    if (!strcmp(s, "local_trusted"))
+        *out = PC_AUTH_LOCAL_TRUSTED;
+    else if (!strcmp(s, "authenticated"))
+        *out = PC_AUTH_AUTHENTICATED;
+    else
+        return pc_error_set(err, 400, "invalid auth mode '%s' (expected local_trusted or authenticated)",
+                            s);
+    return 0;
+}
+
+static void pc_usage(void)
+{
+    printf("usage: paperclip serve [--data-dir DIR] [--bind ADDR] [--port N]\n"
+           "                       [--log-format text|json] [--auth-mode local_trusted|authenticated]\n"
+           "                       [--body-limit BYTES] [--public-url URL] [--allow-insecure-bind]\n"
+           "\n"
+           "Runs the control plane: the REST API under /api, the web UI at /, the\n"
+           "heartbeat scheduler and the environment layer, on an embedded SQLite store.\n"
+           "\n"
+           "  --data-dir DIR      state directory (default $PAPERCLIP_HOME or\n"
+           "                      ~/.local/share/paperclip)\n"
+           "  --bind ADDR         listen address (default 127.0.0.1)\n"
+           "  --port N            listen port (default 3100; 0 picks a free port)\n"
+           "  --log-format FMT    text (default) or json\n"
+           "  --auth-mode MODE    local_trusted (default; loopback only) or authenticated\n"
+           "  --body-limit BYTES  largest accepted request body (default 10485760)\n"
+           "  --public-url URL    base URL agents should use to reach this daemon\n"
+           "  --allow-insecure-bind  permit local_trusted on a non-loopback address\n"
+           "\n"
+           "Flags override PAPERCLIP_* environment variables, which override\n"
+           "<data-dir>/config.json. The bound URL is written to <data-dir>/daemon.json.\n");
+}
+
+int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->bind, sizeof cfg->bind, "127.0.0.1");
+    cfg->port = 3100;
+    cfg->body_limit = PC_DEFAULT_BODY_LIMIT;
+    cfg->auth_mode = PC_AUTH_LOCAL_TRUSTED;
+
+    enum { O_DATA = 1, O_BIND, O_PORT, O_LOG, O_AUTH, O_BODY, O_PUBLIC, O_INSECURE, O_HELP };
+    static const struct option opts[] = {
+        {"data-dir", required_argument, 0, O_DATA}, {"bind", required_argument, 0, O_BIND},
+        {"port", required_argument, 0, O_PORT},     {"log-format", required_argument, 0, O_LOG},
+        {"auth-mode", required_argument, 0, O_AUTH}, {"body-limit", required_argument, 0, O_BODY},
+        {"public-url", required_argument, 0, O_PUBLIC},
+        {"allow-insecure-bind", no_argument, 0, O_INSECURE}, {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0}};
+    const char *f_data = NULL, *f_bind = NULL, *f_port = NULL, *f_log = NULL, *f_auth = NULL,
+               *f_body = NULL, *f_public = NULL;
+    bool f_insecure = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATA: f_data = optarg; break;
+        case O_BIND: f_bind = optarg; break;
+        case O_PORT: f_port = optarg; break;
+        case O_LOG: f_log = optarg; break;
+        case O_AUTH: f_auth = optarg; break;
+        case O_BODY: f_body = optarg; break;
+        case O_PUBLIC: f_public = optarg; break;
+        case O_INSECURE: f_insecure = true; break;
+        case 'h':
+        case O_HELP: pc_usage(); return 1;
+        default:
+            return pc_error_set(err, 400, "unknown or incomplete option '%s' (see paperclip serve --help)",
+                                argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return pc_error_set(err, 400, "unexpected argument '%s'", argv[optind]);
+
+    if (f_data)
+        snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", f_data);
+    else
+        pc_config_default_data_dir(cfg->data_dir, sizeof cfg->data_dir);
+    if (!cfg->data_dir[0])
+        return pc_error_set(err, 400, "data dir must not be empty");
+
+    /* config.json: lowest precedence after defaults. */
+    char path[1200], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/config.json", cfg->data_dir);
+    if (pc_read_file(path, 1 << 20, &text, &len) == 0) {
+        pc_error_t perr = PC_ERROR_INIT;
+        json_t *j = pc_json_parse(text, len, &perr);
+        free(text);
+        if (!j || !json_is_object(j)) {
+            json_decref(j);
+            pc_error_clear(&perr);
+            return pc_error_set(err, 400, "cannot parse %s: expected a JSON object", path);
+        }
+        const char *s;
+        json_t *v;
+        if ((s = pc_json_str(j, "bind")))
+            snprintf(cfg->bind, sizeof cfg->bind, "%s", s);
+        if ((v = json_object_get(j, "port"))) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) {
+                json_decref(j);
+                return pc_error_set(err, 400, "%s: port must be an integer 0-65535", path);
+            }
+            cfg->port = (int)json_integer_value(v);
+        }
+        if ((s = pc_json_str(j, "logFormat")))
+            cfg->log_json = pc_log_parse_format(s) == 1;
+        if ((s = pc_json_str(j, "authMode")) && pc_parse_auth(s, &cfg->auth_mode, err) < 0) {
+            json_decref(j);
+            return -1;
+        }
+        if ((v = json_object_get(j, "bodyLimitBytes")) && json_is_integer(v))
+            cfg->body_limit = (size_t)json_integer_value(v);
+        if ((s = pc_json_str(j, "publicUrl")))
+            snprintf(cfg->public_url, sizeof cfg->public_url, "%s", s);
+        if ((s = pc_json_str(j, "apiUrl")))
+            snprintf(cfg->api_url, sizeof cfg->api_url, "%s", s);
+        if ((v = json_object_get(j, "allowedHostnames"))) {
+            if (json_is_string(v)) {
+                snprintf(cfg->allowed_hostnames, sizeof cfg->allowed_hostnames, "%s",
+                         json_string_value(v));
+            } else if (json_is_array(v)) {
+                size_t i, off = 0;
+                json_t *h;
+                json_array_foreach(v, i, h) {
+                    if (json_is_string(h) && off < sizeof cfg->allowed_hostnames)
+                        off += (size_t)snprintf(cfg->allowed_hostnames + off,
+                                                sizeof cfg->allowed_hostnames - off, "%s%s",
+                                                off ? "," : "", json_string_value(h));
+                }
+            }
+        }
+        cfg->allow_insecure_bind = pc_json_bool(j, "allowInsecureBind", false);
+        json_decref(j);
+    } else if (errno != ENOENT) {
+        return pc_error_errno(err, errno, "cannot read %s", path);
+    }
+
+    /* Environment. */
+    const char *e;
+    if ((e = getenv("PAPERCLIP_BIND")) && *e)
+        snprintf(cfg->bind, sizeof cfg->bind, "%s", e);
+    if ((e = getenv("PAPERCLIP_PORT")) && *e && pc_parse_port(e, &cfg->port, err) < 0)
+        return -1;
+    if ((e = getenv("PAPERCLIP_LOG_FORMAT")) && *e) {
+        int f = pc_log_parse_format(e);
+        if (f < 0)
+            return pc_error_set(err, 400, "invalid PAPERCLIP_LOG_FORMAT '%s'", e);
+        cfg->log_json = f;
+    }
+    if ((e = getenv("PAPERCLIP_AUTH_MODE")) && *e && pc_parse_auth(e, &cfg->auth_mode, err) < 0)
+        return -1;
+    if ((e = getenv("PAPERCLIP_BODY_LIMIT")) && *e && pc_parse_size(e, &cfg->body_limit, err) < 0)
+        return -1;
+    if ((e = getenv("PAPERCLIP_PUBLIC_URL")) && *e)
+        snprintf(cfg->public_url, sizeof cfg->public_url, "%s", e);
+    if ((e = getenv("PAPERCLIP_API_URL")) && *e)
+        snprintf(cfg->api_url, sizeof cfg->api_url, "%s", e);
+    if ((e = getenv("PAPERCLIP_ALLOWED_HOSTNAMES")) && *e)
+        snprintf(cfg->allowed_hostnames, sizeof cfg->allowed_hostnames, "%s", e);
+
+    /* Flags. */
+    if (f_bind)
+        snprintf(cfg->bind, sizeof cfg->bind, "%s", f_bind);
+    if (f_port && pc_parse_port(f_port, &cfg->port, err) < 0)
+        return -1;
+    if (f_log) {
+        int f = pc_log_parse_format(f_log);
+        if (f < 0)
+            return pc_error_set(err, 400, "invalid --log-format '%s' (expected text or json)", f_log);
+        cfg->log_json = f;
+    }
+    if (f_auth && pc_parse_auth(f_auth, &cfg->auth_mode, err) < 0)
+        return -1;
+    if (f_body && pc_parse_size(f_body, &cfg->body_limit, err) < 0)
+        return -1;
+    if (f_public)
+        snprintf(cfg->public_url, sizeof cfg->public_url, "%s", f_public);
+    if (f_insecure)
+        cfg->allow_insecure_bind = true;
+
+    if (cfg->auth_mode == PC_AUTH_LOCAL_TRUSTED && !pc_config_is_loopback(cfg->bind) &&
+        !cfg->allow_insecure_bind)
+        return pc_error_set(err, 400,
+                            "refusing local_trusted mode on non-loopback address %s: anyone who "
+                            "can reach it would act as the board (use --auth-mode authenticated, "
+                            "or --allow-insecure-bind to force)",
+                            cfg->bind);
+    return 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * Daemon configuration: flags > environment > <data-dir>/config.json >
+ * defaults. The data dir itself comes from --data-dir, $PAPERCLIP_HOME, or
+ * ~/.local/share/paperclip (it must be known before config.json is read).
+ *
+ * Environment: PAPERCLIP_HOME, PAPERCLIP_BIND, PAPERCLIP_PORT,
+ * PAPERCLIP_LOG_FORMAT, PAPERCLIP_AUTH_MODE (local_trusted|authenticated),
+ * PAPERCLIP_BODY_LIMIT (bytes), PAPERCLIP_PUBLIC_URL, PAPERCLIP_API_URL,
+ * PAPERCLIP_ALLOWED_HOSTNAMES.
+ * config.json keys: bind, port, logFormat, authMode, bodyLimitBytes,
+ * publicUrl, apiUrl, allowedHostnames (array or comma string),
+ * allowInsecureBind.
+ */
+#ifndef PC_LIB_CONFIG_H
+#define PC_LIB_CONFIG_H
+
+#include "app.h"
+#include "lib/error.h"
+
+/* Parses `serve` arguments (argv[0] is "serve") into cfg. Returns 0, 1 when
+ * --help was printed, or -1 with err (status 400 = usage). */
+int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err);
+/* Default data dir into out. */
+void pc_config_default_data_dir(char *out, size_t cap);
+bool pc_config_is_loopback(const char *bind);
+
+#endif
