@@ -48,6 +48,9 @@ HARNESS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
 
 EMBED_FILES := $(sort $(wildcard ui/*) $(wildcard src/store/migrations/*.sql))
 
+# Objects of test programs are not intermediates to delete after linking.
+.SECONDARY:
+
 .PHONY: all deps run test asan bench install clean check-build tests
 .DEFAULT_GOAL := all
 
@@ -57,9 +60,10 @@ deps:
 	@sh deps/install.sh
 
 # ./paperclip is a copy of the variant just built, so tests and plugin
-# packages always find the binaries at fixed paths.
+# packages always find the binaries at fixed paths. Copy then rename: writing
+# over the file in place would crash a daemon that is running from it.
 paperclip: $(BUILD)/paperclip
-	@cp -f $< $@
+	@cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/paperclip: $(BUILD)/src/main.o $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -101,7 +105,7 @@ $(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_rule,$(d))))
 
 paperclip: $(BUILD)/variant.stamp
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(HARNESS) $(CORE_LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(HARNESS) $(CORE_LIB) $(SDK_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS) $(CORE_LIB)

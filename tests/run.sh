@@ -8,8 +8,9 @@
 set -u
 BUILD=${BUILD:-build/release}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-LOGDIR="$ROOT/$BUILD/test-logs"
-rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
+# Each run gets its own log dir, so concurrent runs never clobber each other.
+mkdir -p "$ROOT/$BUILD/test-logs"
+LOGDIR=$(mktemp -d "$ROOT/$BUILD/test-logs/run-XXXXXX")
 TIMEOUT=${PC_TEST_TIMEOUT:-300}
 JOBS=${PC_TEST_JOBS:-3}
 export PC_ROOT="$ROOT" PC_BUILD="$ROOT/$BUILD"
@@ -56,5 +57,6 @@ while read -r t; do
         tail -n 20 "$log.stderr" | sed 's/^/    stderr: /'
     fi
 done < "$list"
+echo "logs: $LOGDIR"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -234,9 +234,9 @@ static int pc_agents_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
     /* Activity details name the agent and adapter, never adapterConfig (it
      * may carry credentials in env). */
-    pc_activity_log(req->app, &req->actor, cid, "agent.created", "agent", id,
-                    json_pack("{s:s,s:s,s:s}", "name", name, "role", role, "adapterType", adapter),
-                    err);
+    _cleanup_json_ json_t *details =
+        json_pack("{s:s,s:s,s:s}", "name", name, "role", role, "adapterType", adapter);
+    pc_activity_log(req->app, &req->actor, cid, "agent.created", "agent", id, details, err);
     pc_error_clear(err);
     json_t *a = pc_agent_get(req->app, id, err);
     return a ? pc_resp_json(resp, 201, a) : -1;
@@ -346,8 +346,8 @@ static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     const char *k;
     json_t *v;
     json_object_foreach(b, k, v) json_array_append_new(changed, json_string(k));
-    pc_activity_log(req->app, &req->actor, cid, "agent.updated", "agent", id,
-                    json_pack("{s:o}", "changedFields", changed), err);
+    _cleanup_json_ json_t *details = json_pack("{s:o}", "changedFields", changed);
+    pc_activity_log(req->app, &req->actor, cid, "agent.updated", "agent", id, details, err);
     pc_error_clear(err);
     json_t *out = pc_agent_get(req->app, id, err);
     json_decref(a);
@@ -364,10 +364,10 @@ static int pc_agents_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
     int rc = pc_db_exec_s(req->app->db, "DELETE FROM agents WHERE id=?",
                           json_pack("[s]", pc_json_str(a, "id")), NULL, err);
+    _cleanup_json_ json_t *details = json_pack("{s:O}", "name", json_object_get(a, "name"));
     if (rc == 0)
         pc_activity_log(req->app, &req->actor, pc_json_str(a, "companyId"), "agent.deleted", "agent",
-                        pc_json_str(a, "id"), json_pack("{s:O}", "name", json_object_get(a, "name")),
-                        err);
+                        pc_json_str(a, "id"), details, err);
     pc_error_clear(err);
     json_decref(a);
     return rc < 0 ? -1 : pc_resp_json(resp, 200, json_pack("{s:b}", "ok", 1));

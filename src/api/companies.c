@@ -125,6 +125,7 @@ static int pc_companies_create(pc_req *req, pc_resp *resp, pc_error_t *err)
             break;
         json_decref(taken);
     }
+    _cleanup_json_ json_t *created = json_pack("{s:s,s:s}", "name", name, "issuePrefix", prefix);
     if (pc_db_exec_s(db,
                      "INSERT INTO companies(id,name,description,issue_prefix,budget_monthly_cents,"
                      "require_board_approval_for_new_agents,brand_color,created_at,updated_at) "
@@ -132,8 +133,8 @@ static int pc_companies_create(pc_req *req, pc_resp *resp, pc_error_t *err)
                      json_pack("[s,s,s?,s,I,b,s?,s,s]", id, name, description, prefix,
                                (json_int_t)budget, approval, brand, ts, ts),
                      NULL, err) < 0 ||
-        pc_activity_log(req->app, &req->actor, id, "company.created", "company", id,
-                        json_pack("{s:s,s:s}", "name", name, "issuePrefix", prefix), err) < 0 ||
+        pc_activity_log(req->app, &req->actor, id, "company.created", "company", id, created,
+                        err) < 0 ||
         pc_db_commit(db, err) < 0) {
         pc_db_rollback(db);
         return -1;
@@ -209,9 +210,10 @@ static int pc_companies_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
                       approval_set, approval, json_object_get(b, "brandColor") != NULL, brand,
                       json_object_get(b, "pauseReason") != NULL, reason, ts, id),
             NULL, err);
+    _cleanup_json_ json_t *details = json_pack("{s:O}", "changedFields", changed);
     if (rc == 0)
-        rc = pc_activity_log(req->app, &req->actor, id, "company.updated", "company", id,
-                             json_pack("{s:O}", "changedFields", changed), err);
+        rc = pc_activity_log(req->app, &req->actor, id, "company.updated", "company", id, details,
+                             err);
     if (rc == 0)
         rc = pc_db_commit(db, err);
     json_decref(changed);

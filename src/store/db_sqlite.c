@@ -28,9 +28,22 @@ struct pc_db {
     int nconns;
 };
 
+/* Prepared statements are cached per connection, keyed by their SQL text:
+ * handlers run the same few statements over and over, and preparing one
+ * costs more than running it. */
+#define PC_DB_STMT_CACHE 64
+
+typedef struct pc_db_stmt {
+    char *sql;
+    sqlite3_stmt *st;
+    bool busy;
+} pc_db_stmt;
+
 typedef struct pc_db_tls {
     pc_db *db;
     sqlite3 *conn;
+    pc_db_stmt cache[PC_DB_STMT_CACHE];
+    unsigned next_evict;
 } pc_db_tls;
 
 static int pc_db_sqlite_err(pc_error_t *err, sqlite3 *conn, const char *what)
@@ -56,6 +69,10 @@ static void pc_db_tls_free(void *p)
         }
     }
     pthread_mutex_unlock(&db->lock);
+    for (int i = 0; i < PC_DB_STMT_CACHE; i++) {
+        sqlite3_finalize(t->cache[i].st);
+        free(t->cache[i].sql);
+    }
     sqlite3_close_v2(t->conn);
     free(t);
 }
@@ -85,11 +102,19 @@ static sqlite3 *pc_db_open_conn(const char *path, pc_error_t *err)
     return conn;
 }
 
+static pc_db_tls *pc_db_tls_get(pc_db *db, pc_error_t *err);
+
 static sqlite3 *pc_db_conn(pc_db *db, pc_error_t *err)
+{
+    pc_db_tls *t = pc_db_tls_get(db, err);
+    return t ? t->conn : NULL;
+}
+
+static pc_db_tls *pc_db_tls_get(pc_db *db, pc_error_t *err)
 {
     pc_db_tls *t = pthread_getspecific(db->key);
     if (t)
-        return t->conn;
+        return t;
     sqlite3 *conn = pc_db_open_conn(db->path, err);
     if (!conn)
         return NULL;
@@ -106,7 +131,53 @@ static sqlite3 *pc_db_conn(pc_db *db, pc_error_t *err)
     t->db = db;
     t->conn = conn;
     pthread_setspecific(db->key, t);
-    return conn;
+    return t;
+}
+
+/* Returns a cached (or newly prepared) statement; *cached tells the caller
+ * whether to reset it (cached) or finalize it (not cacheable: in use by an
+ * outer query on this thread). */
+static sqlite3_stmt *pc_db_prepare(pc_db_tls *t, const char *sql, pc_db_stmt **slot)
+{
+    *slot = NULL;
+    for (int i = 0; i < PC_DB_STMT_CACHE; i++) {
+        pc_db_stmt *c = &t->cache[i];
+        if (c->sql && !c->busy && !strcmp(c->sql, sql)) {
+            c->busy = true;
+            *slot = c;
+            return c->st;
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(t->conn, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    /* Transaction control and one-off statements are not worth a slot. */
+    if (!strncmp(sql, "BEGIN", 5) || !strncmp(sql, "COMMIT", 6) || !strncmp(sql, "ROLLBACK", 8))
+        return st;
+    for (int n = 0; n < PC_DB_STMT_CACHE; n++) {
+        pc_db_stmt *c = &t->cache[t->next_evict++ % PC_DB_STMT_CACHE];
+        if (c->busy)
+            continue;
+        sqlite3_finalize(c->st);
+        free(c->sql);
+        c->sql = pc_xstrdup(sql);
+        c->st = st;
+        c->busy = true;
+        *slot = c;
+        return st;
+    }
+    return st;
+}
+
+static void pc_db_unprepare(sqlite3_stmt *st, pc_db_stmt *slot)
+{
+    if (slot) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        slot->busy = false;
+    } else {
+        sqlite3_finalize(st);
+    }
 }
 
 static int pc_db_bind(sqlite3 *conn, sqlite3_stmt *st, json_t *params, pc_error_t *err)
@@ -144,14 +215,16 @@ static int pc_db_bind(sqlite3 *conn, sqlite3_stmt *st, json_t *params, pc_error_
 static int pc_db_run(pc_db *db, const char *sql, json_t *params, json_t **rows, int64_t *changes,
                      pc_error_t *err)
 {
-    sqlite3 *conn = pc_db_conn(db, err);
-    if (!conn)
+    pc_db_tls *t = pc_db_tls_get(db, err);
+    if (!t)
         return -1;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK)
+    sqlite3 *conn = t->conn;
+    pc_db_stmt *slot = NULL;
+    sqlite3_stmt *st = pc_db_prepare(t, sql, &slot);
+    if (!st)
         return pc_db_sqlite_err(err, conn, "cannot prepare statement");
     if (pc_db_bind(conn, st, params, err) < 0) {
-        sqlite3_finalize(st);
+        pc_db_unprepare(st, slot);
         return -1;
     }
     json_t *out = rows ? json_array() : NULL;
@@ -183,13 +256,13 @@ static int pc_db_run(pc_db *db, const char *sql, json_t *params, json_t **rows, 
     }
     if (rc != SQLITE_DONE) {
         pc_db_sqlite_err(err, conn, "statement failed");
-        sqlite3_finalize(st);
+        pc_db_unprepare(st, slot);
         json_decref(out);
         return -1;
     }
     if (changes)
         *changes = sqlite3_changes(conn);
-    sqlite3_finalize(st);
+    pc_db_unprepare(st, slot);
     if (rows)
         *rows = out;
     return 0;
@@ -324,8 +397,20 @@ static int pc_db_migrate(pc_db *db, pc_error_t *err)
     return 0;
 }
 
+/* Connections are never shared between threads, so SQLite's own mutexes and
+ * its global memory statistics (one process-wide lock per allocation) buy
+ * nothing and cost most of a read request's time under load. */
+static void pc_db_sqlite_global_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+}
+
 pc_db *pc_db_open_sqlite(const char *path, pc_error_t *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, pc_db_sqlite_global_init);
     pc_db *db = pc_xcalloc(1, sizeof *db);
     db->path = pc_xstrdup(path);
     pthread_mutex_init(&db->lock, NULL);
