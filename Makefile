@@ -69,11 +69,11 @@ $(BUILD)/paperclip: $(BUILD)/src/main.o $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(CORE_LIB): $(CORE_OBJS)
-	@rm -f $@
+	@mkdir -p $(dir $@) && rm -f $@
 	ar rcs $@ $^
 
 $(SDK_LIB): $(SDK_OBJS)
-	@rm -f $@
+	@mkdir -p $(dir $@) && rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/%.o: %.c
