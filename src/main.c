@@ -14,6 +14,7 @@ static const pc_cli_command commands[] = {
     {"company", pc_cli_company, "list, create, get and delete companies"},
     {"agent", pc_cli_agent, "list, create, get, update and delete agents"},
     {"auth", pc_cli_auth, "create board API keys"},
+    {"plugin", pc_cli_plugin, "install, list, inspect, enable/disable, uninstall and check plugins"},
     {NULL, NULL, NULL},
 };
 

@@ -60,5 +60,6 @@ int pc_cli_health(pc_cli *cli, int argc, char **argv);
 int pc_cli_company(pc_cli *cli, int argc, char **argv);
 int pc_cli_agent(pc_cli *cli, int argc, char **argv);
 int pc_cli_auth(pc_cli *cli, int argc, char **argv); /* create-board-key works offline */
+int pc_cli_plugin(pc_cli *cli, int argc, char **argv); /* `plugin check` works offline */
 
 #endif

@@ -80,6 +80,7 @@ extern const pc_route pc_routes_health[];
 extern const pc_route pc_routes_companies[];
 extern const pc_route pc_routes_agents[];
 extern const pc_route pc_routes_activity[];
+extern const pc_route pc_routes_plugins[];
 
 /* Path parameter or query value (NULL if absent). */
 const char *pc_req_param(const pc_req *req, const char *name);

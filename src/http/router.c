@@ -15,6 +15,7 @@ static const pc_route *const *pc_route_tables(void)
         pc_routes_companies,
         pc_routes_agents,
         pc_routes_activity,
+        pc_routes_plugins,
         NULL,
     };
     return tables;

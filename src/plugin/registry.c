@@ -1,0 +1,209 @@
+#include "plugin/registry.h"
+
+#include <string.h>
+
+#include "lib/common.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "store/db.h"
+
+json_t *pc_plugin_row_get(pc_db *db, const char *id_or_key, pc_error_t *err)
+{
+    if (!id_or_key || !*id_or_key) {
+        pc_error_set(err, 404, "Plugin not found");
+        return NULL;
+    }
+    pc_error_t e = PC_ERROR_INIT;
+    json_t *row = pc_db_query_one_s(db, "SELECT * FROM plugins WHERE id = ? OR plugin_key = ?",
+                                    json_pack("[s,s]", id_or_key, id_or_key), &e);
+    if (!row) {
+        if (pc_error_is_set(&e))
+            pc_error_move(err, &e);
+        else
+            pc_error_set(err, 404, "Plugin not found");
+    }
+    return row;
+}
+
+json_t *pc_plugin_rows(pc_db *db, pc_error_t *err)
+{
+    json_t *rows = NULL;
+    if (pc_db_query_s(db, "SELECT * FROM plugins ORDER BY install_order, installed_at", json_array(),
+                      &rows, err) < 0)
+        return NULL;
+    return rows;
+}
+
+json_t *pc_plugin_row_insert(pc_db *db, const pc_plugin_package *pkg, json_t *config, json_t *env,
+                             pc_error_t *err)
+{
+    const char *key = pc_json_str(pkg->manifest, "id");
+    char id[PC_UUID_LEN + 1], now[PC_ISO_LEN + 1];
+    /* v4: upstream clients recognise plugin ids with a v1-5 uuid pattern. */
+    pc_uuid_v4(id);
+    pc_iso_now(now);
+    if (pc_db_begin(db, err) < 0)
+        return NULL;
+    json_t *dup = pc_db_query_one_s(db, "SELECT id FROM plugins WHERE plugin_key = ?",
+                                    json_pack("[s]", key), err);
+    if (dup) {
+        json_decref(dup);
+        pc_db_rollback(db);
+        pc_error_set(err, 409, "Plugin already installed: %s", key);
+        return NULL;
+    }
+    if (pc_error_is_set(err)) {
+        pc_db_rollback(db);
+        return NULL;
+    }
+    json_t *order = pc_db_query_one_s(db, "SELECT COALESCE(MAX(install_order),0)+1 AS n FROM plugins",
+                                      json_array(), err);
+    int64_t n = pc_json_int(order, "n", 1);
+    json_decref(order);
+    int rc = pc_db_exec_s(
+        db,
+        "INSERT INTO plugins (id, plugin_key, package_name, version, api_version, categories, "
+        "manifest_json, status, enabled, install_order, package_path, worker_path, worker_is_js, "
+        "config, env, installed_at, updated_at) VALUES (?,?,?,?,?,?,?,'installed',1,?,?,?,?,?,?,?,?)",
+        json_pack("[s,s,s,s,i,O,O,I,s,s,b,o,o,s,s]", id, key, pkg->package_name,
+                  pc_json_str(pkg->manifest, "version"), 1,
+                  json_object_get(pkg->manifest, "categories"), pkg->manifest, (json_int_t)n,
+                  pkg->dir, pkg->worker_path, pkg->worker_is_js,
+                  config ? json_incref(config) : json_object(),
+                  env ? json_incref(env) : json_object(), now, now),
+        NULL, err);
+    if (rc < 0 || pc_db_commit(db, err) < 0) {
+        pc_db_rollback(db);
+        return NULL;
+    }
+    return pc_plugin_row_get(db, id, err);
+}
+
+int pc_plugin_row_update_status(pc_db *db, const char *id, int enabled, const char *status,
+                                const char *last_error, pc_error_t *err)
+{
+    char now[PC_ISO_LEN + 1];
+    pc_iso_now(now);
+    return pc_db_exec_s(db,
+                        "UPDATE plugins SET enabled = CASE WHEN ? < 0 THEN enabled ELSE ? END, "
+                        "status = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                        json_pack("[i,i,s,s?,s,s]", enabled, enabled, status, last_error, now, id),
+                        NULL, err);
+}
+
+int pc_plugin_row_delete(pc_db *db, const char *id, pc_error_t *err)
+{
+    return pc_db_exec_s(db, "DELETE FROM plugins WHERE id = ?", json_pack("[s]", id), NULL, err);
+}
+
+int pc_plugin_row_start(pc_plugin_host *host, json_t *row, int64_t wait_ms, pc_error_t *err)
+{
+    _cleanup_json_ json_t *manifest = pc_json_from_text(pc_json_str(row, "manifest_json"));
+    _cleanup_json_ json_t *config = pc_json_from_text(pc_json_str(row, "config"));
+    _cleanup_json_ json_t *env = pc_json_from_text(pc_json_str(row, "env"));
+    if (!json_is_object(manifest))
+        return pc_error_set(err, 500, "plugin %s has an unreadable stored manifest",
+                            pc_json_str(row, "plugin_key"));
+    pc_plugin_spec s = {
+        .plugin_key = pc_json_str(row, "plugin_key"),
+        .plugin_id = pc_json_str(row, "id"),
+        .package_dir = pc_json_str(row, "package_path"),
+        .worker_path = pc_json_str(row, "worker_path"),
+        .worker_is_js = pc_json_int(row, "worker_is_js", 0) != 0,
+        .manifest = manifest,
+        .config = json_is_object(config) ? config : NULL,
+        .env = json_is_object(env) ? env : NULL,
+    };
+    return pc_plugin_host_add(host, &s, wait_ms, err);
+}
+
+static const char *upstream_status(json_t *row, json_t *live)
+{
+    if (!pc_json_int(row, "enabled", 1))
+        return "disabled";
+    const char *state = live ? pc_json_str(live, "state") : NULL;
+    if (!state)
+        return pc_json_str(row, "status") && !strcmp(pc_json_str(row, "status"), "error")
+                   ? "error"
+                   : "installed";
+    if (!strcmp(state, "running"))
+        return "ready";
+    if (!strcmp(state, "error"))
+        return "error";
+    return "installed";
+}
+
+json_t *pc_plugin_record(json_t *row, pc_plugin_host *host)
+{
+    const char *key = pc_json_str(row, "plugin_key");
+    json_t *live = NULL;
+    if (host && key) {
+        pc_error_t e = PC_ERROR_INIT;
+        live = pc_plugin_host_status(host, key, &e);
+        pc_error_clear(&e);
+    }
+    json_t *rec = json_object();
+    json_object_set(rec, "id", json_object_get(row, "id"));
+    json_object_set(rec, "pluginKey", json_object_get(row, "plugin_key"));
+    json_object_set(rec, "packageName", json_object_get(row, "package_name"));
+    json_object_set(rec, "version", json_object_get(row, "version"));
+    json_object_set(rec, "apiVersion", json_object_get(row, "api_version"));
+    json_object_set_new(rec, "categories", pc_json_from_text(pc_json_str(row, "categories")));
+    json_object_set_new(rec, "manifestJson", pc_json_from_text(pc_json_str(row, "manifest_json")));
+    json_object_set_new(rec, "status", json_string(upstream_status(row, live)));
+    json_object_set(rec, "installOrder", json_object_get(row, "install_order"));
+    json_object_set(rec, "packagePath", json_object_get(row, "package_path"));
+    const char *le = live ? pc_json_str(live, "lastError") : NULL;
+    if (!le)
+        le = pc_json_str(row, "last_error");
+    json_object_set_new(rec, "lastError", le ? json_string(le) : json_null());
+    json_object_set(rec, "installedAt", json_object_get(row, "installed_at"));
+    json_object_set(rec, "updatedAt", json_object_get(row, "updated_at"));
+    json_object_set_new(rec, "enabled", json_boolean(pc_json_int(row, "enabled", 1) != 0));
+    json_t *worker = json_pack("{s:s,s:O,s:O,s:O}", "state",
+                               live ? pc_json_str(live, "state") : "stopped", "pid",
+                               live ? json_object_get(live, "pid") : json_null(), "restartCount",
+                               live ? json_object_get(live, "restartCount") : json_integer(0),
+                               "supportedMethods",
+                               live ? json_object_get(live, "supportedMethods") : json_array());
+    json_object_set_new(rec, "worker", worker);
+    json_decref(live);
+    return rec;
+}
+
+int pc_plugin_host_start(pc_app *app, pc_error_t *err)
+{
+    pc_plugin_host_opts o = {.instance_id = app->instance_id, .host_version = PC_VERSION};
+    pc_plugin_host *h = pc_plugin_host_new(app->loop, &o, err);
+    if (!h)
+        return -1;
+    app->plugins = h;
+    json_t *rows = pc_plugin_rows(app->db, err);
+    if (!rows)
+        return -1;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        if (!pc_json_int(row, "enabled", 1))
+            continue;
+        pc_error_t e = PC_ERROR_INIT;
+        /* Start without waiting: one slow plugin must not delay the others
+         * or the HTTP server; calls made meanwhile wait for initialize. */
+        if (pc_plugin_row_start(h, row, 0, &e) < 0)
+            pc_warn("cannot start plugin %s: %s", pc_json_str(row, "plugin_key"), e.msg);
+        pc_error_clear(&e);
+    }
+    json_decref(rows);
+    return 0;
+}
+
+void pc_plugin_host_stop(pc_app *app)
+{
+    if (!app->plugins)
+        return;
+    pc_plugin_host *h = app->plugins;
+    app->plugins = NULL;
+    pc_plugin_host_free(h);
+}
