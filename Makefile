@@ -45,11 +45,13 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 INT_SRCS  := $(wildcard tests/integration/*.c)
 INT_BINS  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INT_SRCS))
 HARNESS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 EMBED_FILES := $(sort $(wildcard ui/*) $(wildcard src/store/migrations/*.sql))
 
-# Objects of test programs are not intermediates to delete after linking.
-.SECONDARY:
+# Objects of test programs are intermediates of a pattern rule; keep them.
+.PRECIOUS: $(BUILD)/%.o
 
 .PHONY: all deps run test asan bench install clean check-build tests
 .DEFAULT_GOAL := all
@@ -111,6 +113,10 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(HARNESS) $(CORE_LIB) $(SDK_LIB)
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Benchmark programs (bench/*.c) link like the integration tests.
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(HARNESS) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 tests: all $(UNIT_BINS) $(INT_BINS)
 
 run: deps
@@ -128,7 +134,7 @@ asan: deps
 	@$(MAKE) --no-print-directory all
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@sh bench/run.sh
 
 install: all
