@@ -9,10 +9,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureSdk } from "./lib/sdk.mjs";
 
 const ROOT = process.env.PC_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = path.join(ROOT, "paperclip");
-const SDK = "@paperclipai/plugin-sdk@2026.916.1";
 const CACHE = path.join(ROOT, "build", "npm-cache");
 let n = 0;
 let failed = 0;
@@ -23,16 +23,11 @@ const ok = (cond, name, diag) => {
   if (!cond && diag) console.log(String(diag).split("\n").map((l) => `# ${l}`).join("\n"));
 };
 
-// 1. The SDK from npm (cached between runs).
-const sdkDir = path.join(CACHE, "node_modules", "@paperclipai", "plugin-sdk");
-if (!fs.existsSync(path.join(sdkDir, "package.json"))) {
-  fs.mkdirSync(CACHE, { recursive: true });
-  const r = spawnSync("npm", ["install", "--prefix", CACHE, "--no-audit", "--no-fund", "--no-save", SDK],
-    { encoding: "utf8", timeout: 240000 });
-  if (r.status !== 0) {
-    console.log(`1..0 # SKIP npm is unreachable, cannot install ${SDK}: ${(r.stderr || "").split("\n")[0]}`);
-    process.exit(0);
-  }
+// 1. The SDK from npm (cached between runs, shared with the other JS tests).
+const sdk = await ensureSdk(ROOT);
+if (!sdk.ok) {
+  console.log(`1..0 # SKIP npm is unreachable: ${sdk.reason}`);
+  process.exit(0);
 }
 
 // 2. The plugin package next to the SDK: ES module imports resolve through
