@@ -12,8 +12,11 @@
 static const pc_cli_command commands[] = {
     {"health", pc_cli_health, "show the daemon's health"},
     {"company", pc_cli_company, "list, create, get and delete companies"},
-    {"agent", pc_cli_agent, "list, create, get, update and delete agents"},
+    {"agent", pc_cli_agent_main, "list, create, get, update, delete and wake agents"},
     {"auth", pc_cli_auth, "create board API keys"},
+    {"env", pc_cli_env, "manage environments (local, ssh, sandbox) and their leases"},
+    {"issue", pc_cli_issue, "list, create, get, update and comment on issues"},
+    {"run", pc_cli_run_cmd, "list, get, cancel and read the log of heartbeat runs"},
     {"plugin", pc_cli_plugin, "install, list, inspect, enable/disable, uninstall and check plugins"},
     {NULL, NULL, NULL},
 };

@@ -81,6 +81,11 @@ extern const pc_route pc_routes_companies[];
 extern const pc_route pc_routes_agents[];
 extern const pc_route pc_routes_activity[];
 extern const pc_route pc_routes_plugins[];
+extern const pc_route pc_routes_environments[];
+extern const pc_route pc_routes_agent_keys[];
+extern const pc_route pc_routes_issues[];
+extern const pc_route pc_routes_runs[];
+extern const pc_route pc_routes_agent_runtime[]; /* before agents: /api/agents/me */
 
 /* Path parameter or query value (NULL if absent). */
 const char *pc_req_param(const pc_req *req, const char *name);

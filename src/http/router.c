@@ -13,9 +13,14 @@ static const pc_route *const *pc_route_tables(void)
     static const pc_route *const tables[] = {
         pc_routes_health,
         pc_routes_companies,
+        pc_routes_agent_runtime, /* before agents so "me" is not an agent id */
         pc_routes_agents,
         pc_routes_activity,
         pc_routes_plugins,
+        pc_routes_environments,
+        pc_routes_agent_keys,
+        pc_routes_issues,
+        pc_routes_runs,
         NULL,
     };
     return tables;

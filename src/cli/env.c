@@ -1,0 +1,295 @@
+/*
+ * paperclip env ...: environments and their leases, through the HTTP API.
+ * SSH private keys and known_hosts are read from files given on the command
+ * line and sent once in the request body; the daemon stores the key as an
+ * encrypted company secret and never returns it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "lib/common.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static const char env_usage[] =
+    "usage: paperclip env list COMPANY [--status S] [--driver D]\n"
+    "       paperclip env capabilities COMPANY\n"
+    "       paperclip env create COMPANY --name NAME [--driver local|ssh|sandbox|plugin]\n"
+    "                 [--description TEXT] [CONFIG FLAGS]\n"
+    "       paperclip env get ID\n"
+    "       paperclip env update ID [--name NAME] [--driver D] [--status active|archived]\n"
+    "                 [--description TEXT] [CONFIG FLAGS]\n"
+    "       paperclip env delete ID\n"
+    "       paperclip env probe ID\n"
+    "       paperclip env probe-config COMPANY [--driver D] [CONFIG FLAGS]\n"
+    "       paperclip env leases ID [--status active|released|expired|failed]\n"
+    "       paperclip env lease LEASE_ID\n"
+    "\n"
+    "config flags (merged into the environment's config):\n"
+    "  --config JSON                 a config object (other flags override its keys)\n"
+    "  --host H --user U --port P    SSH target\n"
+    "  --remote-path PATH            absolute remote workspace path\n"
+    "  --private-key-file FILE       SSH private key (stored as an encrypted secret)\n"
+    "  --known-hosts-file FILE       known_hosts lines for the host\n"
+    "  --no-strict-host-key-checking accept any host key (not recommended)\n"
+    "  --provider KEY                sandbox provider (a plugin's driverKey)\n"
+    "  --reuse-lease                 keep one sandbox per environment across runs\n"
+    "  --timeout-ms MS               sandbox command timeout\n"
+    "\n"
+    "Tables by default; --json (before 'env') prints the API's JSON.\n";
+
+static void print_envs(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    static const char *const keys[] = {"id", "name", "driver", "status", "updatedAt", NULL};
+    static const char *const heads[] = {"ID", "NAME", "DRIVER", "STATUS", "UPDATED", NULL};
+    pc_cli_table(r, keys, heads);
+}
+
+static void print_leases(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    static const char *const keys[] = {"id",          "status",     "leasePolicy", "provider",
+                                       "heartbeatRunId", "acquiredAt", "cleanupStatus", NULL};
+    static const char *const heads[] = {"ID",  "STATUS",   "POLICY",  "PROVIDER",
+                                        "RUN", "ACQUIRED", "CLEANUP", NULL};
+    pc_cli_table(r, keys, heads);
+}
+
+static void print_obj(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    pc_cli_kv(r);
+}
+
+static void print_probe(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    printf("%s: %s\n", json_is_true(json_object_get(r, "ok")) ? "ok" : "FAILED",
+           pc_json_str(r, "summary") ? pc_json_str(r, "summary") : "");
+}
+
+static void print_caps(pc_cli *cli, json_t *r)
+{
+    (void)cli;
+    const char *k;
+    json_t *v;
+    printf("drivers:\n");
+    json_object_foreach(json_object_get(r, "drivers"), k, v)
+        printf("  %-10s %s\n", k, json_string_value(v) ? json_string_value(v) : "");
+    printf("sandbox providers:\n");
+    json_object_foreach(json_object_get(r, "sandboxProviders"), k, v)
+        printf("  %-20s %-12s %s\n", k, pc_json_str(v, "status") ? pc_json_str(v, "status") : "",
+               pc_json_str(v, "displayName") ? pc_json_str(v, "displayName") : "");
+}
+
+static char *read_text_file(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (pc_read_file(path, 1024 * 1024, &text, &len) < 0) {
+        fprintf(stderr, "paperclip: cannot read %s\n", path);
+        return NULL;
+    }
+    return text;
+}
+
+/* Parses body and config flags from argv[start..]; positional arguments go
+ * to *pos (at most one). Returns 0, or 2 on a usage error. */
+static int parse_flags(int argc, char **argv, int start, json_t *body, const char **pos)
+{
+    json_t *cfg = NULL;
+    const char *v;
+    for (int i = start; i < argc; i++) {
+        if ((v = pc_cli_flag_value(argc, argv, &i, "--name")))
+            json_object_set_new(body, "name", json_string(v));
+        else if ((v = pc_cli_flag_value(argc, argv, &i, "--description")))
+            json_object_set_new(body, "description", json_string(v));
+        else if ((v = pc_cli_flag_value(argc, argv, &i, "--driver")))
+            json_object_set_new(body, "driver", json_string(v));
+        else if ((v = pc_cli_flag_value(argc, argv, &i, "--status")))
+            json_object_set_new(body, "status", json_string(v));
+        else if ((v = pc_cli_flag_value(argc, argv, &i, "--config"))) {
+            json_error_t je;
+            json_t *c = json_loads(v, 0, &je);
+            if (!json_is_object(c)) {
+                fprintf(stderr, "paperclip: --config must be a JSON object (%s)\n", je.text);
+                json_decref(c);
+                json_decref(cfg);
+                return 2;
+            }
+            if (!cfg)
+                cfg = json_object();
+            json_object_update(cfg, c);
+            json_decref(c);
+        } else {
+            const char *key = NULL;
+            json_t *val = NULL;
+            if ((v = pc_cli_flag_value(argc, argv, &i, "--host")))
+                key = "host", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--user")))
+                key = "username", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--port")))
+                key = "port", val = json_integer(atoll(v));
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--remote-path")))
+                key = "remoteWorkspacePath", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--provider")))
+                key = "provider", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--timeout-ms")))
+                key = "timeoutMs", val = json_integer(atoll(v));
+            else if (!strcmp(argv[i], "--reuse-lease"))
+                key = "reuseLease", val = json_true();
+            else if (!strcmp(argv[i], "--no-strict-host-key-checking"))
+                key = "strictHostKeyChecking", val = json_false();
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--private-key-file")) ||
+                     (key = "knownHosts", v = pc_cli_flag_value(argc, argv, &i, "--known-hosts-file"))) {
+                /* key is still NULL when the first flag matched. */
+                key = key ? key : "privateKey";
+                char *text = read_text_file(v);
+                if (!text) {
+                    json_decref(cfg);
+                    return 2;
+                }
+                val = json_string(text);
+                memset(text, 0, strlen(text));
+                free(text);
+            } else if (argv[i][0] != '-' && pos && !*pos) {
+                *pos = argv[i];
+                continue;
+            } else {
+                fprintf(stderr, "paperclip: unexpected argument '%s'\n", argv[i]);
+                json_decref(cfg);
+                return 2;
+            }
+            if (!cfg)
+                cfg = json_object();
+            json_object_set_new(cfg, key, val);
+        }
+    }
+    if (cfg)
+        json_object_set_new(body, "config", cfg);
+    return 0;
+}
+
+static int need(int argc, int n)
+{
+    if (argc < n) {
+        fputs(env_usage, stderr);
+        return 0;
+    }
+    return 1;
+}
+
+int pc_cli_env(pc_cli *cli, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(env_usage, stdout);
+            return 0;
+        }
+    if (argc < 2) {
+        fputs(env_usage, stderr);
+        return 2;
+    }
+    const char *sub = argv[1];
+    char path[1024];
+    int rc;
+    if (!strcmp(sub, "list")) {
+        if (!need(argc, 3))
+            return 2;
+        const char *status = NULL, *driver = NULL, *v;
+        for (int i = 3; i < argc; i++) {
+            if ((v = pc_cli_flag_value(argc, argv, &i, "--status")))
+                status = v;
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--driver")))
+                driver = v;
+            else {
+                fprintf(stderr, "paperclip: unexpected argument '%s'\n", argv[i]);
+                return 2;
+            }
+        }
+        char *c = pc_cli_urlencode(argv[2]);
+        char *s = pc_cli_urlencode(status ? status : ""), *dr = pc_cli_urlencode(driver ? driver : "");
+        snprintf(path, sizeof path, "/api/companies/%s/environments%s%s%s%s%s", c,
+                 status || driver ? "?" : "", status ? "status=" : "", status ? s : "",
+                 status && driver ? "&" : "", driver ? "driver=" : "");
+        if (driver)
+            strncat(path, dr, sizeof path - strlen(path) - 1);
+        free(c), free(s), free(dr);
+        return pc_cli_run(cli, "GET", path, NULL, print_envs);
+    }
+    if (!strcmp(sub, "capabilities")) {
+        if (!need(argc, 3))
+            return 2;
+        char *c = pc_cli_urlencode(argv[2]);
+        snprintf(path, sizeof path, "/api/companies/%s/environments/capabilities", c);
+        free(c);
+        return pc_cli_run(cli, "GET", path, NULL, print_caps);
+    }
+    if (!strcmp(sub, "create") || !strcmp(sub, "probe-config") || !strcmp(sub, "update")) {
+        if (!need(argc, 3))
+            return 2;
+        json_t *body = json_object();
+        if (parse_flags(argc, argv, 3, body, NULL) != 0) {
+            json_decref(body);
+            return 2;
+        }
+        char *c = pc_cli_urlencode(argv[2]);
+        const char *method = "POST";
+        void (*printer)(pc_cli *, json_t *) = print_obj;
+        if (!strcmp(sub, "create")) {
+            snprintf(path, sizeof path, "/api/companies/%s/environments", c);
+        } else if (!strcmp(sub, "probe-config")) {
+            snprintf(path, sizeof path, "/api/companies/%s/environments/probe-config", c);
+            printer = print_probe;
+        } else {
+            snprintf(path, sizeof path, "/api/environments/%s", c);
+            method = "PATCH";
+        }
+        free(c);
+        rc = pc_cli_run(cli, method, path, body, printer);
+        json_decref(body);
+        return rc;
+    }
+    if (!strcmp(sub, "get") || !strcmp(sub, "delete") || !strcmp(sub, "probe") ||
+        !strcmp(sub, "leases") || !strcmp(sub, "lease")) {
+        if (!need(argc, 3))
+            return 2;
+        char *id = pc_cli_urlencode(argv[2]);
+        const char *status = NULL, *v;
+        for (int i = 3; i < argc; i++) {
+            if (!strcmp(sub, "leases") && (v = pc_cli_flag_value(argc, argv, &i, "--status")))
+                status = v;
+            else {
+                fprintf(stderr, "paperclip: unexpected argument '%s'\n", argv[i]);
+                free(id);
+                return 2;
+            }
+        }
+        if (!strcmp(sub, "get"))
+            snprintf(path, sizeof path, "/api/environments/%s", id), rc = pc_cli_run(cli, "GET", path, NULL, print_obj);
+        else if (!strcmp(sub, "delete"))
+            snprintf(path, sizeof path, "/api/environments/%s", id), rc = pc_cli_run(cli, "DELETE", path, NULL, print_obj);
+        else if (!strcmp(sub, "probe")) {
+            json_t *b = json_object();
+            snprintf(path, sizeof path, "/api/environments/%s/probe", id);
+            rc = pc_cli_run(cli, "POST", path, b, print_probe);
+            json_decref(b);
+        } else if (!strcmp(sub, "leases")) {
+            char *s = pc_cli_urlencode(status ? status : "");
+            snprintf(path, sizeof path, "/api/environments/%s/leases%s%s", id,
+                     status ? "?status=" : "", s);
+            free(s);
+            rc = pc_cli_run(cli, "GET", path, NULL, print_leases);
+        } else {
+            snprintf(path, sizeof path, "/api/environment-leases/%s", id);
+            rc = pc_cli_run(cli, "GET", path, NULL, print_obj);
+        }
+        free(id);
+        return rc;
+    }
+    fprintf(stderr, "paperclip: unknown env command '%s'\n%s", sub, env_usage);
+    return 2;
+}

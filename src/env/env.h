@@ -1,0 +1,107 @@
+/*
+ * The environment layer as the rest of the daemon sees it: choosing the
+ * environment for a run and driving a lease through its lifecycle.
+ *
+ *   env   = pc_env_resolve_for_run(app, company, issue_env, agent_env, code, err)
+ *   lease = pc_lease_acquire(app, env, &req, err)        lease row written first
+ *   pc_lease_realize(lease, local_path, cwd, sizeof cwd, err)
+ *   pc_lease_execute(lease, &exec, &res, err)           any number of times
+ *   pc_lease_release(lease, run_status, err)            always; frees lease
+ *
+ * All calls block the calling thread (a run's own thread or an HTTP thread);
+ * the work itself happens on the runtime loop or in the provider plugin.
+ * pc_lease_cancel() may be called from any other thread while an execute is
+ * in flight: it stops the local process group, the ssh client (and with it
+ * the remote command), or the provider execution, and execute returns with
+ * res->cancelled set.
+ *
+ * Failures carry upstream's run error codes in `code` where the caller needs
+ * them: environment_not_found, environment_inactive, lease_acquire_failed,
+ * workspace_realization_failed, execution_failed.
+ */
+#ifndef PC_ENV_ENV_H
+#define PC_ENV_ENV_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "lib/buf.h"
+#include "lib/error.h"
+
+#define PC_ENV_CODE_LEN 64
+
+/* Returns the environment API object (new ref) chosen for a run: the issue's
+ * environment when set, else the agent's default, else the company's Local
+ * environment (created on first use). NULL with code + err on failure. */
+json_t *pc_env_resolve_for_run(pc_app *app, const char *company_id, const char *issue_env_id,
+                               const char *agent_env_id, char code[PC_ENV_CODE_LEN],
+                               pc_error_t *err);
+
+typedef struct pc_lease pc_lease;
+
+typedef struct pc_lease_request {
+    const char *run_id;       /* heartbeat run id (required) */
+    const char *agent_id;
+    const char *issue_id;     /* may be NULL */
+    const char *execution_workspace_id; /* may be NULL */
+} pc_lease_request;
+
+pc_lease *pc_lease_acquire(pc_app *app, json_t *env, const pc_lease_request *req,
+                           pc_error_t *err);
+/* Realizes the workspace; cwd receives the directory commands run in (on the
+ * target: host path, remote path, or sandbox path). */
+int pc_lease_realize(pc_lease *lease, const char *local_path, char *cwd, size_t cwd_cap,
+                     pc_error_t *err);
+
+/* Output callback: called as output arrives, possibly on another thread, never
+ * concurrently for one execute. stream is "stdout" or "stderr". */
+typedef void (*pc_output_fn)(void *ud, const char *stream, const char *chunk, size_t len);
+
+typedef struct pc_exec_request {
+    const char *command;
+    const char *const *args;  /* NULL-terminated, may be NULL */
+    const char *cwd;          /* NULL: the realized cwd */
+    json_t *env;              /* object of string values: the ONLY environment */
+    const char *stdin_data;   /* NULL: stdin is empty (EOF at once) */
+    int64_t timeout_ms;       /* <= 0: none */
+    int64_t grace_ms;         /* SIGTERM -> SIGKILL grace (default 20000) */
+    size_t output_cap;        /* per stream captured in the result (default 4 MiB) */
+    pc_output_fn on_output;
+    void *ud;
+} pc_exec_request;
+
+typedef struct pc_exec_result {
+    bool has_exit_code;
+    int exit_code;
+    char signal[16];          /* "SIGKILL" or "" */
+    bool timed_out;
+    bool cancelled;
+    pc_buf out;               /* captured stdout (bounded by output_cap; .truncated) */
+    pc_buf err;               /* captured stderr */
+} pc_exec_result;
+
+int pc_lease_execute(pc_lease *lease, const pc_exec_request *req, pc_exec_result *res,
+                     pc_error_t *err);
+void pc_exec_result_free(pc_exec_result *res);
+void pc_lease_cancel(pc_lease *lease);
+
+/* Releases with upstream's status mapping (cancelled -> expired,
+ * failed|timed_out -> failed, else released) and frees the handle. */
+int pc_lease_release(pc_lease *lease, const char *run_status, pc_error_t *err);
+
+/* Destroys the reusable sandbox leases kept active between runs, scoped to
+ * an environment and/or an issue (at least one must be given; both NULL is
+ * a no-op), e.g. when the issue closes. Rows end as released (cleanup
+ * success) or failed (cleanup failed). Returns how many were destroyed. */
+int pc_env_destroy_reusable_leases(pc_app *app, const char *company_id, const char *env_id,
+                                   const char *issue_id, const char *reason, pc_error_t *err);
+
+const char *pc_lease_id(const pc_lease *lease);
+const char *pc_lease_driver(const pc_lease *lease);
+/* The API URL runs in this lease should use, when the environment sets one
+ * (config.apiUrl / a provider bridge); NULL otherwise. */
+const char *pc_lease_api_url(const pc_lease *lease);
+
+#endif

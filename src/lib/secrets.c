@@ -1,0 +1,190 @@
+#include "lib/secrets.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/common.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static pthread_mutex_t secrets_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char master_key[crypto_secretbox_KEYBYTES];
+static bool master_loaded;
+
+bool pc_secrets_ready(void) { return master_loaded; }
+
+int pc_secrets_init(const char *data_dir, pc_error_t *err)
+{
+    pthread_mutex_lock(&secrets_mu);
+    if (master_loaded) {
+        pthread_mutex_unlock(&secrets_mu);
+        return 0;
+    }
+    if (sodium_init() < 0) {
+        pthread_mutex_unlock(&secrets_mu);
+        return pc_error_set(err, 500, "cannot initialise libsodium");
+    }
+    char dir[1200], path[1300];
+    snprintf(dir, sizeof dir, "%s/secrets", data_dir);
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    int rc = 0;
+    if (pc_mkdir_p(dir, 0700) < 0) {
+        rc = pc_error_errno(err, errno, "cannot create %s", dir);
+        goto out;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    if (pc_read_file(path, 64, &data, &len) == 0) {
+        if (len != sizeof master_key) {
+            sodium_memzero(data, len);
+            free(data);
+            rc = pc_error_set(err, 500, "master key %s has %zu bytes, expected %zu", path, len,
+                              sizeof master_key);
+            goto out;
+        }
+        memcpy(master_key, data, len);
+        sodium_memzero(data, len);
+        free(data);
+        /* Tighten a key file someone loosened; secrets must not be readable
+         * by other users of the machine. */
+        chmod(path, 0600);
+    } else if (errno == ENOENT) {
+        randombytes_buf(master_key, sizeof master_key);
+        if (pc_write_file_atomic(path, master_key, sizeof master_key, 0600) < 0) {
+            rc = pc_error_errno(err, errno, "cannot write %s", path);
+            sodium_memzero(master_key, sizeof master_key);
+            goto out;
+        }
+    } else {
+        rc = pc_error_errno(err, errno, "cannot read %s", path);
+        goto out;
+    }
+    master_loaded = true;
+out:
+    pthread_mutex_unlock(&secrets_mu);
+    return rc;
+}
+
+/* Per-row key: BLAKE2b(master; "paperclip-secret\0" id "\0" company). */
+static void pc_secret_row_key(const char *id, const char *company_id,
+                              unsigned char key[crypto_secretbox_KEYBYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, master_key, sizeof master_key, crypto_secretbox_KEYBYTES);
+    crypto_generichash_update(&st, (const unsigned char *)"paperclip-secret", 17);
+    crypto_generichash_update(&st, (const unsigned char *)id, strlen(id) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)company_id, strlen(company_id));
+    crypto_generichash_final(&st, key, crypto_secretbox_KEYBYTES);
+}
+
+static char *pc_b64(const unsigned char *p, size_t n)
+{
+    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+    char *s = pc_xmalloc(cap);
+    sodium_bin2base64(s, cap, p, n, sodium_base64_VARIANT_ORIGINAL);
+    return s;
+}
+
+int pc_secret_create(pc_db *db, const char *company_id, const char *name,
+                     const char *description, const char *value,
+                     char id_out[PC_SECRET_ID_LEN + 1], pc_error_t *err)
+{
+    if (!master_loaded)
+        return pc_error_set(err, 500, "secrets are not initialised");
+    size_t vlen = strlen(value);
+    if (vlen > 1024 * 1024)
+        return pc_error_set(err, 422, "Secret value is too large");
+    char id[PC_UUID_LEN + 1], ts[PC_ISO_LEN + 1];
+    pc_uuid_v4(id);
+    pc_iso_now(ts);
+    unsigned char key[crypto_secretbox_KEYBYTES], nonce[crypto_secretbox_NONCEBYTES];
+    pc_secret_row_key(id, company_id, key);
+    randombytes_buf(nonce, sizeof nonce);
+    size_t clen = vlen + crypto_secretbox_MACBYTES;
+    unsigned char *cipher = pc_xmalloc(clen);
+    crypto_secretbox_easy(cipher, (const unsigned char *)value, vlen, nonce, key);
+    sodium_memzero(key, sizeof key);
+    char *nonce64 = pc_b64(nonce, sizeof nonce), *cipher64 = pc_b64(cipher, clen);
+    free(cipher);
+    int rc = pc_db_exec_s(db,
+                          "INSERT INTO company_secrets(id,company_id,name,provider,description,"
+                          "latest_version,nonce,ciphertext,created_at,updated_at) "
+                          "VALUES(?,?,?,'local_encrypted',?,1,?,?,?,?)",
+                          json_pack("[s,s,s,s?,s,s,s,s]", id, company_id, name, description,
+                                    nonce64, cipher64, ts, ts),
+                          NULL, err);
+    free(nonce64);
+    free(cipher64);
+    if (rc < 0)
+        return -1;
+    memcpy(id_out, id, PC_UUID_LEN + 1);
+    return 0;
+}
+
+char *pc_secret_resolve(pc_db *db, const char *company_id, const char *secret_id,
+                        pc_error_t *err)
+{
+    if (!master_loaded) {
+        pc_error_set(err, 500, "secrets are not initialised");
+        return NULL;
+    }
+    json_t *row = pc_db_query_one_s(
+        db, "SELECT nonce, ciphertext FROM company_secrets WHERE id=? AND company_id=?",
+        json_pack("[s,s]", secret_id, company_id), err);
+    if (!row) {
+        if (!pc_error_is_set(err))
+            pc_error_set(err, 404, "Secret not found");
+        return NULL;
+    }
+    const char *n64 = pc_json_str(row, "nonce"), *c64 = pc_json_str(row, "ciphertext");
+    unsigned char nonce[crypto_secretbox_NONCEBYTES];
+    size_t nlen = 0, clen = 0;
+    size_t ccap = c64 ? strlen(c64) : 0;
+    unsigned char *cipher = pc_xmalloc(ccap + 1);
+    char *plain = NULL;
+    if (!n64 || !c64 ||
+        sodium_base642bin(nonce, sizeof nonce, n64, strlen(n64), NULL, &nlen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        nlen != sizeof nonce ||
+        sodium_base642bin(cipher, ccap, c64, ccap, NULL, &clen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        clen < crypto_secretbox_MACBYTES) {
+        pc_error_set(err, 500, "secret %s is corrupt", secret_id);
+        goto out;
+    }
+    unsigned char key[crypto_secretbox_KEYBYTES];
+    pc_secret_row_key(secret_id, company_id, key);
+    size_t plen = clen - crypto_secretbox_MACBYTES;
+    plain = pc_xmalloc(plen + 1);
+    if (crypto_secretbox_open_easy((unsigned char *)plain, cipher, clen, nonce, key) != 0) {
+        sodium_memzero(key, sizeof key);
+        free(plain);
+        plain = NULL;
+        pc_error_set(err, 500, "cannot decrypt secret %s (wrong master key?)", secret_id);
+        goto out;
+    }
+    sodium_memzero(key, sizeof key);
+    plain[plen] = '\0';
+out:
+    free(cipher);
+    json_decref(row);
+    return plain;
+}
+
+int pc_secret_delete(pc_db *db, const char *company_id, const char *secret_id, pc_error_t *err)
+{
+    return pc_db_exec_s(db, "DELETE FROM company_secrets WHERE id=? AND company_id=?",
+                        json_pack("[s,s]", secret_id, company_id), NULL, err);
+}
+
+void pc_secret_free(char *value)
+{
+    if (!value)
+        return;
+    sodium_memzero(value, strlen(value));
+    free(value);
+}

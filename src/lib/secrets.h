@@ -1,0 +1,45 @@
+/*
+ * Company secrets at rest: values sealed with libsodium secretbox
+ * (XSalsa20-Poly1305) under one instance master key.
+ *
+ * The master key lives in <data-dir>/secrets/master.key (32 random bytes,
+ * mode 0600, directory 0700) and is created on the first start. Losing it
+ * makes every stored secret unreadable; that is the point of keeping it out
+ * of the database file.
+ *
+ * Plaintext values exist only in memory between pc_secret_resolve() and
+ * pc_secret_free(), which wipes them. No function here logs a value.
+ * Rows live in the company_secrets table; each value is sealed under a
+ * per-row key derived from the master key, the secret id and the company id
+ * (BLAKE2b), so a ciphertext copied onto another row does not open.
+ */
+#ifndef PC_LIB_SECRETS_H
+#define PC_LIB_SECRETS_H
+
+#include <stdbool.h>
+
+#include "lib/error.h"
+#include "store/db.h"
+
+#define PC_SECRET_ID_LEN 36
+
+/* Loads (or creates) the master key under data_dir. Idempotent per process;
+ * must run before any other call. */
+int pc_secrets_init(const char *data_dir, pc_error_t *err);
+bool pc_secrets_ready(void);
+
+/* Stores value as a new secret of company_id; id_out receives its uuid. */
+int pc_secret_create(pc_db *db, const char *company_id, const char *name,
+                     const char *description, const char *value,
+                     char id_out[PC_SECRET_ID_LEN + 1], pc_error_t *err);
+/* Returns the plaintext (malloc'd; release with pc_secret_free) of a secret
+ * that belongs to company_id; NULL with 404 "Secret not found" otherwise, or
+ * 500 when the value does not open under the master key. */
+char *pc_secret_resolve(pc_db *db, const char *company_id, const char *secret_id,
+                        pc_error_t *err);
+/* Deletes a secret; a missing one is not an error. */
+int pc_secret_delete(pc_db *db, const char *company_id, const char *secret_id, pc_error_t *err);
+/* Wipes and frees a resolved value (NULL is fine). */
+void pc_secret_free(char *value);
+
+#endif

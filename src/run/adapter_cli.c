@@ -1,0 +1,130 @@
+/*
+ * Parsing the local CLI adapters' JSON event streams (see internal.h).
+ * Unknown or malformed lines are ignored: the stream is also the run log, and
+ * an agent's output must never fail its run here.
+ */
+#include <string.h>
+
+#include "lib/common.h"
+#include "lib/json.h"
+#include "run/internal.h"
+
+#define LINE_MAX_BYTES (1024 * 1024)
+#define SUMMARY_MAX 4096
+
+void pc_adapter_stream_init(pc_adapter_stream *s, pc_adapter_cli_kind kind)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->line = pc_xmalloc(LINE_MAX_BYTES + 1);
+}
+
+void pc_adapter_stream_free(pc_adapter_stream *s)
+{
+    free(s->line);
+    free(s->summary);
+    json_decref(s->usage);
+    memset(s, 0, sizeof *s);
+}
+
+bool pc_adapter_session_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return false;
+    }
+    return true;
+}
+
+static void set_session(pc_adapter_stream *s, const char *id)
+{
+    if (pc_adapter_session_id_valid(id))
+        snprintf(s->session, sizeof s->session, "%s", id);
+}
+
+static void set_summary(pc_adapter_stream *s, const char *text)
+{
+    if (!text)
+        return;
+    free(s->summary);
+    s->summary = strndup(text, SUMMARY_MAX);
+}
+
+static void set_usage(pc_adapter_stream *s, json_t *u, const char *cached_key)
+{
+    if (!json_is_object(u))
+        return;
+    json_decref(s->usage);
+    s->usage = json_pack("{s:I,s:I,s:I}", "inputTokens",
+                         (json_int_t)pc_json_int(u, "input_tokens", 0), "cachedInputTokens",
+                         (json_int_t)pc_json_int(u, cached_key, 0), "outputTokens",
+                         (json_int_t)pc_json_int(u, "output_tokens", 0));
+}
+
+static void handle_line(pc_adapter_stream *s, const char *line, size_t n)
+{
+    if (n == 0 || line[0] != '{')
+        return;
+    pc_error_t err = PC_ERROR_INIT;
+    json_t *ev = pc_json_parse(line, n, &err);
+    pc_error_clear(&err);
+    if (!json_is_object(ev)) {
+        json_decref(ev);
+        return;
+    }
+    const char *type = pc_json_str(ev, "type");
+    if (!type) {
+        json_decref(ev);
+        return;
+    }
+    if (s->kind == PC_ADAPTER_CLAUDE) {
+        if (!strcmp(type, "system") || !strcmp(type, "result"))
+            set_session(s, pc_json_str(ev, "session_id"));
+        if (!strcmp(type, "result")) {
+            set_usage(s, json_object_get(ev, "usage"), "cache_read_input_tokens");
+            json_t *cost = json_object_get(ev, "total_cost_usd");
+            if (json_is_number(cost)) {
+                s->cost_usd = json_number_value(cost);
+                s->has_cost = true;
+            }
+            s->is_error = pc_json_bool(ev, "is_error", false);
+            set_summary(s, pc_json_str(ev, "result"));
+        }
+    } else {
+        if (!strcmp(type, "thread.started"))
+            set_session(s, pc_json_str(ev, "thread_id"));
+        else if (!strcmp(type, "turn.completed"))
+            set_usage(s, json_object_get(ev, "usage"), "cached_input_tokens");
+        else if (!strcmp(type, "item.completed")) {
+            json_t *item = json_object_get(ev, "item");
+            const char *it = pc_json_str(item, "type");
+            if (it && !strcmp(it, "agent_message"))
+                set_summary(s, pc_json_str(item, "text"));
+        }
+    }
+    json_decref(ev);
+}
+
+void pc_adapter_stream_feed(pc_adapter_stream *s, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n') {
+            if (!s->skipping)
+                handle_line(s, s->line, s->len);
+            s->len = 0;
+            s->skipping = false;
+        } else if (s->skipping) {
+            continue;
+        } else if (s->len < LINE_MAX_BYTES) {
+            s->line[s->len++] = p[i];
+        } else {
+            s->skipping = true;
+            s->len = 0;
+        }
+    }
+}

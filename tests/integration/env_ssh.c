@@ -1,0 +1,337 @@
+/*
+ * The SSH driver against a real sshd that this test starts on a loopback
+ * port, with generated ed25519 host and user keys: probe ok; wrong key ->
+ * ok:false; unknown host key under strict checking -> ok:false; no
+ * checking -> ok; commands run remotely with only the given environment,
+ * stdin, exit codes and the realized remote cwd; the private key never
+ * reaches the daemon log and no key file outlives its command.
+ *
+ * Skips (as a whole) when sshd or ssh-keygen is missing.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "env_common.h"
+
+static const char *const hook_env[] = {"PAPERCLIP_ENABLE_TEST_HOOKS=1", NULL};
+static char *cid, *tmp;
+static pid_t sshd_pid;
+static int sshd_port;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int run(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(s, (struct sockaddr *)&a, &len) < 0) {
+        close(s);
+        return -1;
+    }
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static bool port_open(int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+    close(s);
+    return ok;
+}
+
+static int start_sshd(void)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "ssh-keygen -q -t ed25519 -N '' -f %s/host_key && "
+             "ssh-keygen -q -t ed25519 -N '' -f %s/user_key && "
+             "ssh-keygen -q -t ed25519 -N '' -f %s/wrong_key && "
+             "cp %s/user_key.pub %s/authorized_keys && mkdir -p /run/sshd",
+             tmp, tmp, tmp, tmp, tmp);
+    if (run(cmd) != 0)
+        return -1;
+    sshd_port = free_port();
+    char conf[700];
+    snprintf(conf, sizeof conf, "%s/sshd_config", tmp);
+    FILE *f = fopen(conf, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "Port %d\nListenAddress 127.0.0.1\nHostKey %s/host_key\n"
+            "AuthorizedKeysFile %s/authorized_keys\nStrictModes no\nPidFile %s/sshd.pid\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nPubkeyAuthentication yes\n"
+            "LogLevel ERROR\n",
+            sshd_port, tmp, tmp, tmp);
+    fclose(f);
+    sshd_pid = fork();
+    if (sshd_pid == 0) {
+        char log[700];
+        snprintf(log, sizeof log, "%s/sshd.log", tmp);
+        freopen(log, "w", stderr);
+        execl("/usr/sbin/sshd", "/usr/sbin/sshd", "-D", "-e", "-f", conf, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        if (port_open(sshd_port))
+            return 0;
+        sleep_ms(25);
+    }
+    return -1;
+}
+
+/* JSON string literal of a file's content (escaped). */
+static char *json_file(const char *path)
+{
+    char *s = slurp(path);
+    json_t *j = json_string(s);
+    char *out = json_dumps(j, JSON_ENCODE_ANY);
+    json_decref(j);
+    free(s);
+    return out;
+}
+
+static char *known_hosts_json(void)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/host_key.pub", tmp);
+    char *pub = slurp(path);
+    char line[2048];
+    snprintf(line, sizeof line, "[127.0.0.1]:%d %s", sshd_port, pub);
+    free(pub);
+    json_t *j = json_string(line);
+    char *out = json_dumps(j, JSON_ENCODE_ANY);
+    json_decref(j);
+    return out;
+}
+
+static char *ssh_config(const char *key_file, bool with_known, bool strict)
+{
+    char kpath[700];
+    snprintf(kpath, sizeof kpath, "%s/%s", tmp, key_file);
+    char *key = json_file(kpath);
+    char *kh = with_known ? known_hosts_json() : strdup("null");
+    char *cfg = NULL;
+    if (asprintf(&cfg,
+                 "{\"host\":\"127.0.0.1\",\"port\":%d,\"username\":\"root\","
+                 "\"remoteWorkspacePath\":\"%s/remote work\",\"privateKey\":%s,"
+                 "\"knownHosts\":%s,\"strictHostKeyChecking\":%s}",
+                 sshd_port, tmp, key, kh, strict ? "true" : "false") < 0)
+        cfg = NULL;
+    free(key);
+    free(kh);
+    return cfg;
+}
+
+static char *create_env(const char *name, char *cfg)
+{
+    char *body = NULL;
+    if (asprintf(&body, "{\"name\":\"%s\",\"driver\":\"ssh\",\"config\":%s}", name, cfg) < 0)
+        return strdup("");
+    pc_http_res r = req("POST", body, "/api/companies/%s/environments", cid);
+    if (r.status != 201)
+        tap_diag("create %s: %ld %s", name, r.status, r.body);
+    char *id = res_dup(&r, "id");
+    pc_http_res_free(&r);
+    free(body);
+    free(cfg);
+    return id;
+}
+
+static json_t *probe(const char *id)
+{
+    pc_http_res r = req("POST", "{}", "/api/environments/%s/probe", id);
+    json_t *j = r.json ? json_incref(r.json) : json_object();
+    if (!json_is_true(json_object_get(j, "ok")))
+        tap_diag("probe: %s", r.body);
+    pc_http_res_free(&r);
+    return j;
+}
+
+static json_t *exec(const char *lid, const char *body)
+{
+    pc_http_res r = req("POST", body, "/api/environment-leases/%s/test-execute", lid);
+    if (r.status != 200)
+        tap_diag("execute: %ld %s", r.status, r.body);
+    json_t *j = r.json ? json_incref(r.json) : json_object();
+    pc_http_res_free(&r);
+    return j;
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(dp);
+    return n;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (access("/usr/sbin/sshd", X_OK) != 0 || run("command -v ssh-keygen >/dev/null") != 0 ||
+        run("command -v ssh >/dev/null") != 0) {
+        tap_skip("sshd/ssh/ssh-keygen not installed", "ssh driver tests");
+        return tap_done();
+    }
+    tmp = pc_test_tmpdir("ssh");
+    if (start_sshd() < 0) {
+        ok(0, "sshd starts on a loopback port");
+        char p[700];
+        snprintf(p, sizeof p, "%s/sshd.log", tmp);
+        char *l = slurp(p);
+        tap_diag("%s", l);
+        free(l);
+        return tap_done();
+    }
+    pc_daemon_opts o = {.env = hook_env};
+    if (pc_daemon_start(&d, &o) < 0) {
+        ok(0, "daemon starts");
+        return tap_done();
+    }
+    cid = make_company("SSH Co");
+
+    char *good = create_env("Good", ssh_config("user_key", true, true));
+    json_t *p = probe(good);
+    ok(json_is_true(json_object_get(p, "ok")), "probe: ok with the right key and known host");
+    is_str(json_string_value(json_object_get(p, "driver")), "ssh", "probe: driver ssh");
+    json_decref(p);
+    char remote[700];
+    snprintf(remote, sizeof remote, "%s/remote work", tmp);
+    struct stat sb;
+    ok(stat(remote, &sb) == 0 && S_ISDIR(sb.st_mode), "probe: remote workspace created");
+
+    char *wrong = create_env("Wrong key", ssh_config("wrong_key", true, true));
+    p = probe(wrong);
+    ok(json_is_false(json_object_get(p, "ok")), "probe: wrong key -> ok:false");
+    ok(strstr(json_string_value(json_object_get(p, "summary")) ?: "", "ermission denied") != NULL,
+       "probe: wrong key reason names the failure");
+    json_decref(p);
+
+    char *unknown = create_env("Unknown host", ssh_config("user_key", false, true));
+    p = probe(unknown);
+    ok(json_is_false(json_object_get(p, "ok")), "probe: unknown host with strict checking -> ok:false");
+    ok(strstr(json_string_value(json_object_get(p, "summary")) ?: "", "ost key") != NULL,
+       "probe: reason names the host key");
+    json_decref(p);
+
+    char *lax = create_env("No checking", ssh_config("user_key", false, false));
+    p = probe(lax);
+    ok(json_is_true(json_object_get(p, "ok")), "probe: strictHostKeyChecking false -> ok");
+    json_decref(p);
+
+    /* probe-config: the key goes to ssh for this one probe, no secret stays. */
+    long long secrets = db_count("SELECT COUNT(*) FROM company_secrets");
+    char *cfg = ssh_config("user_key", true, true);
+    char *body = NULL;
+    if (asprintf(&body, "{\"driver\":\"ssh\",\"config\":%s}", cfg) > 0) {
+        pc_http_res r = req("POST", body, "/api/companies/%s/environments/probe-config", cid);
+        ok(r.status == 200 && json_is_true(json_object_get(r.json, "ok")), "probe-config: ok");
+        pc_http_res_free(&r);
+    }
+    free(body);
+    free(cfg);
+    is_int(db_count("SELECT COUNT(*) FROM company_secrets"), secrets, "probe-config: no secret created");
+
+    /* A lease: realize creates the remote cwd; commands see only their env. */
+    pc_http_res r = req("POST", "{\"runId\":\"run-ssh\"}", "/api/environments/%s/test-lease", good);
+    is_int(r.status, 200, "lease: acquire + realize");
+    const char *lid = json_string_value(json_object_get(json_object_get(r.json, "lease"), "id"));
+    char *lease_id = strdup(lid ? lid : "");
+    char want_plid[800];
+    snprintf(want_plid, sizeof want_plid, "ssh://root@127.0.0.1:%d%s", sshd_port, remote);
+    is_str(json_string_value(json_object_get(json_object_get(r.json, "lease"), "providerLeaseId")),
+           want_plid, "lease: providerLeaseId ssh://user@host:port/path");
+    is_str(pc_res_str(&r, "cwd"), remote, "lease: cwd is the remote workspace");
+    pc_http_res_free(&r);
+
+    json_t *x = exec(lease_id, "{\"command\":\"sh\",\"args\":[\"-c\",\"echo \\\"$FOO\\\"; pwd; echo ${HOME:-nohome}; exit 7\"],"
+                               "\"env\":{\"FOO\":\"it's a \\\"quoted\\\" $value\"}}");
+    char want[1200];
+    snprintf(want, sizeof want, "it's a \"quoted\" $value\n%s\nnohome\n", remote);
+    is_str(json_string_value(json_object_get(x, "stdout")), want,
+           "execute: stdout, quoting, remote cwd, env -i");
+    is_int(json_integer_value(json_object_get(x, "exitCode")), 7, "execute: exit code");
+    json_decref(x);
+    x = exec(lease_id, "{\"command\":\"cat\",\"stdin\":\"over the wire\\n\"}");
+    is_str(json_string_value(json_object_get(x, "stdout")), "over the wire\n", "execute: stdin");
+    json_decref(x);
+    x = exec(lease_id, "{\"command\":\"sleep\",\"args\":[\"30\"],\"timeoutMs\":300,\"graceMs\":300}");
+    ok(json_is_true(json_object_get(x, "timedOut")), "execute: timeout ends the ssh command");
+    json_decref(x);
+    r = req("POST", "{\"runStatus\":\"succeeded\"}", "/api/environment-leases/%s/test-release",
+            lease_id);
+    is_str(pc_res_str(&r, "status"), "released", "lease: released");
+    pc_http_res_free(&r);
+
+    char tdir[700];
+    snprintf(tdir, sizeof tdir, "%s/tmp", d.data_dir);
+    is_int(count_entries(tdir), 0, "no key or known_hosts temp file left behind");
+    char kh[800];
+    snprintf(kh, sizeof kh, "%s/environments/%s/known_hosts", d.data_dir, good);
+    ok(stat(kh, &sb) == 0 && (sb.st_mode & 0777) == 0600, "per-environment known_hosts, mode 0600");
+
+    char kpath[700];
+    snprintf(kpath, sizeof kpath, "%s/user_key", tmp);
+    char *key = slurp(kpath);
+    char *line = strstr(key, "\n");
+    char needle[40] = "";
+    if (line)
+        snprintf(needle, sizeof needle, "%.32s", line + 1);
+    ok(needle[0] && !file_contains(d.log_path, needle), "daemon log carries no private key text");
+    free(key);
+
+    if (tap_failures()) {
+        pc_daemon_dump_log(&d);
+        char lp[700];
+        snprintf(lp, sizeof lp, "%s/sshd.log", tmp);
+        char *l = slurp(lp);
+        tap_diag("sshd: %s", l);
+        free(l);
+    }
+    is_int(pc_daemon_stop(&d), 0, "daemon exits cleanly (no sanitizer report)");
+    kill(sshd_pid, SIGTERM);
+    waitpid(sshd_pid, NULL, 0);
+    pc_test_rmrf(tmp);
+    free(good), free(wrong), free(unknown), free(lax), free(cid), free(tmp), free(lease_id);
+    return tap_done();
+}

@@ -1,0 +1,102 @@
+/*
+ * Restart safety. kill -9 mid-run: at the next start the run is
+ * `interrupted` (process_lost) and its lease no longer active. SIGTERM
+ * mid-run: a run that ends within the grace period succeeds; one that does
+ * not is stopped (process group gone), recorded as interrupted, and its lease
+ * released before the daemon exits.
+ */
+#include <sys/wait.h>
+
+#include "heartbeat_common.h"
+
+int main(void)
+{
+    const char *env[] = {"PAPERCLIP_RUN_SHUTDOWN_GRACE_MS=1500", NULL};
+    pc_daemon_opts o = {.env = env};
+    if (pc_daemon_start(&d, &o) < 0) {
+        ok(0, "daemon starts");
+        return tap_done();
+    }
+    d.keep_dir = true;
+    char data_dir[512];
+    snprintf(data_dir, sizeof data_dir, "%s", d.data_dir);
+    char *cid = hb_company("Crash Co");
+    char *agent = hb_sh_agent(cid, "long", "echo \"leader $$\"; exec sleep 60", NULL, NULL);
+    char *run = hb_wake(agent, NULL);
+    ok(hb_wait_log(run, "leader ", 10000), "run is running");
+    char *log = hb_log(run);
+    long leader = find_num(log, "leader ");
+    free(log);
+
+    pc_daemon_kill9(&d);
+    /* The orphaned command outlives a SIGKILLed daemon (nothing could stop
+     * it); the test removes it. */
+    if (leader > 0)
+        kill((pid_t)leader, SIGKILL);
+    o.data_dir = data_dir;
+    if (pc_daemon_start(&d, &o) < 0) {
+        ok(0, "daemon restarts");
+        return tap_done();
+    }
+    d.keep_dir = true;
+    json_t *j = hb_wait_run(run, NULL, 5000);
+    is_str(js(j, "status"), "interrupted", "run left running is interrupted at start");
+    is_str(js(j, "errorCode"), "process_lost", "errorCode process_lost");
+    ok(json_is_string(json_object_get(j, "finishedAt")), "finishedAt set");
+    json_decref(j);
+    long long active = -1;
+    for (int i = 0; i < 100; i++) {
+        active = db_count("SELECT COUNT(*) FROM environment_leases WHERE status='active'");
+        if (active == 0)
+            break;
+        sleep_ms(50);
+    }
+    is_int(active, 0, "its lease was reconciled");
+    pc_http_res r = req("GET", NULL, "/api/agents/%s", agent);
+    is_str(pc_res_str(&r, "status"), "idle", "agent no longer shown running");
+    pc_http_res_free(&r);
+    free(run);
+
+    /* SIGTERM: a short run finishes inside the grace period... */
+    char *quick = hb_sh_agent(cid, "quick", "echo go; sleep 0.5; echo done", NULL, NULL);
+    char *qrun = hb_wake(quick, NULL);
+    ok(hb_wait_log(qrun, "go", 10000), "short run started");
+    /* ...a long one does not. */
+    run = hb_wake(agent, NULL);
+    ok(hb_wait_log(run, "leader ", 10000), "long run started");
+    log = hb_log(run);
+    leader = find_num(log, "leader ");
+    free(log);
+    kill(d.pid, SIGTERM);
+    int st = 0;
+    pid_t w = 0;
+    for (int i = 0; i < 600 && w == 0; i++) {
+        w = waitpid(d.pid, &st, WNOHANG);
+        if (w == 0)
+            sleep_ms(50);
+    }
+    ok(w == d.pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "daemon exits cleanly on SIGTERM");
+    d.pid = 0;
+    ok(leader > 0 && pid_gone(leader), "the long run's process was stopped");
+    is_int(db_count("SELECT COUNT(*) FROM heartbeat_runs WHERE status='running'"), 0,
+           "no run left running");
+    if (pc_daemon_start(&d, &o) < 0) {
+        ok(0, "daemon restarts");
+        return tap_done();
+    }
+    j = hb_wait_run(qrun, NULL, 2000);
+    is_str(js(j, "status"), "succeeded", "short run finished within the grace period");
+    json_decref(j);
+    j = hb_wait_run(run, NULL, 2000);
+    is_str(js(j, "status"), "interrupted", "long run recorded as interrupted");
+    is_str(js(j, "errorCode"), "daemon_shutdown", "errorCode daemon_shutdown");
+    r = req("GET", NULL, "/api/environment-leases/%s", js(j, "leaseId"));
+    is_str(pc_res_str(&r, "status"), "released", "its lease was released before exit");
+    pc_http_res_free(&r);
+    json_decref(j);
+
+    free(cid), free(agent), free(run), free(quick), free(qrun);
+    d.keep_dir = false;
+    is_int(pc_daemon_stop(&d), 0, "daemon stops cleanly");
+    return tap_done();
+}
