@@ -3,8 +3,10 @@
  *
  * Start-up order: config -> data dir + lock -> log -> store (migrations) ->
  * secrets/instance id -> runtime loop -> services (plugin host, runtime) ->
- * HTTP. Shut-down runs the same list backwards on SIGTERM/SIGINT: stop
- * accepting, finish in-flight requests, stop services, close the store.
+ * HTTP. Shut-down runs the same list backwards on SIGTERM/SIGINT: drain the
+ * services (running heartbeat runs get their grace period while the API they
+ * call back into is still up), stop accepting, finish in-flight requests,
+ * stop services, close the store.
  *
  * Signals are blocked in every thread and taken synchronously by the main
  * thread with sigwait(), so no handler ever runs inside library code.
@@ -181,6 +183,9 @@ int pc_cli_serve(int argc, char **argv)
     sigwait(&stop, &sig);
     pc_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     app.stopping = 1;
+    for (int i = started - 1; i >= 0; i--)
+        if (pc_services[i].drain)
+            pc_services[i].drain(&app);
     pc_http_stop(http);
     pc_error_clear(&err);
 

@@ -3,13 +3,24 @@
 #include "env/service.h"
 #include "run/runtime.h"
 
+/* Designated initialisers: a hook added to pc_service later leaves these
+ * entries valid (NULL) under -Wmissing-field-initializers. */
 const pc_service pc_services[] = {
-    {"plugins", pc_plugin_host_start, NULL, pc_plugin_host_stop},
+    {.name = "plugins", .start = pc_plugin_host_start, .stop = pc_plugin_host_stop},
     /* After the plugin host: start-up lease reconciliation calls providers. */
-    {"environments", pc_env_service_start, pc_env_service_ready, pc_env_service_stop},
-    /* After environments: services stop in reverse order, so running runs
-     * are stopped and their leases released while the environment layer
-     * is still up. */
-    {"heartbeats", pc_runtime_start, pc_runtime_ready, pc_runtime_stop},
-    {NULL, NULL, NULL, NULL},
+    {.name = "environments",
+     .start = pc_env_service_start,
+     .ready = pc_env_service_ready,
+     .stop = pc_env_service_stop},
+    /* After environments: services drain and stop in reverse order, so
+     * running runs finish (or are stopped) and their leases are released
+     * while the environment layer is still up. The drain runs before the
+     * HTTP server stops, so runs finishing in the grace period can still call
+     * the API. */
+    {.name = "heartbeats",
+     .start = pc_runtime_start,
+     .ready = pc_runtime_ready,
+     .drain = pc_runtime_drain,
+     .stop = pc_runtime_stop},
+    {.name = NULL},
 };

@@ -1,8 +1,15 @@
 /*
  * Daemon services started by `paperclip serve` in table order after the
- * store and the runtime loop are up, and stopped in reverse order after the
- * HTTP server has stopped. start() failing aborts start-up; ready() runs once
- * the HTTP server listens (app->listen_url is set).
+ * store and the runtime loop are up. start() failing aborts start-up; ready()
+ * runs once the HTTP server listens (app->listen_url is set).
+ *
+ * On SIGTERM/SIGINT, drain() runs for every service in reverse order while
+ * the HTTP API is still up (app->stopping is already set): a service finishes
+ * or winds down work that may still call the API (running heartbeat runs).
+ * Then the HTTP server stops, then stop() runs in reverse order and only
+ * tears down. drain() is not called when start-up fails, so stop() must cope
+ * with a service that was never drained. Every hook but start may be NULL;
+ * the table uses designated initialisers so a new hook needs no edits there.
  */
 #ifndef PC_CLI_SERVICES_H
 #define PC_CLI_SERVICES_H
@@ -15,6 +22,7 @@ typedef struct pc_service {
     int (*start)(pc_app *app, pc_error_t *err);
     void (*ready)(pc_app *app);
     void (*stop)(pc_app *app);
+    void (*drain)(pc_app *app);
 } pc_service;
 
 extern const pc_service pc_services[];

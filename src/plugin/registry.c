@@ -161,12 +161,13 @@ json_t *pc_plugin_record(json_t *row, pc_plugin_host *host)
     json_object_set(rec, "installedAt", json_object_get(row, "installed_at"));
     json_object_set(rec, "updatedAt", json_object_get(row, "updated_at"));
     json_object_set_new(rec, "enabled", json_boolean(pc_json_int(row, "enabled", 1) != 0));
-    json_t *worker = json_pack("{s:s,s:O,s:O,s:O}", "state",
-                               live ? pc_json_str(live, "state") : "stopped", "pid",
-                               live ? json_object_get(live, "pid") : json_null(), "restartCount",
-                               live ? json_object_get(live, "restartCount") : json_integer(0),
-                               "supportedMethods",
-                               live ? json_object_get(live, "supportedMethods") : json_array());
+    /* "o" steals: live values are increfed, fresh ones are handed over. */
+    json_t *worker = json_pack(
+        "{s:s,s:o?,s:o?,s:o?}", "state", live ? pc_json_str(live, "state") : "stopped", "pid",
+        live ? json_incref(json_object_get(live, "pid")) : json_null(), "restartCount",
+        live ? json_incref(json_object_get(live, "restartCount")) : json_integer(0),
+        "supportedMethods",
+        live ? json_incref(json_object_get(live, "supportedMethods")) : json_array());
     json_object_set_new(rec, "worker", worker);
     json_decref(live);
     return rec;

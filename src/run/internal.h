@@ -30,6 +30,7 @@ typedef struct pc_runtime {
     bool kick;
     volatile bool stopping;
     bool sched_started;
+    bool drained;             /* pc_runtime_drain ran (main thread only) */
     pthread_t sched;
     pc_active_run *active;
     int nactive;

@@ -629,35 +629,46 @@ static bool rt_wait_idle(pc_runtime *rt, int64_t ms)
     return idle;
 }
 
-void pc_runtime_stop(pc_app *app)
+void pc_runtime_drain(pc_app *app)
 {
+    (void)app;
     pc_runtime *rt = rt_global;
-    if (!rt)
+    if (!rt || rt->drained)
         return;
+    rt->drained = true;
     pthread_mutex_lock(&rt->mu);
     rt->stopping = true;
     pthread_cond_broadcast(&rt->cv);
     pthread_mutex_unlock(&rt->mu);
     if (rt->sched_started)
         pthread_join(rt->sched, NULL);
-    /* Running runs get the grace period to finish on their own, then are
-     * stopped and recorded as interrupted; their leases are still released
-     * by their workers. */
-    if (!rt_wait_idle(rt, rt->shutdown_grace_ms)) {
-        pthread_mutex_lock(&rt->mu);
-        pc_info("stopping %d running heartbeat run(s)", rt->nactive);
-        for (pc_active_run *a = rt->active; a; a = a->next)
-            pc_rt_request_cancel_locked(a, "shutdown");
-        pthread_mutex_unlock(&rt->mu);
-        if (!rt_wait_idle(rt, 60000)) {
-            /* Workers still hold the store; leaking the runtime is safer than
-             * freeing what they use. */
-            pc_err("heartbeat runs did not stop; leaving them to the next start");
-            app->runtime = NULL;
-            return;
-        }
+    rt->sched_started = false;
+    /* Running runs get the grace period to finish on their own — the API is
+     * still up, so they can still check out, comment and close issues — then
+     * are stopped and recorded as interrupted; their leases are still
+     * released by their workers. Queued runs stay queued for the next start. */
+    if (rt_wait_idle(rt, rt->shutdown_grace_ms))
+        return;
+    pthread_mutex_lock(&rt->mu);
+    pc_info("stopping %d running heartbeat run(s)", rt->nactive);
+    for (pc_active_run *a = rt->active; a; a = a->next)
+        pc_rt_request_cancel_locked(a, "shutdown");
+    pthread_mutex_unlock(&rt->mu);
+    if (!rt_wait_idle(rt, 60000)) {
+        /* Workers still hold the store; the runtime is never freed (see
+         * pc_runtime_stop), which is what keeps this safe. */
+        pc_err("heartbeat runs did not stop; leaving them to the next start");
     }
+}
+
+void pc_runtime_stop(pc_app *app)
+{
+    pc_runtime *rt = rt_global;
+    if (!rt)
+        return;
+    pc_runtime_drain(app);
     /* rt stays allocated (and reachable through rt_global): a worker that
-     * just signalled idle may still be leaving its last unlock. */
+     * just signalled idle may still be leaving its last unlock, and a stuck
+     * worker still uses it. */
     app->runtime = NULL;
 }

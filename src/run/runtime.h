@@ -31,9 +31,15 @@
 
 struct pc_actor; /* http/http.h */
 
-/* Service hooks for src/cli/services.c. */
+/* Service hooks for src/cli/services.c. drain() stops scheduling and waits
+ * up to PAPERCLIP_RUN_SHUTDOWN_GRACE_MS for running runs (the HTTP API is
+ * still up, so they can call it), then cancels the rest and waits for their
+ * workers to record them interrupted and release their leases. stop() drains
+ * first if that has not happened (failed start-up), then tears down. Both
+ * are idempotent. */
 int pc_runtime_start(pc_app *app, pc_error_t *err);
 void pc_runtime_ready(pc_app *app);
+void pc_runtime_drain(pc_app *app);
 void pc_runtime_stop(pc_app *app);
 
 typedef struct pc_wakeup_opts {

@@ -1,9 +1,11 @@
 /*
  * Restart safety. kill -9 mid-run: at the next start the run is
  * `interrupted` (process_lost) and its lease no longer active. SIGTERM
- * mid-run: a run that ends within the grace period succeeds; one that does
- * not is stopped (process group gone), recorded as interrupted, and its lease
- * released before the daemon exits.
+ * mid-run: a run that ends within the grace period succeeds — and can still
+ * call the API after the signal arrived (it comments on its issue only once
+ * the daemon has logged the SIGTERM); one that does not is stopped (process
+ * group gone), recorded as interrupted, and its lease released before the
+ * daemon exits.
  */
 #include <sys/wait.h>
 
@@ -57,9 +59,25 @@ int main(void)
     pc_http_res_free(&r);
     free(run);
 
-    /* SIGTERM: a short run finishes inside the grace period... */
-    char *quick = hb_sh_agent(cid, "quick", "echo go; sleep 0.5; echo done", NULL, NULL);
-    char *qrun = hb_wake(quick, NULL);
+    /* SIGTERM: a short run finishes inside the grace period, calling the API
+     * after the signal: it waits for a flag the test creates only once the
+     * daemon has logged the SIGTERM, then comments on its issue. */
+    char *tmp = pc_test_tmpdir("hbrestart");
+    char flag[700], script[2000];
+    snprintf(flag, sizeof flag, "%s/sigterm-seen", tmp);
+    snprintf(script, sizeof script,
+             "echo go; i=0; while [ ! -e '%s' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); "
+             "done; curl -sS -f -X POST -H \"Authorization: Bearer $PAPERCLIP_API_KEY\" "
+             "-H \"X-Paperclip-Run-Id: $PAPERCLIP_RUN_ID\" -H 'Content-Type: application/json' "
+             "--data '{\"body\":\"after sigterm\"}' "
+             "\"$PAPERCLIP_API_URL/api/issues/$PAPERCLIP_TASK_ID/comments\" > /dev/null && "
+             "echo commented",
+             flag);
+    char *quick = hb_sh_agent(cid, "quick", script, NULL, NULL);
+    char *qissue = hb_issue(cid, "Finish during shutdown", NULL, "backlog");
+    char wbody[200];
+    snprintf(wbody, sizeof wbody, "{\"issueId\":\"%s\"}", qissue);
+    char *qrun = hb_wake(quick, wbody);
     ok(hb_wait_log(qrun, "go", 10000), "short run started");
     /* ...a long one does not. */
     run = hb_wake(agent, NULL);
@@ -68,6 +86,18 @@ int main(void)
     leader = find_num(log, "leader ");
     free(log);
     kill(d.pid, SIGTERM);
+    bool seen = false;
+    for (int i = 0; i < 200 && !seen; i++) {
+        char *dlog = read_file(d.log_path);
+        seen = strstr(dlog, "received SIGTERM") != NULL;
+        free(dlog);
+        if (!seen)
+            sleep_ms(10);
+    }
+    ok(seen, "the daemon took the SIGTERM");
+    FILE *f = fopen(flag, "w");
+    if (f)
+        fclose(f);
     int st = 0;
     pid_t w = 0;
     for (int i = 0; i < 600 && w == 0; i++) {
@@ -86,7 +116,17 @@ int main(void)
     }
     j = hb_wait_run(qrun, NULL, 2000);
     is_str(js(j, "status"), "succeeded", "short run finished within the grace period");
+    if (strcmp(js(j, "status"), "succeeded") != 0)
+        tap_diag("short run: %s (%s)", js(j, "error"), js(j, "errorCode"));
     json_decref(j);
+    log = hb_log(qrun);
+    ok(strstr(log, "commented") != NULL, "it called the API after the SIGTERM");
+    free(log);
+    r = req("GET", NULL, "/api/issues/%s/comments", qissue);
+    is_int(json_array_size(r.json), 1, "its comment is there after the restart");
+    is_str(js(json_array_get(r.json, 0), "body"), "after sigterm", "comment body");
+    is_str(js(json_array_get(r.json, 0), "runId"), qrun, "comment from the short run");
+    pc_http_res_free(&r);
     j = hb_wait_run(run, NULL, 2000);
     is_str(js(j, "status"), "interrupted", "long run recorded as interrupted");
     is_str(js(j, "errorCode"), "daemon_shutdown", "errorCode daemon_shutdown");
@@ -95,6 +135,8 @@ int main(void)
     pc_http_res_free(&r);
     json_decref(j);
 
+    pc_test_rmrf(tmp);
+    free(tmp), free(qissue);
     free(cid), free(agent), free(run), free(quick), free(qrun);
     d.keep_dir = false;
     is_int(pc_daemon_stop(&d), 0, "daemon stops cleanly");

@@ -148,8 +148,7 @@ static void dispatch(json_t *id, const char *method, json_t *params)
         char *line = read_line();
         json_t *ans = line ? json_loads(line, 0, NULL) : NULL;
         free(line);
-        reply(id, ans ? ans : json_null());
-        json_decref(ans);
+        reply(id, ans ? ans : json_null()); /* reply() takes the reference */
     } else if (!strcmp(method, "log")) {
         send_json(json_pack("{s:s,s:s,s:{s:s,s:s}}", "jsonrpc", "2.0", "method", "log", "params",
                             "level", "warn", "message", "misbehave log notification"));
