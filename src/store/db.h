@@ -3,8 +3,10 @@
  *
  * Handlers and services speak portable SQL with `?` placeholders and get rows
  * back as jansson objects keyed by column name (INTEGER -> integer, REAL ->
- * real, TEXT -> string, NULL -> null). A backend (SQLite now, PostgreSQL
- * later) implements pc_db_ops; nothing above this header knows which one runs.
+ * real, TEXT -> string, NULL -> null). The functions below are the whole
+ * interface: nothing above this header sees a sqlite3 handle, so a PostgreSQL
+ * backend is a second implementation of these functions (translating `?` to
+ * `$n`) behind its own open call, with no change to handlers.
  *
  * Threads: a pc_db is shared by the whole daemon; each thread transparently
  * gets its own connection (SQLite WAL lets readers run beside one writer).
