@@ -1,10 +1,13 @@
 /*
  * The worker side of the Paperclip plugin protocol: newline-delimited
- * JSON-RPC 2.0 on stdin/stdout, one thread per request.
+ * JSON-RPC 2.0 on stdin/stdout, each request on its own (pooled) thread.
  *
  * The main thread only reads and classifies lines; every request runs on
- * its own joinable thread held in a fixed table of PC_PLUGIN_MAX_IN_FLIGHT
- * slots, so the number of threads is bounded and every thread is joined
+ * a thread of a pool held in a fixed table of PC_PLUGIN_MAX_IN_FLIGHT
+ * slots. A slot's thread is created the first time the slot is needed and
+ * then waits for the next request instead of exiting (a thread per request
+ * cost more than the whole round trip of a cheap call), so the number of
+ * threads is bounded by the peak concurrency, and every thread is joined
  * before pc_plugin_serve() returns. All output goes through send_line(),
  * which holds one mutex per line, so lines from concurrent requests never
  * interleave.
@@ -21,10 +24,15 @@
 #include <string.h>
 #include <unistd.h>
 
+struct job;
+
 struct slot {
     pthread_t thread;
-    bool used;
-    bool done;
+    pthread_cond_t wake; /* a job was handed over, or the pool is stopping */
+    bool started;        /* the thread exists (joined at the end) */
+    bool busy;           /* a request is assigned and not yet answered */
+    struct job *job;     /* handed over, not yet taken by the thread */
+    struct server *srv;
 };
 
 struct server {
@@ -39,6 +47,7 @@ struct server {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct slot slots[PC_PLUGIN_MAX_IN_FLIGHT];
+    bool stopping; /* idle pool threads exit */
     bool initializing, initialized;
     json_t *manifest, *config;
 };
@@ -50,7 +59,6 @@ struct pc_plugin_ctx {
 
 struct job {
     struct server *srv;
-    struct slot *slot;
     json_t *id;
     json_t *params;
     char *method;
@@ -256,46 +264,69 @@ static void do_hook(struct server *s, json_t *id, const char *method, json_t *pa
     send_result(s, id, result ? result : default_result(method));
 }
 
-static void *job_main(void *arg)
+static void job_run(struct job *j)
 {
-    struct job *j = arg;
     struct server *s = j->srv;
     if (!strcmp(j->method, "initialize"))
         do_initialize(s, j->id, j->params);
     else
         do_hook(s, j->id, j->method, j->params);
-
-    pthread_mutex_lock(&s->lock);
-    j->slot->done = true;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
     json_decref(j->id);
     json_decref(j->params);
     free(j->method);
     free(j);
+}
+
+/* A pool thread: runs the jobs handed to its slot until the pool stops. */
+static void *slot_main(void *arg)
+{
+    struct slot *sl = arg;
+    struct server *s = sl->srv;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!sl->job && !s->stopping)
+            pthread_cond_wait(&sl->wake, &s->lock);
+        struct job *j = sl->job;
+        if (!j)
+            break;
+        sl->job = NULL;
+        pthread_mutex_unlock(&s->lock);
+        job_run(j);
+        pthread_mutex_lock(&s->lock);
+        sl->busy = false;
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
-/* Joins finished request threads. With `all`, first waits for every running
- * one. Called with s->lock held. */
-static void reap_slots(struct server *s, bool all)
+/* Waits until no request is running. Called with s->lock held. */
+static void wait_idle(struct server *s)
 {
     for (;;) {
         bool busy = false;
-        for (size_t i = 0; i < PC_PLUGIN_MAX_IN_FLIGHT; i++) {
-            struct slot *sl = &s->slots[i];
-            if (!sl->used)
-                continue;
-            if (sl->done) {
-                pthread_join(sl->thread, NULL);
-                sl->used = sl->done = false;
-            } else {
-                busy = true;
-            }
-        }
-        if (!all || !busy)
+        for (size_t i = 0; i < PC_PLUGIN_MAX_IN_FLIGHT && !busy; i++)
+            busy = s->slots[i].busy;
+        if (!busy)
             return;
         pthread_cond_wait(&s->cond, &s->lock);
+    }
+}
+
+/* Ends the pool: waits for running requests, then stops and joins every
+ * thread. */
+static void stop_pool(struct server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    wait_idle(s);
+    s->stopping = true;
+    for (size_t i = 0; i < PC_PLUGIN_MAX_IN_FLIGHT; i++)
+        pthread_cond_signal(&s->slots[i].wake);
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < PC_PLUGIN_MAX_IN_FLIGHT; i++) {
+        if (s->slots[i].started)
+            pthread_join(s->slots[i].thread, NULL);
+        s->slots[i].started = false;
     }
 }
 
@@ -303,12 +334,17 @@ static void reap_slots(struct server *s, bool all)
  * request has then been answered with an error). */
 static bool dispatch(struct server *s, json_t *id, const char *method, json_t *params)
 {
+    /* Only this (the reading) thread assigns slots, so a slot found idle
+     * stays idle until it is assigned below. Started threads first. */
     pthread_mutex_lock(&s->lock);
-    reap_slots(s, false);
     struct slot *free_slot = NULL;
-    for (size_t i = 0; i < PC_PLUGIN_MAX_IN_FLIGHT && !free_slot; i++)
-        if (!s->slots[i].used)
-            free_slot = &s->slots[i];
+    for (size_t i = 0; i < PC_PLUGIN_MAX_IN_FLIGHT; i++) {
+        struct slot *sl = &s->slots[i];
+        if (!sl->busy && (!free_slot || (sl->started && !free_slot->started)))
+            free_slot = sl;
+        if (free_slot && free_slot->started)
+            break;
+    }
     pthread_mutex_unlock(&s->lock);
     if (!free_slot) {
         send_error(s, id, PC_RPC_WORKER_UNAVAILABLE, "worker busy", NULL);
@@ -323,16 +359,24 @@ static bool dispatch(struct server *s, json_t *id, const char *method, json_t *p
         return false;
     }
     j->srv = s;
-    j->slot = free_slot;
     j->id = json_incref(id);
     j->params = json_incref(params);
     j->method = m;
     pthread_mutex_lock(&s->lock);
-    free_slot->used = true;
-    free_slot->done = false;
-    int rc = pthread_create(&free_slot->thread, NULL, job_main, j);
-    if (rc != 0)
-        free_slot->used = false;
+    free_slot->busy = true;
+    free_slot->job = j;
+    int rc = 0;
+    if (free_slot->started) {
+        pthread_cond_signal(&free_slot->wake);
+    } else {
+        rc = pthread_create(&free_slot->thread, NULL, slot_main, free_slot);
+        if (rc == 0) {
+            free_slot->started = true;
+        } else {
+            free_slot->busy = false;
+            free_slot->job = NULL;
+        }
+    }
     pthread_mutex_unlock(&s->lock);
     if (rc != 0) {
         json_decref(j->id);
@@ -408,7 +452,7 @@ static bool handle_line(struct server *s, char *line, size_t len)
         /* Finish and answer everything in flight first, then run the hook,
          * then answer; the caller exits right after. */
         pthread_mutex_lock(&s->lock);
-        reap_slots(s, true);
+        wait_idle(s);
         bool run_hook = s->initialized;
         pthread_mutex_unlock(&s->lock);
         if (run_hook && s->hooks->shutdown) {
@@ -463,6 +507,10 @@ int pc_plugin_serve(const pc_plugin_hooks *hooks, void *user, int in_fd, int out
     pthread_mutex_init(&s.write_lock, NULL);
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.cond, NULL);
+    for (size_t i = 0; i < PC_PLUGIN_MAX_IN_FLIGHT; i++) {
+        pthread_cond_init(&s.slots[i].wake, NULL);
+        s.slots[i].srv = &s;
+    }
     /* Seed jansson's hash before any thread can race to do it. */
     json_object_seed(0);
     signal(SIGPIPE, SIG_IGN);
@@ -539,8 +587,8 @@ int pc_plugin_serve(const pc_plugin_hooks *hooks, void *user, int in_fd, int out
         }
     }
 done:
+    stop_pool(&s);
     pthread_mutex_lock(&s.lock);
-    reap_slots(&s, true);
     bool run_hook = s.initialized && !shutdown;
     pthread_mutex_unlock(&s.lock);
     if (run_hook && s.hooks->shutdown) {
@@ -555,6 +603,8 @@ done:
     free(buf);
     json_decref(s.manifest);
     json_decref(s.config);
+    for (size_t i = 0; i < PC_PLUGIN_MAX_IN_FLIGHT; i++)
+        pthread_cond_destroy(&s.slots[i].wake);
     pthread_cond_destroy(&s.cond);
     pthread_mutex_destroy(&s.lock);
     pthread_mutex_destroy(&s.write_lock);

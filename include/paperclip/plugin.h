@@ -32,7 +32,8 @@
  *
  * Threads: every request is handled on its own thread, so hooks run
  * concurrently with each other (a long environment_execute never delays a
- * health check). Hooks that share state must lock it themselves. Writes to
+ * health check). Threads are pooled, so thread-local state may outlive a
+ * request. Hooks that share state must lock it themselves. Writes to
  * stdout are serialised by the SDK; a hook must never write to stdout itself
  * (use stderr or pc_plugin_log()).
  */

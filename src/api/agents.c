@@ -3,6 +3,8 @@
  * /api/agents/:agentId. runtimeConfig.heartbeat is completed with upstream's
  * defaults on write so readers never have to guess them.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -26,33 +28,67 @@ static pc_agent_env_validator env_validator;
 
 void pc_agents_set_env_validator(pc_agent_env_validator fn) { env_validator = fn; }
 
+/* The API shape of an agent, in output order: key, column, and whether the
+ * column holds JSON text. One table for pc_agent_from_row() and the list
+ * query, which selects the columns already named and ordered like this. */
+static const struct agent_field {
+    const char *key, *column;
+    bool json_text;
+} agent_fields[] = {
+    {"id", "id", false},
+    {"companyId", "company_id", false},
+    {"name", "name", false},
+    {"role", "role", false},
+    {"title", "title", false},
+    {"icon", "icon", false},
+    {"status", "status", false},
+    {"reportsTo", "reports_to", false},
+    {"capabilities", "capabilities", false},
+    {"adapterType", "adapter_type", false},
+    {"adapterConfig", "adapter_config", true},
+    {"runtimeConfig", "runtime_config", true},
+    {"defaultEnvironmentId", "default_environment_id", false},
+    {"budgetMonthlyCents", "budget_monthly_cents", false},
+    {"spentMonthlyCents", "spent_monthly_cents", false},
+    {"pauseReason", "pause_reason", false},
+    {"pausedAt", "paused_at", false},
+    {"errorReason", "error_reason", false},
+    {"permissions", "permissions", true},
+    {"lastHeartbeatAt", "last_heartbeat_at", false},
+    {"metadata", "metadata", true},
+    {"createdAt", "created_at", false},
+    {"updatedAt", "updated_at", false},
+};
+
 json_t *pc_agent_from_row(json_t *row)
 {
     json_t *a = json_object();
-    pc_json_copy(a, "id", row, "id");
-    pc_json_copy(a, "companyId", row, "company_id");
-    pc_json_copy(a, "name", row, "name");
-    pc_json_copy(a, "role", row, "role");
-    pc_json_copy(a, "title", row, "title");
-    pc_json_copy(a, "icon", row, "icon");
-    pc_json_copy(a, "status", row, "status");
-    pc_json_copy(a, "reportsTo", row, "reports_to");
-    pc_json_copy(a, "capabilities", row, "capabilities");
-    pc_json_copy(a, "adapterType", row, "adapter_type");
-    pc_json_set_from_text(a, "adapterConfig", row, "adapter_config");
-    pc_json_set_from_text(a, "runtimeConfig", row, "runtime_config");
-    pc_json_copy(a, "defaultEnvironmentId", row, "default_environment_id");
-    pc_json_copy(a, "budgetMonthlyCents", row, "budget_monthly_cents");
-    pc_json_copy(a, "spentMonthlyCents", row, "spent_monthly_cents");
-    pc_json_copy(a, "pauseReason", row, "pause_reason");
-    pc_json_copy(a, "pausedAt", row, "paused_at");
-    pc_json_copy(a, "errorReason", row, "error_reason");
-    pc_json_set_from_text(a, "permissions", row, "permissions");
-    pc_json_copy(a, "lastHeartbeatAt", row, "last_heartbeat_at");
-    pc_json_set_from_text(a, "metadata", row, "metadata");
-    pc_json_copy(a, "createdAt", row, "created_at");
-    pc_json_copy(a, "updatedAt", row, "updated_at");
+    for (size_t i = 0; i < PC_ARRAY_LEN(agent_fields); i++) {
+        const struct agent_field *f = &agent_fields[i];
+        if (f->json_text)
+            pc_json_set_from_text(a, f->key, row, f->column);
+        else
+            pc_json_copy(a, f->key, row, f->column);
+    }
     return a;
+}
+
+/* "SELECT id AS "id", company_id AS "companyId", ... FROM agents WHERE
+ * company_id=? AND status <> 'terminated' ORDER BY created_at": its rows
+ * are agents once the JSON text columns are parsed in place. */
+static char agents_list_sql[2048];
+static pthread_once_t agents_list_once = PTHREAD_ONCE_INIT;
+
+static void agents_list_sql_init(void)
+{
+    size_t off = 0;
+    off += (size_t)snprintf(agents_list_sql + off, sizeof agents_list_sql - off, "SELECT ");
+    for (size_t i = 0; i < PC_ARRAY_LEN(agent_fields); i++)
+        off += (size_t)snprintf(agents_list_sql + off, sizeof agents_list_sql - off,
+                                "%s%s AS \"%s\"", i ? ", " : "", agent_fields[i].column,
+                                agent_fields[i].key);
+    snprintf(agents_list_sql + off, sizeof agents_list_sql - off,
+             " FROM agents WHERE company_id=? AND status <> 'terminated' ORDER BY created_at");
 }
 
 json_t *pc_agent_get(pc_app *app, const char *agent_id, pc_error_t *err)
@@ -143,22 +179,31 @@ static int pc_agents_list(pc_req *req, pc_resp *resp, pc_error_t *err)
     const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
     if (!cid || pc_require_company_access(req, cid, err) < 0)
         return -1;
-    json_t *c = pc_company_get(req->app, cid, err);
-    if (!c)
+    /* Existence only: the company row itself is not needed. */
+    json_t *c = pc_db_query_one_s(req->app->db, "SELECT 1 AS x FROM companies WHERE id=?",
+                                  json_pack("[s]", cid), err);
+    if (!c) {
+        if (!pc_error_is_set(err))
+            pc_error_set(err, 404, "Company not found");
         return -1;
+    }
     json_decref(c);
+    /* The rows come back keyed and ordered as agents (what
+     * pc_agent_from_row() builds), so only the JSON text columns need work:
+     * replacing a value keeps its key's position. */
+    pthread_once(&agents_list_once, agents_list_sql_init);
     json_t *rows = NULL;
-    if (pc_db_query_s(req->app->db,
-                      "SELECT * FROM agents WHERE company_id=? AND status <> 'terminated' "
-                      "ORDER BY created_at",
-                      json_pack("[s]", cid), &rows, err) < 0)
+    if (pc_db_query_s(req->app->db, agents_list_sql, json_pack("[s]", cid), &rows, err) < 0)
         return -1;
-    json_t *out = json_array();
     size_t i;
     json_t *row;
-    json_array_foreach(rows, i, row) json_array_append_new(out, pc_agent_from_row(row));
-    json_decref(rows);
-    return pc_resp_json(resp, 200, out);
+    json_array_foreach(rows, i, row)
+    {
+        for (size_t k = 0; k < PC_ARRAY_LEN(agent_fields); k++)
+            if (agent_fields[k].json_text)
+                pc_json_set_from_text(row, agent_fields[k].key, row, agent_fields[k].key);
+    }
+    return pc_resp_json(resp, 200, rows);
 }
 
 static const char *const agent_create_keys[] = {

@@ -30,6 +30,7 @@ const char *pc_param_uuid(const pc_req *req, const char *name, const char *not_f
 /* Sets key in obj to the JSON parsed from a stored text column (or null). */
 void pc_json_set_from_text(json_t *obj, const char *key, json_t *row, const char *column);
 /* Copies a column to obj[key] as-is (string/int/null). */
+/* key must be an ASCII literal (it is not UTF-8 checked). */
 void pc_json_copy(json_t *obj, const char *key, json_t *row, const char *column);
 /* Copies an INTEGER 0/1 column as a JSON boolean. */
 void pc_json_copy_bool(json_t *obj, const char *key, json_t *row, const char *column);

@@ -49,7 +49,8 @@ void pc_json_set_from_text(json_t *obj, const char *key, json_t *row, const char
 void pc_json_copy(json_t *obj, const char *key, json_t *row, const char *column)
 {
     json_t *v = json_object_get(row, column);
-    json_object_set(obj, key, v ? v : json_null());
+    /* Keys are string literals (ASCII field names): skip the UTF-8 check. */
+    json_object_set_nocheck(obj, key, v ? v : json_null());
 }
 
 void pc_json_copy_bool(json_t *obj, const char *key, json_t *row, const char *column)

@@ -172,10 +172,9 @@ static enum MHD_Result pc_queue(struct MHD_Connection *c, pc_resp *resp)
                                 resp->content_type ? resp->content_type : "text/event-stream");
         MHD_add_response_header(mr, "Cache-Control", "no-cache");
     } else if (resp->body) {
-        char *s = json_dumps(resp->body, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!s)
-            s = pc_xstrdup("null");
-        mr = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+        size_t len;
+        char *s = pc_json_dumps_len(resp->body, &len);
+        mr = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(mr, "Content-Type", "application/json; charset=utf-8");
     } else if (resp->raw) {
         mr = MHD_create_response_from_buffer(resp->raw_len, resp->raw, MHD_RESPMEM_MUST_FREE);

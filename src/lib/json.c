@@ -1,5 +1,7 @@
 #include "lib/json.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/common.h"
@@ -18,10 +20,222 @@ json_t *pc_json_parse(const char *text, size_t len, pc_error_t *err)
     return j;
 }
 
+/*
+ * A serialiser that writes exactly what json_dumps(j, JSON_COMPACT |
+ * JSON_ENCODE_ANY) writes (insertion order, no sorting, "\u%04X" escapes,
+ * UTF-8 passed through), without jansson's per-container loop-detection
+ * hashtable and per-call snprintf: on the hot response path that was a third
+ * of the instructions of a typical GET. Reals are rare and delegated to
+ * jansson for byte-identical formatting. Anything it does not handle the
+ * same way (invalid UTF-8 in a string, absurd nesting that may be a cycle)
+ * makes it give up, and the caller falls back to json_dumps().
+ */
+typedef struct jw {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+} jw;
+
+static void jw_reserve(jw *w, size_t n)
+{
+    if (w->len + n <= w->cap)
+        return;
+    size_t cap = w->cap ? w->cap : 1024;
+    while (cap < w->len + n)
+        cap *= 2;
+    w->buf = pc_xrealloc(w->buf, cap);
+    w->cap = cap;
+}
+
+static void jw_put(jw *w, const char *s, size_t n)
+{
+    jw_reserve(w, n);
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void jw_ch(jw *w, char c)
+{
+    jw_reserve(w, 1);
+    w->buf[w->len++] = c;
+}
+
+/* Length of the valid UTF-8 sequence at s (jansson's rules: no overlongs,
+ * no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+    unsigned c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (left < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) ||
+        cp > 0x10FFFF)
+        return 0;
+    return n;
+}
+
+static void jw_string(jw *w, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str, *end = s + len, *run = s;
+    jw_reserve(w, len + 2);
+    w->buf[w->len++] = '"';
+    while (s < end) {
+        /* Plain printable ASCII, the bulk of every document, in one pass. */
+        while (s < end && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\')
+            s++;
+        if (s == end)
+            break;
+        unsigned c = *s;
+        if (c >= 0x80) {
+            size_t n = utf8_seq(s, (size_t)(end - s));
+            if (!n) {
+                w->failed = true;
+                return;
+            }
+            s += n;
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            s++;
+            continue;
+        }
+        jw_put(w, (const char *)run, (size_t)(s - run));
+        char esc[6] = {'\\', 0};
+        size_t en = 2;
+        switch (c) {
+        case '\\': esc[1] = '\\'; break;
+        case '"': esc[1] = '"'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            en = 6;
+        }
+        jw_put(w, esc, en);
+        run = ++s;
+    }
+    jw_put(w, (const char *)run, (size_t)(s - run));
+    jw_ch(w, '"');
+}
+
+static void jw_value(jw *w, const json_t *j, int depth)
+{
+    if (w->failed)
+        return;
+    if (depth > 1000) { /* maybe a cycle: let jansson detect and refuse it */
+        w->failed = true;
+        return;
+    }
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        jw_ch(w, '{');
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)j); it && !w->failed;
+             it = json_object_iter_next((json_t *)j, it)) {
+            if (!first)
+                jw_ch(w, ',');
+            first = false;
+            jw_string(w, json_object_iter_key(it), json_object_iter_key_len(it));
+            jw_ch(w, ':');
+            jw_value(w, json_object_iter_value(it), depth + 1);
+        }
+        jw_ch(w, '}');
+        break;
+    }
+    case JSON_ARRAY: {
+        jw_ch(w, '[');
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n && !w->failed; i++) {
+            if (i)
+                jw_ch(w, ',');
+            jw_value(w, json_array_get(j, i), depth + 1);
+        }
+        jw_ch(w, ']');
+        break;
+    }
+    case JSON_STRING:
+        jw_string(w, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER: { /* what "%" JSON_INTEGER_FORMAT prints */
+        char num[24];
+        char *e = num + sizeof num, *p = e;
+        json_int_t v = json_integer_value(j);
+        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        do
+            *--p = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (v < 0)
+            *--p = '-';
+        jw_put(w, p, (size_t)(e - p));
+        break;
+    }
+    case JSON_REAL: {
+        char *r = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!r) {
+            w->failed = true;
+            return;
+        }
+        jw_put(w, r, strlen(r));
+        free(r);
+        break;
+    }
+    case JSON_TRUE: jw_put(w, "true", 4); break;
+    case JSON_FALSE: jw_put(w, "false", 5); break;
+    case JSON_NULL: jw_put(w, "null", 4); break;
+    default: w->failed = true;
+    }
+}
+
+char *pc_json_dumps_len(const json_t *j, size_t *len)
+{
+    char *s = NULL;
+    if (j) {
+        jw w = {0};
+        jw_value(&w, j, 0);
+        if (!w.failed) {
+            jw_ch(&w, '\0');
+            *len = w.len - 1;
+            return w.buf;
+        }
+        free(w.buf);
+        s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+    if (!s)
+        s = pc_xstrdup("null");
+    *len = strlen(s);
+    return s;
+}
+
 char *pc_json_dumps(const json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-    return s ? s : pc_xstrdup("null");
+    size_t len;
+    return pc_json_dumps_len(j, &len);
 }
 
 const char *pc_json_str(const json_t *obj, const char *key)
@@ -52,11 +266,77 @@ json_t *pc_json_obj(const json_t *obj, const char *key)
     return json_is_object(v) ? v : NULL;
 }
 
+/*
+ * JSON text columns repeat (every agent has the same runtimeConfig): each
+ * thread keeps the last few texts it parsed and answers a repeat with a deep
+ * copy, which is what a fresh parse returns (new values, same order) at a
+ * fraction of the cost. Per thread, so no locks; freed when the thread ends.
+ */
+#define TEXT_CACHE_SLOTS 8
+#define TEXT_CACHE_MAX 2048
+
+typedef struct text_cache {
+    char *text[TEXT_CACHE_SLOTS];
+    size_t len[TEXT_CACHE_SLOTS];
+    json_t *value[TEXT_CACHE_SLOTS];
+    unsigned next;
+} text_cache;
+
+static pthread_key_t text_cache_key;
+static pthread_once_t text_cache_once = PTHREAD_ONCE_INIT;
+
+static void text_cache_free(void *p)
+{
+    text_cache *c = p;
+    for (int i = 0; i < TEXT_CACHE_SLOTS; i++) {
+        free(c->text[i]);
+        json_decref(c->value[i]);
+    }
+    free(c);
+}
+
+static void text_cache_init(void) { pthread_key_create(&text_cache_key, text_cache_free); }
+
+static json_t *text_cache_parse(const char *text, size_t len)
+{
+    pthread_once(&text_cache_once, text_cache_init);
+    text_cache *c = pthread_getspecific(text_cache_key);
+    if (!c) {
+        c = pc_xcalloc(1, sizeof *c);
+        if (pthread_setspecific(text_cache_key, c) != 0) {
+            free(c);
+            return json_loads(text, JSON_DECODE_ANY, NULL);
+        }
+    }
+    for (int i = 0; i < TEXT_CACHE_SLOTS; i++)
+        if (c->value[i] && c->len[i] == len && !memcmp(c->text[i], text, len))
+            return json_deep_copy(c->value[i]);
+    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (j) {
+        unsigned slot = c->next++ % TEXT_CACHE_SLOTS;
+        free(c->text[slot]);
+        json_decref(c->value[slot]);
+        c->text[slot] = pc_xstrdup(text);
+        c->len[slot] = len;
+        c->value[slot] = json_deep_copy(j);
+    }
+    return j;
+}
+
 json_t *pc_json_from_text(const char *text)
 {
     if (!text)
         return json_null();
-    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+    /* The common column values, without a parser. */
+    if (text[0] == '{' && text[1] == '}' && !text[2])
+        return json_object();
+    if (text[0] == '[' && text[1] == ']' && !text[2])
+        return json_array();
+    if (!strcmp(text, "null"))
+        return json_null();
+    size_t len = strlen(text);
+    json_t *j = len <= TEXT_CACHE_MAX ? text_cache_parse(text, len)
+                                      : json_loads(text, JSON_DECODE_ANY, NULL);
     return j ? j : json_null();
 }
 

@@ -26,6 +26,8 @@ static inline void pc_json_decrefp(json_t **j)
 json_t *pc_json_parse(const char *text, size_t len, pc_error_t *err);
 /* Compact serialisation; caller frees. Never NULL (aborts on OOM). */
 char *pc_json_dumps(const json_t *j);
+/* The same, with the length of the text. */
+char *pc_json_dumps_len(const json_t *j, size_t *len);
 
 const char *pc_json_str(const json_t *obj, const char *key); /* NULL if absent or not a string */
 int64_t pc_json_int(const json_t *obj, const char *key, int64_t dflt);

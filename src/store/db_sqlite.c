@@ -250,7 +250,8 @@ static int pc_db_run(pc_db *db, const char *sql, json_t *params, json_t **rows, 
                 break;
             }
             }
-            json_object_set_new(row, name, v);
+            /* Column names are SQL identifiers: no UTF-8 check needed. */
+            json_object_set_new_nocheck(row, name ? name : "", v);
         }
         json_array_append_new(out, row);
     }
