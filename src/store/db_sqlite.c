@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/common.h"
 #include "lib/embedded.h"
@@ -24,6 +25,11 @@ struct pc_db {
     char *path;
     pthread_key_t key;
     pthread_mutex_t lock;
+    /* Writers of this process queue on a mutex instead of on SQLite's busy
+     * handler, which sleeps in growing steps and caps throughput when many
+     * run threads commit at once. The busy timeout still covers other
+     * processes (the CLI writing a board key). */
+    pthread_mutex_t write_mu;
     sqlite3 *conns[PC_DB_MAX_CONNS];
     int nconns;
 };
@@ -44,6 +50,7 @@ typedef struct pc_db_tls {
     sqlite3 *conn;
     pc_db_stmt cache[PC_DB_STMT_CACHE];
     unsigned next_evict;
+    bool in_tx; /* this thread holds write_mu for a transaction */
 } pc_db_tls;
 
 static int pc_db_sqlite_err(pc_error_t *err, sqlite3 *conn, const char *what)
@@ -212,6 +219,16 @@ static int pc_db_bind(sqlite3 *conn, sqlite3_stmt *st, json_t *params, pc_error_
     return 0;
 }
 
+static int pc_db_write_lock(pc_db *db, pc_error_t *err)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += PC_DB_BUSY_TIMEOUT_MS / 1000;
+    if (pthread_mutex_timedlock(&db->write_mu, &dl) != 0)
+        return pc_error_set(err, 503, "database is busy");
+    return 0;
+}
+
 static int pc_db_run(pc_db *db, const char *sql, json_t *params, json_t **rows, int64_t *changes,
                      pc_error_t *err)
 {
@@ -226,6 +243,16 @@ static int pc_db_run(pc_db *db, const char *sql, json_t *params, json_t **rows, 
     if (pc_db_bind(conn, st, params, err) < 0) {
         pc_db_unprepare(st, slot);
         return -1;
+    }
+    /* A write outside a transaction holds the writers' mutex for its step;
+     * reads and transaction control never take it. */
+    bool locked = false;
+    if (!t->in_tx && !sqlite3_stmt_readonly(st)) {
+        if (pc_db_write_lock(db, err) < 0) {
+            pc_db_unprepare(st, slot);
+            return -1;
+        }
+        locked = true;
     }
     json_t *out = rows ? json_array() : NULL;
     int rc;
@@ -255,6 +282,8 @@ static int pc_db_run(pc_db *db, const char *sql, json_t *params, json_t **rows, 
         }
         json_array_append_new(out, row);
     }
+    if (locked)
+        pthread_mutex_unlock(&db->write_mu);
     if (rc != SQLITE_DONE) {
         pc_db_sqlite_err(err, conn, "statement failed");
         pc_db_unprepare(st, slot);
@@ -312,15 +341,53 @@ json_t *pc_db_query_one_s(pc_db *db, const char *sql, json_t *params, pc_error_t
     return r;
 }
 
-int pc_db_begin(pc_db *db, pc_error_t *err) { return pc_db_exec(db, "BEGIN IMMEDIATE", NULL, NULL, err); }
-int pc_db_commit(pc_db *db, pc_error_t *err) { return pc_db_exec(db, "COMMIT", NULL, NULL, err); }
+/* A transaction holds the writers' mutex from BEGIN to COMMIT/ROLLBACK. */
+int pc_db_begin(pc_db *db, pc_error_t *err)
+{
+    pc_db_tls *t = pc_db_tls_get(db, err);
+    if (!t)
+        return -1;
+    if (t->in_tx)
+        return pc_error_set(err, 500, "nested database transaction");
+    if (pc_db_write_lock(db, err) < 0)
+        return -1;
+    t->in_tx = true;
+    if (pc_db_exec(db, "BEGIN IMMEDIATE", NULL, NULL, err) < 0) {
+        t->in_tx = false;
+        pthread_mutex_unlock(&db->write_mu);
+        return -1;
+    }
+    return 0;
+}
+
+static void pc_db_tx_end(pc_db *db, pc_db_tls *t)
+{
+    if (t->in_tx && sqlite3_get_autocommit(t->conn)) {
+        t->in_tx = false;
+        pthread_mutex_unlock(&db->write_mu);
+    }
+}
+
+int pc_db_commit(pc_db *db, pc_error_t *err)
+{
+    pc_db_tls *t = pc_db_tls_get(db, err);
+    if (!t)
+        return -1;
+    int rc = pc_db_exec(db, "COMMIT", NULL, NULL, err);
+    /* A failed COMMIT may leave the transaction open: the caller's rollback
+     * then ends it and releases the mutex. */
+    pc_db_tx_end(db, t);
+    return rc;
+}
 
 void pc_db_rollback(pc_db *db)
 {
     pc_error_t e = PC_ERROR_INIT;
-    sqlite3 *conn = pc_db_conn(db, &e);
-    if (conn && !sqlite3_get_autocommit(conn))
+    pc_db_tls *t = pc_db_tls_get(db, &e);
+    if (t && !sqlite3_get_autocommit(t->conn))
         pc_db_exec(db, "ROLLBACK", NULL, NULL, &e);
+    if (t)
+        pc_db_tx_end(db, t);
     pc_error_clear(&e);
 }
 
@@ -415,6 +482,7 @@ pc_db *pc_db_open_sqlite(const char *path, pc_error_t *err)
     pc_db *db = pc_xcalloc(1, sizeof *db);
     db->path = pc_xstrdup(path);
     pthread_mutex_init(&db->lock, NULL);
+    pthread_mutex_init(&db->write_mu, NULL);
     pthread_key_create(&db->key, pc_db_tls_free);
     if (pc_db_migrate(db, err) < 0) {
         pc_db_close(db);
@@ -441,6 +509,7 @@ void pc_db_close(pc_db *db)
     pthread_mutex_unlock(&db->lock);
     pthread_key_delete(db->key);
     pthread_mutex_destroy(&db->lock);
+    pthread_mutex_destroy(&db->write_mu);
     free(db->path);
     free(db);
 }

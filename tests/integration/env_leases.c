@@ -17,12 +17,6 @@
 static const char *const hook_env[] = {"PAPERCLIP_ENABLE_TEST_HOOKS=1", NULL};
 static char *cid;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Running (a zombie waiting for a reaper counts as dead). */
 static bool alive(int pid)
 {
@@ -99,7 +93,7 @@ static json_t *exec_and_cancel(const char *lid, const char *body, long *secs)
     time_t t0 = time(NULL);
     pthread_t th;
     pthread_create(&th, NULL, bg_exec_main, &b);
-    sleep_ms(300);
+    pc_test_sleep_ms(300);
     pc_http_res r = req("POST", "{}", "/api/environment-leases/%s/test-cancel", lid);
     if (r.status != 200)
         tap_diag("cancel: %ld %s", r.status, r.body);
@@ -177,7 +171,7 @@ static void test_local(void)
             bg = 0;
         fclose(f);
     }
-    sleep_ms(100);
+    pc_test_sleep_ms(100);
     ok(bg > 0 && !alive(bg), "local: the background child died with its group");
 
     x = lease_exec(lid, "{\"command\":\"sh\",\"args\":[\"-c\",\"head -c 200000 /dev/zero | tr '\\\\0' x\"],"
@@ -409,7 +403,7 @@ static void test_sandbox(void)
             fclose(pf);
         }
         if (orphan <= 0)
-            sleep_ms(20);
+            pc_test_sleep_ms(20);
     }
     ok(orphan > 0 && alive(orphan), "crash: a local command is running");
 
@@ -432,7 +426,7 @@ static void test_sandbox(void)
                 break;
             }
             pc_http_res_free(&r);
-            sleep_ms(50);
+            pc_test_sleep_ms(50);
         }
         ok(row != NULL, "crash: the active lease was reconciled after restart");
         is_str(jstr(row, "status", NULL), "expired", "crash: lease expired");
@@ -445,7 +439,7 @@ static void test_sandbox(void)
            "crash: failureReason says leftover commands were killed");
         pc_http_res_free(&r);
         for (int i = 0; i < 100 && alive(orphan); i++)
-            sleep_ms(20);
+            pc_test_sleep_ms(20);
         ok(!alive(orphan), "crash: the leftover command was killed at restart");
     }
     free(clid), free(root), free(env), free(lenv), free(llid);

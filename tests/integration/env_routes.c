@@ -615,7 +615,7 @@ int main(void)
     test_agent_selection_and_delete();
     test_cli();
 
-    ok(!file_contains(d.log_path, KEY_NEEDLE) && !file_contains(d.log_path, KEY2_NEEDLE),
+    ok(!pc_test_file_contains(d.log_path, KEY_NEEDLE) && !pc_test_file_contains(d.log_path, KEY2_NEEDLE),
        "daemon log carries no private key text");
     char path[700];
     snprintf(path, sizeof path, "%s/secrets/master.key", d.data_dir);

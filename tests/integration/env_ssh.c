@@ -8,148 +8,28 @@
  *
  * Skips (as a whole) when sshd or ssh-keygen is missing.
  */
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../lib/sshd.h"
 #include "env_common.h"
 
 static const char *const hook_env[] = {"PAPERCLIP_ENABLE_TEST_HOOKS=1", NULL};
 static char *cid, *tmp;
-static pid_t sshd_pid;
-static int sshd_port;
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int run(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    char *buf = calloc(1, 65536);
-    size_t n = fread(buf, 1, 65535, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(s, (struct sockaddr *)&a, &len) < 0) {
-        close(s);
-        return -1;
-    }
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static bool port_open(int port)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
-    close(s);
-    return ok;
-}
-
-static int start_sshd(void)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "ssh-keygen -q -t ed25519 -N '' -f %s/host_key && "
-             "ssh-keygen -q -t ed25519 -N '' -f %s/user_key && "
-             "ssh-keygen -q -t ed25519 -N '' -f %s/wrong_key && "
-             "cp %s/user_key.pub %s/authorized_keys && mkdir -p /run/sshd",
-             tmp, tmp, tmp, tmp, tmp);
-    if (run(cmd) != 0)
-        return -1;
-    sshd_port = free_port();
-    char conf[700];
-    snprintf(conf, sizeof conf, "%s/sshd_config", tmp);
-    FILE *f = fopen(conf, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
-            "Port %d\nListenAddress 127.0.0.1\nHostKey %s/host_key\n"
-            "AuthorizedKeysFile %s/authorized_keys\nStrictModes no\nPidFile %s/sshd.pid\n"
-            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nUsePAM no\nPubkeyAuthentication yes\n"
-            "LogLevel ERROR\n",
-            sshd_port, tmp, tmp, tmp);
-    fclose(f);
-    sshd_pid = fork();
-    if (sshd_pid == 0) {
-        char log[700];
-        snprintf(log, sizeof log, "%s/sshd.log", tmp);
-        freopen(log, "w", stderr);
-        execl("/usr/sbin/sshd", "/usr/sbin/sshd", "-D", "-e", "-f", conf, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        if (port_open(sshd_port))
-            return 0;
-        sleep_ms(25);
-    }
-    return -1;
-}
-
-/* JSON string literal of a file's content (escaped). */
-static char *json_file(const char *path)
-{
-    char *s = slurp(path);
-    json_t *j = json_string(s);
-    char *out = json_dumps(j, JSON_ENCODE_ANY);
-    json_decref(j);
-    free(s);
-    return out;
-}
-
-static char *known_hosts_json(void)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/host_key.pub", tmp);
-    char *pub = slurp(path);
-    char line[2048];
-    snprintf(line, sizeof line, "[127.0.0.1]:%d %s", sshd_port, pub);
-    free(pub);
-    json_t *j = json_string(line);
-    char *out = json_dumps(j, JSON_ENCODE_ANY);
-    json_decref(j);
-    return out;
-}
+static pc_test_sshd sshd;
 
 static char *ssh_config(const char *key_file, bool with_known, bool strict)
 {
-    char kpath[700];
-    snprintf(kpath, sizeof kpath, "%s/%s", tmp, key_file);
-    char *key = json_file(kpath);
-    char *kh = with_known ? known_hosts_json() : strdup("null");
+    char *key = pc_test_sshd_file_json(&sshd, key_file);
+    char *kh = with_known ? pc_test_sshd_known_hosts_json(&sshd) : strdup("null");
     char *cfg = NULL;
     if (asprintf(&cfg,
                  "{\"host\":\"127.0.0.1\",\"port\":%d,\"username\":\"root\","
                  "\"remoteWorkspacePath\":\"%s/remote work\",\"privateKey\":%s,"
                  "\"knownHosts\":%s,\"strictHostKeyChecking\":%s}",
-                 sshd_port, tmp, key, kh, strict ? "true" : "false") < 0)
+                 sshd.port, tmp, key, kh, strict ? "true" : "false") < 0)
         cfg = NULL;
     free(key);
     free(kh);
@@ -208,19 +88,15 @@ static int count_entries(const char *dir)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (access("/usr/sbin/sshd", X_OK) != 0 || run("command -v ssh-keygen >/dev/null") != 0 ||
-        run("command -v ssh >/dev/null") != 0) {
+    if (!pc_test_sshd_available()) {
         tap_skip("sshd/ssh/ssh-keygen not installed", "ssh driver tests");
         return tap_done();
     }
     tmp = pc_test_tmpdir("ssh");
-    if (start_sshd() < 0) {
+    if (pc_test_sshd_start(&sshd, tmp) < 0) {
         ok(0, "sshd starts on a loopback port");
-        char p[700];
-        snprintf(p, sizeof p, "%s/sshd.log", tmp);
-        char *l = slurp(p);
-        tap_diag("%s", l);
-        free(l);
+        pc_test_sshd_dump_log(&sshd);
+        pc_test_sshd_stop(&sshd);
         return tap_done();
     }
     pc_daemon_opts o = {.env = hook_env};
@@ -278,7 +154,7 @@ int main(void)
     const char *lid = json_string_value(json_object_get(json_object_get(r.json, "lease"), "id"));
     char *lease_id = strdup(lid ? lid : "");
     char want_plid[800];
-    snprintf(want_plid, sizeof want_plid, "ssh://root@127.0.0.1:%d%s", sshd_port, remote);
+    snprintf(want_plid, sizeof want_plid, "ssh://root@127.0.0.1:%d%s", sshd.port, remote);
     is_str(json_string_value(json_object_get(json_object_get(r.json, "lease"), "providerLeaseId")),
            want_plid, "lease: providerLeaseId ssh://user@host:port/path");
     is_str(pc_res_str(&r, "cwd"), remote, "lease: cwd is the remote workspace");
@@ -312,25 +188,20 @@ int main(void)
 
     char kpath[700];
     snprintf(kpath, sizeof kpath, "%s/user_key", tmp);
-    char *key = slurp(kpath);
+    char *key = pc_test_read_file(kpath, 65536);
     char *line = strstr(key, "\n");
     char needle[40] = "";
     if (line)
         snprintf(needle, sizeof needle, "%.32s", line + 1);
-    ok(needle[0] && !file_contains(d.log_path, needle), "daemon log carries no private key text");
+    ok(needle[0] && !pc_test_file_contains(d.log_path, needle), "daemon log carries no private key text");
     free(key);
 
     if (tap_failures()) {
         pc_daemon_dump_log(&d);
-        char lp[700];
-        snprintf(lp, sizeof lp, "%s/sshd.log", tmp);
-        char *l = slurp(lp);
-        tap_diag("sshd: %s", l);
-        free(l);
+        pc_test_sshd_dump_log(&sshd);
     }
     is_int(pc_daemon_stop(&d), 0, "daemon exits cleanly (no sanitizer report)");
-    kill(sshd_pid, SIGTERM);
-    waitpid(sshd_pid, NULL, 0);
+    pc_test_sshd_stop(&sshd);
     pc_test_rmrf(tmp);
     free(good), free(wrong), free(unknown), free(lax), free(cid), free(tmp), free(lease_id);
     return tap_done();

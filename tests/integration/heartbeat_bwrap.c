@@ -23,16 +23,10 @@
 
 #define CANARY "canary-bwrap-7e3"
 
-static int sh(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* What the plugin's environmentProbe runs. */
 static bool bwrap_usable(void)
 {
-    return sh("command -v bwrap >/dev/null 2>&1 && "
+    return pc_test_sh("command -v bwrap >/dev/null 2>&1 && "
               "bwrap --unshare-all --unshare-user --die-with-parent --ro-bind /usr /usr "
               "--symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 "
               "--proc /proc --dev /dev -- /usr/bin/true >/dev/null 2>&1") == 0;
@@ -81,7 +75,7 @@ static int dir_entries(const char *dir)
 {
     char cmd[2000];
     snprintf(cmd, sizeof cmd, "test -d '%s' && exit $(ls -A '%s' | wc -l)", dir, dir);
-    return sh(cmd);
+    return pc_test_sh(cmd);
 }
 
 int main(void)
@@ -141,7 +135,7 @@ int main(void)
 
     char script_path[1024];
     snprintf(script_path, sizeof script_path, "%s/tests/agents/checkout_agent.sh", pc_test_root());
-    char *agent_sh = read_file(script_path);
+    char *agent_sh = pc_test_read_file(script_path, 1 << 20);
     ok(agent_sh[0] != '\0', "read %s", script_path);
     /* The script goes inline (sh -c): the test tree is not inside the
      * sandbox, and binding it would not work for a tree under /tmp. */
@@ -173,15 +167,8 @@ int main(void)
 
     /* Assignment wakes the agent; the issue names no environment. */
     char *issue = hb_issue(cid, "Sandboxed job", agent, NULL);
-    char run[64] = "";
-    for (int i = 0; i < 250 && !run[0]; i++) {
-        r = req("GET", NULL, "/api/issues/%s/runs", issue);
-        if (json_array_size(r.json) >= 1)
-            snprintf(run, sizeof run, "%s", js(json_array_get(r.json, 0), "id"));
-        pc_http_res_free(&r);
-        if (!run[0])
-            sleep_ms(20);
-    }
+    char run[64];
+    hb_first_run(issue, run, sizeof run);
     ok(run[0] != '\0', "the assignment started a run");
     json_t *j = hb_wait_run(run, NULL, 60000);
     is_str(js(j, "status"), "succeeded", "run succeeded");
@@ -215,7 +202,7 @@ int main(void)
     is_int(drain_accepts(lfd), 0, "nothing connected to the second listener");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "curl -sS -m 1 -o /dev/null http://127.0.0.1:%d/ 2>/dev/null", port2);
-    is_int(sh(cmd), 28, "the same probe from the host connects (and times out waiting)");
+    is_int(pc_test_sh(cmd), 28, "the same probe from the host connects (and times out waiting)");
     is_int(drain_accepts(lfd), 1, "the listener saw the host's connection");
     close(lfd);
 

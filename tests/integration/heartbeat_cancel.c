@@ -49,15 +49,15 @@ int main(void)
     snprintf(fl.url, sizeof fl.url, "%s/api/heartbeat-runs/%s/log?follow=1", d.url, run);
     pthread_t ft;
     pthread_create(&ft, NULL, follow_main, &fl);
-    sleep_ms(300);
+    pc_test_sleep_ms(300);
     pc_http_res r = req("POST", NULL, "/api/heartbeat-runs/%s/cancel", run);
     is_int(r.status, 200, "cancel answers 200");
     pc_http_res_free(&r);
     json_t *j = hb_wait_run(run, NULL, 30000);
     is_str(js(j, "status"), "cancelled", "run cancelled");
     is_str(js(j, "errorCode"), "cancelled", "errorCode cancelled");
-    ok(leader > 0 && pid_gone(leader), "agent process gone");
-    ok(child > 0 && pid_gone(child), "its child gone");
+    ok(leader > 0 && pc_test_pid_gone(leader), "agent process gone");
+    ok(child > 0 && pc_test_pid_gone(child), "its child gone");
     check_lease(j, "expired", "lease released as expired after cancel");
     json_decref(j);
     pthread_join(ft, NULL);
@@ -93,8 +93,8 @@ int main(void)
         gpid = sp ? strtol(sp + 1, NULL, 10) : 0;
     }
     free(log);
-    ok(leader > 0 && pid_gone(leader), "leader that ignored SIGTERM is gone");
-    ok(gpid > 0 && pid_gone(gpid), "grandchild that ignored SIGTERM is gone (pid %ld)", gpid);
+    ok(leader > 0 && pc_test_pid_gone(leader), "leader that ignored SIGTERM is gone");
+    ok(gpid > 0 && pc_test_pid_gone(gpid), "grandchild that ignored SIGTERM is gone (pid %ld)", gpid);
     check_lease(j, "failed", "lease released as failed after timeout");
     json_decref(j);
     free(run);
@@ -112,7 +112,7 @@ int main(void)
     json_decref(j);
     snprintf(body, sizeof body, "{\"issueId\":\"%s\"}", i2);
     char *r2 = hb_wake(a3, body);
-    sleep_ms(300);
+    pc_test_sleep_ms(300);
     r = req("GET", NULL, "/api/heartbeat-runs/%s", r2);
     is_str(pc_res_str(&r, "status"), "queued", "second run waits for the slot");
     pc_http_res_free(&r);

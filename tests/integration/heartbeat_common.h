@@ -1,13 +1,14 @@
-/* Helpers shared by the heartbeat_* integration tests (header-only: each
- * test is its own program). */
+/* Helpers for the heartbeat_* integration tests (header-only: each test is
+ * its own program). The helpers every integration test needs live in
+ * tests/lib/helpers.h; these create agents, issues and runs and wait for a
+ * run's status or log. Every char * returned is malloc'd and owned by the
+ * caller; every json_t is a new reference. */
 #ifndef PC_TESTS_HEARTBEAT_COMMON_H
 #define PC_TESTS_HEARTBEAT_COMMON_H
 
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
-#include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,39 +16,16 @@
 #include <unistd.h>
 
 #include "../lib/harness.h"
+#include "../lib/helpers.h"
 #include "../lib/tap.h"
 
+/* The daemon under test; every helper below talks to it. */
 static pc_daemon d;
 
-__attribute__((format(printf, 3, 4), unused)) static pc_http_res req(const char *method, const char *body,
-                                                             const char *fmt, ...)
-{
-    char path[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof path, fmt, ap);
-    va_end(ap);
-    return pc_http(&d, method, path, body);
-}
-
-__attribute__((format(printf, 4, 5), unused)) static pc_http_res areq(const char *token,
-                                                              const char *method,
-                                                              const char *body, const char *fmt,
-                                                              ...)
-{
-    char path[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof path, fmt, ap);
-    va_end(ap);
-    return pc_http_auth(&d, token, method, path, body);
-}
-
-static __attribute__((unused)) void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+/* Requests with a printf-style path, anonymous or with a bearer token. */
+#define req(...) pc_test_req(&d, NULL, __VA_ARGS__)
+#define areq(...) pc_test_req(&d, __VA_ARGS__)
+#define db_count(sql) pc_test_db_count(&d, (sql))
 
 static __attribute__((unused)) char *hb_company(const char *name)
 {
@@ -142,7 +120,7 @@ static __attribute__((unused)) json_t *hb_wait_run(const char *run, const char *
             return j;
         }
         pc_http_res_free(&r);
-        sleep_ms(20);
+        pc_test_sleep_ms(20);
     }
     tap_diag("run %s did not reach %s", run, want ? want : "a final status");
     return NULL;
@@ -152,6 +130,21 @@ static __attribute__((unused)) const char *js(json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
     return s ? s : "";
+}
+
+/* Waits up to 5 s for the issue's first run and copies its id into run
+ * ("" when none started). */
+static __attribute__((unused)) void hb_first_run(const char *issue, char *run, size_t size)
+{
+    run[0] = '\0';
+    for (int i = 0; i < 250 && !run[0]; i++) {
+        pc_http_res r = req("GET", NULL, "/api/issues/%s/runs", issue);
+        if (json_array_size(r.json) >= 1)
+            snprintf(run, size, "%s", js(json_array_get(r.json, 0), "id"));
+        pc_http_res_free(&r);
+        if (!run[0])
+            pc_test_sleep_ms(20);
+    }
 }
 
 /* The run's log content (malloc'd). */
@@ -172,29 +165,7 @@ static __attribute__((unused)) bool hb_wait_log(const char *run, const char *nee
         free(c);
         if (found)
             return true;
-        sleep_ms(20);
-    }
-    return false;
-}
-
-/* A pid is gone when kill() fails or it is a zombie nobody reaped. */
-static __attribute__((unused)) bool pid_gone(long pid)
-{
-    for (int i = 0; i < 100; i++) {
-        if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-            return true;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            size_t n = fread(buf, 1, sizeof buf - 1, f);
-            fclose(f);
-            buf[n] = '\0';
-            char *p = strrchr(buf, ')');
-            if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
-                return true;
-        }
-        sleep_ms(50);
+        pc_test_sleep_ms(20);
     }
     return false;
 }
@@ -204,36 +175,6 @@ static __attribute__((unused)) long find_num(const char *text, const char *tag)
 {
     const char *p = strstr(text, tag);
     return p ? strtol(p + strlen(tag), NULL, 10) : 0;
-}
-
-static __attribute__((unused)) long long db_count(const char *sql)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/paperclip.db", d.data_dir);
-    sqlite3 *db = NULL;
-    long long n = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 2000);
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            n = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return n;
-}
-
-static __attribute__((unused)) char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    char *buf = malloc(1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
 }
 
 #endif

@@ -39,7 +39,7 @@ int main(void)
             snprintf(run_id, sizeof run_id, "%s", js(json_array_get(r.json, 0), "id"));
         pc_http_res_free(&r);
         if (!run_id[0])
-            sleep_ms(20);
+            pc_test_sleep_ms(20);
     }
     ok(run_id[0] != '\0', "assignment queued a run for the issue");
     run = hb_wait_run(run_id, NULL, 20000);
@@ -107,7 +107,7 @@ int main(void)
 
     /* What reached the agent: exactly the runtime's variables, no canary. */
     snprintf(path, sizeof path, "%s/workspaces/%s/env-%s.txt", d.data_dir, agent, run_id);
-    char *envtxt = read_file(path);
+    char *envtxt = pc_test_read_file(path, 1 << 20);
     char want[300];
     snprintf(want, sizeof want, "PAPERCLIP_AGENT_ID=%s\n", agent);
     ok(strstr(envtxt, want) != NULL, "PAPERCLIP_AGENT_ID");

@@ -8,93 +8,15 @@
  *
  * The SSH part skips when sshd/ssh/ssh-keygen are missing.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "../lib/sshd.h"
 #include "heartbeat_common.h"
 
 #define CANARY "canary-remote-51c"
 
 static char *cid, *tmp;
-static pid_t sshd_pid;
-static int sshd_port;
-
-static int sh(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) < 0) {
-        close(s);
-        return -1;
-    }
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static bool port_open(int port)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool up = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
-    close(s);
-    return up;
-}
-
-static int start_sshd(void)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "ssh-keygen -q -t ed25519 -N '' -f %s/host_key && "
-             "ssh-keygen -q -t ed25519 -N '' -f %s/user_key && "
-             "cp %s/user_key.pub %s/authorized_keys && mkdir -p /run/sshd",
-             tmp, tmp, tmp, tmp);
-    if (sh(cmd) != 0)
-        return -1;
-    sshd_port = free_port();
-    char conf[700];
-    snprintf(conf, sizeof conf, "%s/sshd_config", tmp);
-    FILE *f = fopen(conf, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
-            "Port %d\nListenAddress 127.0.0.1\nHostKey %s/host_key\n"
-            "AuthorizedKeysFile %s/authorized_keys\nStrictModes no\nPidFile %s/sshd.pid\n"
-            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nUsePAM no\nPubkeyAuthentication yes\n"
-            "LogLevel ERROR\n",
-            sshd_port, tmp, tmp, tmp);
-    fclose(f);
-    sshd_pid = fork();
-    if (sshd_pid == 0) {
-        execl("/usr/sbin/sshd", "/usr/sbin/sshd", "-D", "-e", "-f", conf, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        if (port_open(sshd_port))
-            return 0;
-        sleep_ms(25);
-    }
-    return -1;
-}
-
-static char *json_str_of(const char *s)
-{
-    json_t *j = json_string(s);
-    char *out = json_dumps(j, JSON_ENCODE_ANY);
-    json_decref(j);
-    return out;
-}
+static pc_test_sshd sshd;
 
 static char *create_env(const char *name, const char *driver, const char *cfg)
 {
@@ -124,15 +46,8 @@ static void e2e(const char *label, const char *agent, const char *env_id, const 
     char issue[64];
     snprintf(issue, sizeof issue, "%s", pc_res_str(&r, "id"));
     pc_http_res_free(&r);
-    char run[64] = "";
-    for (int i = 0; i < 250 && !run[0]; i++) {
-        r = req("GET", NULL, "/api/issues/%s/runs", issue);
-        if (json_array_size(r.json) >= 1)
-            snprintf(run, sizeof run, "%s", js(json_array_get(r.json, 0), "id"));
-        pc_http_res_free(&r);
-        if (!run[0])
-            sleep_ms(20);
-    }
+    char run[64];
+    hb_first_run(issue, run, sizeof run);
     json_t *j = hb_wait_run(run, NULL, 60000);
     is_str(js(j, "status"), "succeeded", "%s: run succeeded", label);
     if (strcmp(js(j, "status"), "succeeded") != 0)
@@ -188,34 +103,27 @@ int main(void)
     e2e("sandbox", agent, sbx, "sandbox");
 
     /* (c) SSH to a local sshd. */
-    if (access("/usr/sbin/sshd", X_OK) != 0 || sh("command -v ssh-keygen >/dev/null") != 0 ||
-        sh("command -v ssh >/dev/null") != 0) {
+    if (!pc_test_sshd_available()) {
         tap_skip("sshd/ssh/ssh-keygen not installed", "ssh end-to-end");
     } else {
         tmp = pc_test_tmpdir("hbssh");
-        if (start_sshd() < 0) {
+        if (pc_test_sshd_start(&sshd, tmp) < 0) {
             ok(0, "sshd starts");
+            pc_test_sshd_dump_log(&sshd);
         } else {
-            char kpath[700], *key;
-            snprintf(kpath, sizeof kpath, "%s/user_key", tmp);
-            char *k = read_file(kpath);
-            key = json_str_of(k);
-            free(k);
+            char *key = pc_test_sshd_file_json(&sshd, "user_key");
             char *cfg = NULL;
             if (asprintf(&cfg,
                          "{\"host\":\"127.0.0.1\",\"port\":%d,\"username\":\"root\","
                          "\"remoteWorkspacePath\":\"%s/remote\",\"privateKey\":%s,"
                          "\"strictHostKeyChecking\":false}",
-                         sshd_port, tmp, key) < 0)
+                         sshd.port, tmp, key) < 0)
                 cfg = NULL;
             char *ssh = create_env("Loopback ssh", "ssh", cfg ? cfg : "{}");
             e2e("ssh", agent, ssh, "ssh");
             free(cfg), free(key), free(ssh);
         }
-        if (sshd_pid > 0) {
-            kill(sshd_pid, SIGTERM);
-            waitpid(sshd_pid, NULL, 0);
-        }
+        pc_test_sshd_stop(&sshd);
         pc_test_rmrf(tmp);
         free(tmp);
     }

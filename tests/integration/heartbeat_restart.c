@@ -51,7 +51,7 @@ int main(void)
         active = db_count("SELECT COUNT(*) FROM environment_leases WHERE status='active'");
         if (active == 0)
             break;
-        sleep_ms(50);
+        pc_test_sleep_ms(50);
     }
     is_int(active, 0, "its lease was reconciled");
     pc_http_res r = req("GET", NULL, "/api/agents/%s", agent);
@@ -88,11 +88,11 @@ int main(void)
     kill(d.pid, SIGTERM);
     bool seen = false;
     for (int i = 0; i < 200 && !seen; i++) {
-        char *dlog = read_file(d.log_path);
+        char *dlog = pc_test_read_file(d.log_path, 1 << 20);
         seen = strstr(dlog, "received SIGTERM") != NULL;
         free(dlog);
         if (!seen)
-            sleep_ms(10);
+            pc_test_sleep_ms(10);
     }
     ok(seen, "the daemon took the SIGTERM");
     FILE *f = fopen(flag, "w");
@@ -103,11 +103,11 @@ int main(void)
     for (int i = 0; i < 600 && w == 0; i++) {
         w = waitpid(d.pid, &st, WNOHANG);
         if (w == 0)
-            sleep_ms(50);
+            pc_test_sleep_ms(50);
     }
     ok(w == d.pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "daemon exits cleanly on SIGTERM");
     d.pid = 0;
-    ok(leader > 0 && pid_gone(leader), "the long run's process was stopped");
+    ok(leader > 0 && pc_test_pid_gone(leader), "the long run's process was stopped");
     is_int(db_count("SELECT COUNT(*) FROM heartbeat_runs WHERE status='running'"), 0,
            "no run left running");
     if (pc_daemon_start(&d, &o) < 0) {

@@ -18,7 +18,7 @@ int main(void)
     /* Timer: intervalSec 1 -> about one run per second, never two per tick. */
     char *timer = hb_sh_agent(cid, "ticker", "true", NULL,
                               "{\"heartbeat\":{\"enabled\":true,\"intervalSec\":1}}");
-    sleep_ms(3600);
+    pc_test_sleep_ms(3600);
     pc_http_res r = req("PATCH", "{\"runtimeConfig\":{\"heartbeat\":{\"enabled\":false}}}",
                         "/api/agents/%s", timer);
     pc_http_res_free(&r);
@@ -33,7 +33,7 @@ int main(void)
              "reason='heartbeat_timer'",
              timer);
     is_int(db_count(sql), n, "one wakeup request per timer run");
-    sleep_ms(1500);
+    pc_test_sleep_ms(1500);
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM heartbeat_runs WHERE agent_id='%s' AND invocation_source='timer'",
              timer);
@@ -86,7 +86,7 @@ int main(void)
         long long now = db_count(sql);
         if (now > peak)
             peak = now;
-        sleep_ms(20);
+        pc_test_sleep_ms(20);
     }
     is_int(peak, 2, "at most two runs at once, and two did run together");
     for (int i = 0; i < 5; i++) {

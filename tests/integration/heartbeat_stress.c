@@ -60,7 +60,7 @@ int main(void)
         if (db_count("SELECT COUNT(*) FROM heartbeat_runs WHERE status IN ('queued','running')") ==
             0)
             break;
-        sleep_ms(50);
+        pc_test_sleep_ms(50);
     }
     ok(max_running <= 3, "no agent ran more than maxConcurrentRuns=3 at once (max %lld)",
        max_running);
@@ -73,7 +73,7 @@ int main(void)
     for (int i = 0; i < WAKES; i++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", dir, runs[i]);
-        char *c = read_file(path);
+        char *c = pc_test_read_file(path, 1 << 20);
         int lines = 0;
         for (char *p = c; *p; p++)
             lines += *p == '\n';

@@ -4,25 +4,16 @@
 // field becomes a company secret id), probe (the worker sees the resolved
 // value), lease acquire/realize/execute/release through the lease test hooks,
 // and no secret text in any answer or in the daemon log.
-import { spawn } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { preparePlugin, startDaemon } from "./lib/plugin.mjs";
 import { ensureSdk } from "./lib/sdk.mjs";
+import { createTap } from "./lib/tap.mjs";
 
 const ROOT = process.env.PC_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = path.join(ROOT, "paperclip");
-const CACHE = path.join(ROOT, "build", "npm-cache");
 const SECRET = "sk-PLAINTEXT-4711-js";
-let n = 0;
-let failed = 0;
-const ok = (cond, name, diag) => {
-  n++;
-  if (!cond) failed++;
-  console.log(`${cond ? "ok" : "not ok"} ${n} - ${name}`);
-  if (!cond && diag) console.log(String(diag).split("\n").map((l) => `# ${l}`).join("\n"));
-};
+const { ok, done } = createTap();
 
 const sdk = await ensureSdk(ROOT);
 if (!sdk.ok) {
@@ -30,10 +21,7 @@ if (!sdk.ok) {
   process.exit(0);
 }
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), "pc-envjs-"));
-const pkg = path.join(work, "js-sandbox-plugin");
-fs.cpSync(path.join(ROOT, "tests", "compat", "js-sandbox-plugin"), pkg, { recursive: true });
-fs.symlinkSync(path.join(CACHE, "node_modules"), path.join(pkg, "node_modules"));
+const { work, pkg } = preparePlugin(ROOT, "envjs");
 const mf = path.join(pkg, "manifest.mjs");
 fs.writeFileSync(mf, fs.readFileSync(mf, "utf8").replace(
   'reuseLease: { type: "boolean", default: false },',
@@ -46,30 +34,9 @@ fs.writeFileSync(wf, fs.readFileSync(wf, "utf8")
     "metadata: { provider: \"js-fake\", image: c.image, apiKeyLength: c.apiKey?.length ?? 0, " +
     "apiKeyResolved: c.apiKey === " + JSON.stringify(SECRET) + " } };"));
 
-const data = path.join(work, "data");
-fs.mkdirSync(data);
-const daemon = spawn(BIN, ["serve", "--data-dir", data, "--port", "0"], {
-  env: { ...process.env, PAPERCLIP_ENABLE_TEST_HOOKS: "1" }, stdio: ["ignore", "ignore", "pipe"],
-});
-let daemonLog = "";
-daemon.stderr.on("data", (d) => { daemonLog += d; });
-let base = null;
-for (let i = 0; i < 100 && !base; i++) {
-  await new Promise((r) => setTimeout(r, 100));
-  try {
-    const j = JSON.parse(fs.readFileSync(path.join(data, "daemon.json"), "utf8"));
-    if (j.port) base = `http://127.0.0.1:${j.port}`;
-  } catch {}
-}
-ok(base !== null, "daemon starts", daemonLog);
-const api = async (method, p, body) => {
-  const r = await fetch(base + p, { method, headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch {}
-  return { status: r.status, json, text };
-};
+const daemon = await startDaemon(ROOT, work, { PAPERCLIP_ENABLE_TEST_HOOKS: "1" });
+const { base, api } = daemon;
+ok(base !== null, "daemon starts", daemon.log());
 try {
   if (base) {
     let r = await api("POST", "/api/plugins/install", { packageName: pkg, isLocalPath: true });
@@ -117,10 +84,8 @@ try {
     ok(!fs.existsSync(root), "provider directory removed on release");
   }
 } finally {
-  daemon.kill("SIGTERM");
-  await new Promise((r) => daemon.on("exit", r));
-  ok(!daemonLog.includes(SECRET), "daemon log carries no secret text");
+  await daemon.stop();
+  ok(!daemon.log().includes(SECRET), "daemon log carries no secret text");
   fs.rmSync(work, { recursive: true, force: true });
 }
-console.log(`1..${n}`);
-process.exit(failed ? 1 : 0);
+done();

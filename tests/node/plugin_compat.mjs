@@ -4,24 +4,17 @@
 // installed through the API of a real daemon and driven through the same
 // lifecycle as the C fake plugin by `paperclip plugin check`, which must give
 // the same checks with the same results for both.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { preparePlugin, startDaemon } from "./lib/plugin.mjs";
 import { ensureSdk } from "./lib/sdk.mjs";
+import { createTap } from "./lib/tap.mjs";
 
 const ROOT = process.env.PC_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = path.join(ROOT, "paperclip");
-const CACHE = path.join(ROOT, "build", "npm-cache");
-let n = 0;
-let failed = 0;
-const ok = (cond, name, diag) => {
-  n++;
-  if (!cond) failed++;
-  console.log(`${cond ? "ok" : "not ok"} ${n} - ${name}`);
-  if (!cond && diag) console.log(String(diag).split("\n").map((l) => `# ${l}`).join("\n"));
-};
+const { ok, done } = createTap();
 
 // 1. The SDK from npm (cached between runs, shared with the other JS tests).
 const sdk = await ensureSdk(ROOT);
@@ -32,10 +25,7 @@ if (!sdk.ok) {
 
 // 2. The plugin package next to the SDK: ES module imports resolve through
 // node_modules beside the package, not NODE_PATH.
-const work = fs.mkdtempSync(path.join(os.tmpdir(), "pc-compat-"));
-const pkg = path.join(work, "js-sandbox-plugin");
-fs.cpSync(path.join(ROOT, "tests", "compat", "js-sandbox-plugin"), pkg, { recursive: true });
-fs.symlinkSync(path.join(CACHE, "node_modules"), path.join(pkg, "node_modules"));
+const { work, pkg } = preparePlugin(ROOT, "compat");
 
 // 3. The same contract check on both plugins.
 const checkNames = (out) => out.split("\n").filter((l) => /^\s+(PASS|FAIL) /.test(l))
@@ -50,27 +40,9 @@ ok(cn.length >= 15 && JSON.stringify(cn) === JSON.stringify(jn),
   "same checks with the same results for the C and the JS plugin", `C:  ${cn.join(", ")}\nJS: ${jn.join(", ")}`);
 
 // 4. Install through the API of a real daemon.
-const data = path.join(work, "data");
-fs.mkdirSync(data);
-const daemon = spawn(BIN, ["serve", "--data-dir", data, "--port", "0"], {
-  env: { ...process.env, PC_COMPAT_CANARY: "compat-canary-7731" }, stdio: ["ignore", "ignore", "pipe"],
-});
-let daemonLog = "";
-daemon.stderr.on("data", (d) => { daemonLog += d; });
-let base = null;
-for (let i = 0; i < 100 && !base; i++) {
-  await new Promise((r) => setTimeout(r, 100));
-  try {
-    const j = JSON.parse(fs.readFileSync(path.join(data, "daemon.json"), "utf8"));
-    if (j.port) base = `http://127.0.0.1:${j.port}`;
-  } catch {}
-}
-ok(base !== null, "daemon starts", daemonLog);
-const api = async (method, p, body) => {
-  const r = await fetch(base + p, { method, headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined });
-  return { status: r.status, json: await r.json().catch(() => null) };
-};
+const daemon = await startDaemon(ROOT, work, { PC_COMPAT_CANARY: "compat-canary-7731" });
+const { base, api } = daemon;
+ok(base !== null, "daemon starts", daemon.log());
 try {
   if (base) {
     let r = await api("POST", "/api/plugins/install", { packageName: pkg, isLocalPath: true });
@@ -104,9 +76,7 @@ try {
     ok(gone, "JS worker process is gone after uninstall (graceful shutdown)");
   }
 } finally {
-  daemon.kill("SIGTERM");
-  await new Promise((r) => daemon.on("exit", r));
+  await daemon.stop();
   fs.rmSync(work, { recursive: true, force: true });
 }
-console.log(`1..${n}`);
-process.exit(failed ? 1 : 0);
+done();

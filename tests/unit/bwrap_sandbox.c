@@ -9,6 +9,7 @@
  * outlive a timeout, survive destroy. When bwrap is missing or the kernel
  * refuses user namespaces, the sandbox checks are skipped with a reason.
  */
+#include "../lib/rpc_driver.h"
 #include "../lib/tap.h"
 
 #include <arpa/inet.h>
@@ -28,182 +29,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_STASH 64
 #define CANARY "paperclip-bwrap-canary-5d1f"
-
-struct worker {
-    pid_t pid;
-    int in, out;
-    char *buf;
-    size_t len, cap;
-    json_t *stash[MAX_STASH];
-    size_t nstash;
-};
 
 static char root[4096];
 static char tmpdir[4096];
 static char datadir[4200];
-static int next_id = 1;
 
 /* ---- driving the worker ---- */
-
-static void pass_env(char **envp, size_t *n, const char *name)
-{
-    const char *v = getenv(name);
-    if (v && asprintf(&envp[*n], "%s=%s", name, v) >= 0)
-        (*n)++;
-}
 
 static int host_procs_with(const char *needle);
 static bool no_cgroup_mode; /* start workers with PAPERCLIP_BWRAP_NO_CGROUP=1 */
 
-static void worker_start(struct worker *w)
+static void worker_start(pc_rpc_worker *w)
 {
-    memset(w, 0, sizeof(*w));
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
-        abort();
-    char exe[4200];
+    char exe[4200], data_env[4300];
     snprintf(exe, sizeof(exe), "%s/plugins/bwrap-sandbox/worker", root);
-    char *envp[12];
-    size_t n = 0;
-    envp[n++] = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
-    envp[n++] = "PAPERCLIP_BWRAP_TEST_SECRET=" CANARY;
-    if (asprintf(&envp[n], "PAPERCLIP_PLUGIN_DATA_DIR=%s", datadir) >= 0)
-        n++;
-    pass_env(envp, &n, "ASAN_OPTIONS");
-    pass_env(envp, &n, "UBSAN_OPTIONS");
-    pass_env(envp, &n, "LSAN_OPTIONS");
-    if (no_cgroup_mode)
-        envp[n++] = strdup("PAPERCLIP_BWRAP_NO_CGROUP=1");
-    envp[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        char *argv[] = { exe, NULL };
-        execve(exe, argv, envp);
-        _exit(127);
-    }
-    for (size_t i = 2; i < n; i++)
-        free(envp[i]);
-    close(in[0]);
-    close(out[1]);
-    w->pid = pid;
-    w->in = in[1];
-    w->out = out[0];
-    w->cap = 1 << 16;
-    w->buf = malloc(w->cap);
-}
-
-static void send_all(struct worker *w, const char *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(w->in, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-static void send_line(struct worker *w, const char *text)
-{
-    send_all(w, text, strlen(text));
-    send_all(w, "\n", 1);
-}
-
-static json_t *read_msg(struct worker *w, int ms)
-{
-    for (;;) {
-        char *nl = memchr(w->buf, '\n', w->len);
-        if (nl) {
-            size_t l = (size_t)(nl - w->buf);
-            json_error_t je;
-            json_t *j = json_loadb(w->buf, l, 0, &je);
-            memmove(w->buf, nl + 1, w->len - l - 1);
-            w->len -= l + 1;
-            if (!j)
-                tap_diag("worker wrote a non-JSON line: %s", je.text);
-            return j;
-        }
-        struct pollfd p = { .fd = w->out, .events = POLLIN };
-        int r = poll(&p, 1, ms);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return NULL;
-        if (w->len + 65536 > w->cap) {
-            w->cap *= 2;
-            w->buf = realloc(w->buf, w->cap);
-        }
-        ssize_t n = read(w->out, w->buf + w->len, 65536);
-        if (n <= 0)
-            return NULL;
-        w->len += (size_t)n;
-    }
-}
-
-static json_t *wait_for(struct worker *w, json_t *id, int ms)
-{
-    for (size_t i = 0; i < w->nstash; i++) {
-        if (json_equal(json_object_get(w->stash[i], "id"), id)) {
-            json_t *m = w->stash[i];
-            w->stash[i] = w->stash[--w->nstash];
-            return m;
-        }
-    }
-    for (;;) {
-        json_t *m = read_msg(w, ms);
-        if (!m)
-            return NULL;
-        json_t *mid = json_object_get(m, "id");
-        if (!mid) {
-            json_decref(m); /* log notifications */
-            continue;
-        }
-        if (json_equal(mid, id))
-            return m;
-        if (w->nstash < MAX_STASH)
-            w->stash[w->nstash++] = m;
-        else
-            json_decref(m);
-    }
-}
-
-/* Sends a request (params stolen) and returns its id (new reference). */
-static json_t *request_async(struct worker *w, const char *method, json_t *params)
-{
-    json_t *id = json_integer(next_id++);
-    json_t *req = json_pack("{s:s, s:O, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method", method,
-                            "params", params ? params : json_object());
-    char *text = json_dumps(req, JSON_COMPACT);
-    send_line(w, text);
-    free(text);
-    json_decref(req);
-    return id;
-}
-
-static json_t *call(struct worker *w, const char *method, json_t *params)
-{
-    json_t *id = request_async(w, method, params);
-    json_t *r = wait_for(w, id, 120000);
-    json_decref(id);
-    if (!r)
-        tap_diag("no answer to %s", method);
-    return r;
-}
-
-static json_t *result_of(json_t *resp)
-{
-    return json_object_get(resp, "result");
-}
-
-static int error_code(json_t *resp)
-{
-    return (int)json_integer_value(json_object_get(json_object_get(resp, "error"), "code"));
+    snprintf(data_env, sizeof(data_env), "PAPERCLIP_PLUGIN_DATA_DIR=%s", datadir);
+    const char *env[] = { "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                          "PAPERCLIP_BWRAP_TEST_SECRET=" CANARY, data_env,
+                          no_cgroup_mode ? "PAPERCLIP_BWRAP_NO_CGROUP=1" : NULL, NULL };
+    pc_rpc_worker_start(w, exe, env);
+    /* Sandboxed commands may legitimately take long on a loaded machine. */
+    w->call_timeout_ms = 120000;
 }
 
 static const char *str_at(json_t *obj, const char *key)
@@ -211,28 +58,9 @@ static const char *str_at(json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
-static void worker_stop(struct worker *w)
+static json_t *initialize(pc_rpc_worker *w)
 {
-    close(w->in);
-    int status;
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(w->pid, &status, WNOHANG) == w->pid)
-            break;
-        usleep(50000);
-        if (i == 199) {
-            kill(w->pid, SIGKILL);
-            waitpid(w->pid, &status, 0);
-        }
-    }
-    close(w->out);
-    free(w->buf);
-    for (size_t i = 0; i < w->nstash; i++)
-        json_decref(w->stash[i]);
-}
-
-static json_t *initialize(struct worker *w)
-{
-    return call(w, "initialize",
+    return pc_rpc_call(w, "initialize",
                 json_pack("{s:{s:s}, s:{}, s:{s:s, s:s}, s:i}", "manifest", "id",
                           "paperclip.bwrap-sandbox", "config", "instanceInfo", "instanceId", "test",
                           "hostVersion", "0.0.0", "apiVersion", 1));
@@ -247,10 +75,10 @@ static json_t *base(const char *config_json)
 }
 
 /* Acquires a lease with `config_json`; returns the lease (new reference). */
-static json_t *acquire(struct worker *w, const char *config_json)
+static json_t *acquire(pc_rpc_worker *w, const char *config_json)
 {
-    json_t *r = call(w, "environmentAcquireLease", base(config_json));
-    json_t *lease = json_incref(result_of(r));
+    json_t *r = pc_rpc_call(w, "environmentAcquireLease", base(config_json));
+    json_t *lease = json_incref(pc_rpc_result(r));
     if (!lease)
         tap_diag("acquire failed: %s", r ? json_dumps(r, 0) : "no answer");
     json_decref(r);
@@ -258,7 +86,7 @@ static json_t *acquire(struct worker *w, const char *config_json)
 }
 
 /* Runs a command; `extra` (stolen) adds env, stdin, cwd, timeoutMs. */
-static json_t *run(struct worker *w, const char *config_json, json_t *lease, const char *cmd,
+static json_t *run(pc_rpc_worker *w, const char *config_json, json_t *lease, const char *cmd,
                    const char *const *args, json_t *extra)
 {
     json_t *p = base(config_json);
@@ -272,10 +100,10 @@ static json_t *run(struct worker *w, const char *config_json, json_t *lease, con
         json_object_update(p, extra);
         json_decref(extra);
     }
-    return call(w, "environmentExecute", p);
+    return pc_rpc_call(w, "environmentExecute", p);
 }
 
-static json_t *sh(struct worker *w, const char *cfg, json_t *lease, const char *script,
+static json_t *sh(pc_rpc_worker *w, const char *cfg, json_t *lease, const char *script,
                   json_t *extra)
 {
     const char *args[] = { "-c", script, NULL };
@@ -284,13 +112,13 @@ static json_t *sh(struct worker *w, const char *cfg, json_t *lease, const char *
 
 static const char *out_of(json_t *r)
 {
-    const char *s = str_at(result_of(r), "stdout");
+    const char *s = str_at(pc_rpc_result(r), "stdout");
     return s ? s : "";
 }
 
 static json_t *meta_of(json_t *r)
 {
-    return json_object_get(result_of(r), "metadata");
+    return json_object_get(pc_rpc_result(r), "metadata");
 }
 
 /* Processes still in the lease's cgroups (and their children). */
@@ -388,14 +216,14 @@ static void server_stop(struct server *s)
 
 /* ---- tests ---- */
 
-static void test_validate(struct worker *w)
+static void test_validate(pc_rpc_worker *w)
 {
-    json_t *r = call(w, "environmentValidateConfig",
+    json_t *r = pc_rpc_call(w, "environmentValidateConfig",
                      json_pack("{s:s, s:{s:i, s:s, s:f, s:[s], s:s, s:i}}", "driverKey", "bwrap",
                                "config", "memoryMb", 5, "network", "everything", "pids", 3.5,
                                "readOnlyBinds", "relative/path", "reuseLease", "yes",
                                "timeoutMs", 0));
-    json_t *res = result_of(r);
+    json_t *res = pc_rpc_result(r);
     ok(json_is_false(json_object_get(res, "ok")), "validateConfig rejects a bad config");
     json_t *errs = json_object_get(res, "errors");
     char *all = json_dumps(errs, 0);
@@ -412,16 +240,16 @@ static void test_validate(struct worker *w)
     free(all);
     json_decref(r);
 
-    r = call(w, "environmentValidateConfig",
+    r = pc_rpc_call(w, "environmentValidateConfig",
              json_pack("{s:s, s:{s:[s]}}", "driverKey", "bwrap", "config", "readOnlyBinds",
                        "/workspace/x"));
-    ok(json_is_false(json_object_get(result_of(r), "ok")),
+    ok(json_is_false(json_object_get(pc_rpc_result(r), "ok")),
        "a bind over a sandbox-owned path is rejected");
     json_decref(r);
 
-    r = call(w, "environmentValidateConfig",
+    r = pc_rpc_call(w, "environmentValidateConfig",
              json_pack("{s:s, s:{}}", "driverKey", "bwrap", "config"));
-    res = result_of(r);
+    res = pc_rpc_result(r);
     json_t *nc = json_object_get(res, "normalizedConfig");
     ok(json_is_true(json_object_get(res, "ok")), "an empty config is valid");
     is_str(str_at(nc, "network"), "none", "network defaults to none");
@@ -432,17 +260,17 @@ static void test_validate(struct worker *w)
     json_decref(r);
 
     /* Wrong types everywhere must give errors, never a crash. */
-    r = call(w, "environmentValidateConfig",
+    r = pc_rpc_call(w, "environmentValidateConfig",
              json_pack("{s:s, s:{s:[], s:{}, s:s, s:n, s:b}}", "driverKey", "bwrap", "config",
                        "network", "readOnlyBinds", "memoryMb", "x", "rootfs", "leaseTtlSec", 1));
-    ok(json_is_false(json_object_get(result_of(r), "ok")), "wrong types are rejected");
+    ok(json_is_false(json_object_get(pc_rpc_result(r), "ok")), "wrong types are rejected");
     json_decref(r);
 }
 
-static bool test_probe(struct worker *w)
+static bool test_probe(pc_rpc_worker *w)
 {
-    json_t *r = call(w, "environmentProbe", base("{}"));
-    json_t *res = result_of(r);
+    json_t *r = pc_rpc_call(w, "environmentProbe", base("{}"));
+    json_t *res = pc_rpc_result(r);
     json_t *meta = json_object_get(res, "metadata");
     ok(res && json_is_array(json_object_get(res, "diagnostics")), "probe answers with diagnostics");
     const char *mode = str_at(meta, "cgroupMode");
@@ -458,7 +286,7 @@ static bool test_probe(struct worker *w)
 
 /* Garbage in every field of every method: each gets an answer, the worker
  * survives, and no path outside the data dir is touched. */
-static void test_garbage(struct worker *w)
+static void test_garbage(pc_rpc_worker *w)
 {
     static const char *const methods[] = { "environmentValidateConfig", "environmentProbe",
                                            "environmentAcquireLease", "environmentResumeLease",
@@ -481,26 +309,26 @@ static void test_garbage(struct worker *w)
     for (size_t m = 0; m < sizeof(methods) / sizeof(*methods); m++) {
         for (size_t b = 0; b < sizeof(bodies) / sizeof(*bodies); b++) {
             total++;
-            json_t *r = call(w, methods[m], json_loads(bodies[b], 0, NULL));
+            json_t *r = pc_rpc_call(w, methods[m], json_loads(bodies[b], 0, NULL));
             if (r && (json_object_get(r, "result") || json_object_get(r, "error")))
                 answered++;
             /* Some garbage is still a valid acquire: give the lease back. */
-            json_t *got = json_object_get(result_of(r), "providerLeaseId");
+            json_t *got = json_object_get(pc_rpc_result(r), "providerLeaseId");
             if (!strcmp(methods[m], "environmentAcquireLease") && json_is_string(got))
-                json_decref(call(w, "environmentDestroyLease",
+                json_decref(pc_rpc_call(w, "environmentDestroyLease",
                                  json_pack("{s:O}", "providerLeaseId", got)));
             json_decref(r);
         }
     }
     is_int(answered, total, "every malformed request is answered");
-    json_t *r = call(w, "health", json_object());
-    is_str(str_at(result_of(r), "status"), "ok", "the worker is still healthy");
+    json_t *r = pc_rpc_call(w, "health", json_object());
+    is_str(str_at(pc_rpc_result(r), "status"), "ok", "the worker is still healthy");
     json_decref(r);
     ok(path_exists("/etc/passwd") && path_exists("/sys/fs/cgroup/pids") == had_pids_cg,
        "forged ids and cgroup paths touched nothing outside the data dir");
 }
 
-static void test_isolation(struct worker *w)
+static void test_isolation(pc_rpc_worker *w)
 {
     json_t *lease = acquire(w, "{}");
     ok(lease != NULL, "acquire a lease");
@@ -559,22 +387,22 @@ static void test_isolation(struct worker *w)
     /* Bad params are refused before anything runs. */
     const char *args[] = { "x", NULL };
     r = run(w, "{}", lease, "ls", args, json_pack("{s:s}", "cwd", "/etc"));
-    is_int(error_code(r), -32602, "cwd outside /workspace is rejected");
+    is_int(pc_rpc_error_code(r), -32602, "cwd outside /workspace is rejected");
     json_decref(r);
     r = run(w, "{}", lease, "ls", args, json_pack("{s:s}", "cwd", "/workspace/../etc"));
-    is_int(error_code(r), -32602, "cwd with .. is rejected");
+    is_int(pc_rpc_error_code(r), -32602, "cwd with .. is rejected");
     json_decref(r);
     r = run(w, "{}", lease, "ls", args, json_pack("{s:{s:s}}", "env", "1BAD", "x"));
-    is_int(error_code(r), -32602, "a bad env key is rejected");
+    is_int(pc_rpc_error_code(r), -32602, "a bad env key is rejected");
     json_decref(r);
     /* A NUL byte in the command: refused, whether by the SDK's parser
      * (answer with a null id) or by the plugin's own check. */
     json_t *p = base("{}");
     json_object_set(p, "lease", lease);
     json_object_set_new(p, "command", json_stringn("ls\0x", 4));
-    json_t *nid = request_async(w, "environmentExecute", p);
+    json_t *nid = pc_rpc_request(w, "environmentExecute", p);
     bool refused = false;
-    for (json_t *m; !refused && (m = read_msg(w, 10000));) {
+    for (json_t *m; !refused && (m = pc_rpc_read(w, 10000));) {
         json_t *mid = json_object_get(m, "id");
         refused = json_object_get(m, "error") && (json_is_null(mid) || json_equal(mid, nid));
         json_decref(m);
@@ -585,7 +413,7 @@ static void test_isolation(struct worker *w)
     json_object_set_new(p, "lease", json_pack("{s:s}", "providerLeaseId",
                                               "bwrap://x/00000000-0000-4000-8000-000000000000"));
     json_object_set_new(p, "command", json_string("true"));
-    r = call(w, "environmentExecute", p);
+    r = pc_rpc_call(w, "environmentExecute", p);
     ok(json_object_get(r, "error") != NULL, "execute on an unknown lease is an error");
     json_decref(r);
 
@@ -593,8 +421,8 @@ static void test_isolation(struct worker *w)
     p = base("{}");
     json_object_set(p, "lease", lease);
     json_object_set_new(p, "workspace", json_pack("{s:s}", "remotePath", "/workspace/a/b"));
-    r = call(w, "environmentRealizeWorkspace", p);
-    is_str(str_at(result_of(r), "cwd"), "/workspace/a/b", "realizeWorkspace returns the cwd");
+    r = pc_rpc_call(w, "environmentRealizeWorkspace", p);
+    is_str(str_at(pc_rpc_result(r), "cwd"), "/workspace/a/b", "realizeWorkspace returns the cwd");
     json_decref(r);
     r = run(w, "{}", lease, "pwd", NULL, json_pack("{s:s}", "cwd", "/workspace/a/b"));
     is_str(out_of(r), "/workspace/a/b\n", "execute runs in the realized cwd");
@@ -609,12 +437,12 @@ static void test_isolation(struct worker *w)
     p = base("{}");
     json_object_set(p, "lease", lease);
     json_object_set_new(p, "workspace", json_pack("{s:s}", "remotePath", "/workspace/link/pwned"));
-    r = call(w, "environmentRealizeWorkspace", p);
+    r = pc_rpc_call(w, "environmentRealizeWorkspace", p);
     snprintf(esc, sizeof(esc), "%s/escape-target/pwned", tmpdir);
     ok(!path_exists(esc), "realizeWorkspace does not follow a planted symlink");
     json_decref(r);
 
-    r = call(w, "environmentDestroyLease",
+    r = pc_rpc_call(w, "environmentDestroyLease",
              json_pack("{s:s, s:O}", "providerLeaseId", id, "leaseMetadata", meta));
     ok(r && !json_object_get(r, "error"), "destroy succeeds");
     ok(!path_exists(str_at(meta, "leaseDir")), "destroy removes the lease directory");
@@ -623,7 +451,7 @@ static void test_isolation(struct worker *w)
     json_decref(lease);
 }
 
-static void test_network(struct worker *w)
+static void test_network(pc_rpc_worker *w)
 {
     struct server host, api;
     server_start(&host, NULL);
@@ -638,7 +466,7 @@ static void test_network(struct worker *w)
     ok(r && !strstr(out_of(r), "connected"), "network none cannot reach the host's loopback");
     is_int(__atomic_load_n(&host.accepted, __ATOMIC_SEQ_CST), 0, "the host listener saw no connection");
     json_decref(r);
-    json_decref(call(w, "environmentDestroyLease",
+    json_decref(pc_rpc_call(w, "environmentDestroyLease",
                      json_pack("{s:O}", "providerLeaseId", json_object_get(lease, "providerLeaseId"))));
     json_decref(lease);
 
@@ -662,16 +490,16 @@ static void test_network(struct worker *w)
     snprintf(want, sizeof(want), "http://127.0.0.1:%d/api", api.port);
     is_str(str_at(meta_of(r), "apiUrl"), want, "metadata.apiUrl is the inside URL");
     if (!strstr(out_of(r), "paperclip-api-ok"))
-        tap_diag("stdout: %s stderr: %s", out_of(r), str_at(result_of(r), "stderr"));
+        tap_diag("stdout: %s stderr: %s", out_of(r), str_at(pc_rpc_result(r), "stderr"));
     json_decref(r);
-    json_decref(call(w, "environmentDestroyLease",
+    json_decref(pc_rpc_call(w, "environmentDestroyLease",
                      json_pack("{s:O}", "providerLeaseId", json_object_get(lease, "providerLeaseId"))));
     json_decref(lease);
     server_stop(&host);
     server_stop(&api);
 }
 
-static void test_limits(struct worker *w)
+static void test_limits(pc_rpc_worker *w)
 {
     const char *cfg = "{\"pids\":32,\"memoryMb\":64}";
     json_t *lease = acquire(w, cfg);
@@ -697,7 +525,7 @@ static void test_limits(struct worker *w)
     json_decref(r);
 
     r = sh(w, cfg, lease, "f() { f | f & }; f; sleep 30", json_pack("{s:i}", "timeoutMs", 2000));
-    ok(json_is_true(json_object_get(result_of(r), "timedOut")), "a fork bomb runs into the timeout");
+    ok(json_is_true(json_object_get(pc_rpc_result(r), "timedOut")), "a fork bomb runs into the timeout");
     is_int(lease_procs(lease), 0, "nothing of the fork bomb survives");
     json_decref(r);
     r = run(w, cfg, lease, "echo", (const char *[]){ "alive", NULL }, NULL);
@@ -712,12 +540,12 @@ static void test_limits(struct worker *w)
     ok(json_is_true(json_object_get(meta_of(r), "oomKilled")), "metadata.oomKilled is set");
     json_decref(r);
 
-    json_decref(call(w, "environmentDestroyLease",
+    json_decref(pc_rpc_call(w, "environmentDestroyLease",
                      json_pack("{s:O}", "providerLeaseId", json_object_get(lease, "providerLeaseId"))));
     json_decref(lease);
 }
 
-static void test_timeout(struct worker *w)
+static void test_timeout(pc_rpc_worker *w)
 {
     json_t *lease = acquire(w, "{}");
     if (!lease)
@@ -727,7 +555,7 @@ static void test_timeout(struct worker *w)
     json_t *r = sh(w, "{}", lease, "(sh -c 'sleep 1000' &) ; sleep 1000 & wait",
                    json_pack("{s:i}", "timeoutMs", 500));
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    json_t *res = result_of(r);
+    json_t *res = pc_rpc_result(r);
     ok(json_is_true(json_object_get(res, "timedOut")), "the timeout fires");
     ok(json_is_null(json_object_get(res, "exitCode")), "exitCode is null on timeout");
     is_int(lease_procs(lease), 0, "grandchildren are killed with the command");
@@ -736,7 +564,7 @@ static void test_timeout(struct worker *w)
     json_decref(r);
 
     r = sh(w, "{}", lease, "trap '' TERM; sleep 1000 & trap '' TERM; wait", json_pack("{s:i}", "timeoutMs", 300));
-    res = result_of(r);
+    res = pc_rpc_result(r);
     ok(json_is_true(json_object_get(res, "timedOut")), "a command ignoring SIGTERM times out");
     is_str(str_at(res, "signal"), "SIGKILL", "and is killed with SIGKILL after the grace");
     is_int(lease_procs(lease), 0, "nothing survives it");
@@ -749,15 +577,15 @@ static void test_timeout(struct worker *w)
     json_object_set_new(pa, "command", json_string("/bin/sh"));
     json_object_set_new(pa, "args", json_pack("[s,s]", "-c", "sleep 1.5; echo A-done"));
     json_object_set_new(pa, "timeoutMs", json_integer(20000));
-    json_t *ida = request_async(w, "environmentExecute", pa);
+    json_t *ida = pc_rpc_request(w, "environmentExecute", pa);
     json_t *pb = base("{}");
     json_object_set(pb, "lease", lease);
     json_object_set_new(pb, "command", json_string("/bin/sh"));
     json_object_set_new(pb, "args", json_pack("[s,s]", "-c", "sleep 1000"));
     json_object_set_new(pb, "timeoutMs", json_integer(200));
-    json_t *idb = request_async(w, "environmentExecute", pb);
-    json_t *rb = wait_for(w, idb, 30000), *ra = wait_for(w, ida, 30000);
-    ok(json_is_true(json_object_get(result_of(rb), "timedOut")), "concurrent: one exec times out");
+    json_t *idb = pc_rpc_request(w, "environmentExecute", pb);
+    json_t *rb = pc_rpc_wait(w, idb, 30000), *ra = pc_rpc_wait(w, ida, 30000);
+    ok(json_is_true(json_object_get(pc_rpc_result(rb), "timedOut")), "concurrent: one exec times out");
     is_str(out_of(ra), "A-done\n", "concurrent: the other exec in the same lease is unharmed");
     json_decref(ra), json_decref(rb), json_decref(ida), json_decref(idb);
 
@@ -767,14 +595,14 @@ static void test_timeout(struct worker *w)
     json_object_set_new(p, "command", json_string("/bin/sh"));
     json_object_set_new(p, "args", json_pack("[s,s]", "-c", "sleep 1009 & sleep 1009"));
     json_object_set_new(p, "timeoutMs", json_integer(60000));
-    json_t *eid = request_async(w, "environmentExecute", p);
+    json_t *eid = pc_rpc_request(w, "environmentExecute", p);
     usleep(300000);
-    r = call(w, "environmentDestroyLease",
+    r = pc_rpc_call(w, "environmentDestroyLease",
              json_pack("{s:O, s:O}", "providerLeaseId", json_object_get(lease, "providerLeaseId"),
                        "leaseMetadata", json_object_get(lease, "metadata")));
     ok(r && !json_object_get(r, "error"), "destroy during an execute succeeds");
     json_decref(r);
-    r = wait_for(w, eid, 30000);
+    r = pc_rpc_wait(w, eid, 30000);
     ok(r != NULL, "the running execute answers");
     json_decref(r);
     json_decref(eid);
@@ -791,19 +619,19 @@ static void test_timeout(struct worker *w)
 
 static void test_reuse(void)
 {
-    struct worker w;
+    pc_rpc_worker w;
     worker_start(&w);
     json_decref(initialize(&w));
     const char *cfg = "{\"reuseLease\":true}";
     json_t *lease = acquire(&w, cfg);
     if (!lease) {
-        worker_stop(&w);
+        pc_rpc_worker_stop(&w);
         return;
     }
     const char *id = str_at(lease, "providerLeaseId");
     ok(id && !strncmp(id, "bwrap://env-1/", 14), "a reusable lease is scoped by environment");
     json_decref(sh(&w, cfg, lease, "echo kept > /workspace/state; echo home > ~/h", NULL));
-    json_t *r = call(&w, "environmentReleaseLease",
+    json_t *r = pc_rpc_call(&w, "environmentReleaseLease",
                      json_pack("{s:s, s:{s:b}, s:s, s:O}", "driverKey", "bwrap", "config",
                                "reuseLease", 1, "providerLeaseId", id, "leaseMetadata",
                                json_object_get(lease, "metadata")));
@@ -814,16 +642,16 @@ static void test_reuse(void)
     is_int(lease_procs(lease), 0, "release leaves no process");
 
     /* A new worker (the old one "crashed") resumes from the id alone. */
-    worker_stop(&w);
+    pc_rpc_worker_stop(&w);
     worker_start(&w);
     json_decref(initialize(&w));
     json_t *p = base(cfg);
     json_object_set_new(p, "providerLeaseId", json_string(id));
-    r = call(&w, "environmentResumeLease", p);
-    is_str(str_at(result_of(r), "providerLeaseId"), id, "resume reattaches the lease");
-    ok(json_is_true(json_object_get(json_object_get(result_of(r), "metadata"), "resumedLease")),
+    r = pc_rpc_call(&w, "environmentResumeLease", p);
+    is_str(str_at(pc_rpc_result(r), "providerLeaseId"), id, "resume reattaches the lease");
+    ok(json_is_true(json_object_get(json_object_get(pc_rpc_result(r), "metadata"), "resumedLease")),
        "metadata.resumedLease is true");
-    json_t *lease2 = json_incref(result_of(r));
+    json_t *lease2 = json_incref(pc_rpc_result(r));
     json_decref(r);
     r = sh(&w, cfg, lease2, "cat /workspace/state ~/h", NULL);
     is_str(out_of(r), "kept\nhome\n", "workspace and home survive release and resume");
@@ -833,9 +661,9 @@ static void test_reuse(void)
     p = base(cfg);
     json_object_set_new(p, "providerLeaseId",
                         json_string("bwrap://env-1/00000000-0000-4000-8000-000000000000"));
-    r = call(&w, "environmentResumeLease", p);
-    ok(json_is_null(json_object_get(result_of(r), "providerLeaseId")) &&
-           json_is_true(json_object_get(json_object_get(result_of(r), "metadata"), "expired")),
+    r = pc_rpc_call(&w, "environmentResumeLease", p);
+    ok(json_is_null(json_object_get(pc_rpc_result(r), "providerLeaseId")) &&
+           json_is_true(json_object_get(json_object_get(pc_rpc_result(r), "metadata"), "expired")),
        "resume of an unknown lease answers expired");
     json_decref(r);
 
@@ -843,7 +671,7 @@ static void test_reuse(void)
     char fake[4400];
     snprintf(fake, sizeof(fake), "%s/leases/11111111-1111-4111-8111-111111111111", datadir);
     mkdir(fake, 0700);
-    r = call(&w, "environmentDestroyLease",
+    r = pc_rpc_call(&w, "environmentDestroyLease",
              json_pack("{s:s}", "providerLeaseId", "bwrap://x/11111111-1111-4111-8111-111111111111"));
     ok(json_object_get(r, "error") != NULL && path_exists(fake),
        "destroy refuses a directory without the ownership marker");
@@ -851,7 +679,7 @@ static void test_reuse(void)
     rmdir(fake);
 
     /* Destroy from leaseMetadata alone (providerLeaseId null). */
-    r = call(&w, "environmentDestroyLease",
+    r = pc_rpc_call(&w, "environmentDestroyLease",
              json_pack("{s:n, s:O}", "providerLeaseId", "leaseMetadata",
                        json_object_get(lease2, "metadata")));
     ok(r && !json_object_get(r, "error"), "destroy works from leaseMetadata");
@@ -861,12 +689,12 @@ static void test_reuse(void)
     ok(cgroups_gone(lease2), "and its cgroups");
     p = base(cfg);
     json_object_set_new(p, "providerLeaseId", json_string(id));
-    r = call(&w, "environmentResumeLease", p);
-    ok(json_is_null(json_object_get(result_of(r), "providerLeaseId")) &&
-           json_is_true(json_object_get(json_object_get(result_of(r), "metadata"), "expired")),
+    r = pc_rpc_call(&w, "environmentResumeLease", p);
+    ok(json_is_null(json_object_get(pc_rpc_result(r), "providerLeaseId")) &&
+           json_is_true(json_object_get(json_object_get(pc_rpc_result(r), "metadata"), "expired")),
        "resume after destroy answers {providerLeaseId:null, metadata:{expired:true}}");
     json_decref(r);
-    r = call(&w, "environmentDestroyLease", json_pack("{s:s}", "providerLeaseId", id));
+    r = pc_rpc_call(&w, "environmentDestroyLease", json_pack("{s:s}", "providerLeaseId", id));
     ok(r && !json_object_get(r, "error"), "destroy is idempotent");
     json_decref(r);
 
@@ -876,8 +704,8 @@ static void test_reuse(void)
     usleep(1100000);
     p = base("{\"leaseTtlSec\":1}");
     json_object_set(p, "providerLeaseId", json_object_get(ttl, "providerLeaseId"));
-    r = call(&w, "environmentResumeLease", p);
-    ok(json_is_true(json_object_get(json_object_get(result_of(r), "metadata"), "expired")),
+    r = pc_rpc_call(&w, "environmentResumeLease", p);
+    ok(json_is_true(json_object_get(json_object_get(pc_rpc_result(r), "metadata"), "expired")),
        "resume past the TTL answers expired");
     ok(!path_exists(str_at(json_object_get(ttl, "metadata"), "leaseDir")),
        "and removes the expired lease");
@@ -886,7 +714,7 @@ static void test_reuse(void)
 
     json_decref(lease2);
     json_decref(lease);
-    worker_stop(&w);
+    pc_rpc_worker_stop(&w);
 }
 
 /* Host processes whose command line contains `needle`. */
@@ -924,12 +752,12 @@ static int host_procs_with(const char *needle)
 static void test_rlimit_fallback(void)
 {
     no_cgroup_mode = true;
-    struct worker w;
+    pc_rpc_worker w;
     worker_start(&w);
     no_cgroup_mode = false;
     json_decref(initialize(&w));
-    json_t *r = call(&w, "environmentProbe", base("{}"));
-    is_str(str_at(json_object_get(result_of(r), "metadata"), "cgroupMode"), "rlimit",
+    json_t *r = pc_rpc_call(&w, "environmentProbe", base("{}"));
+    is_str(str_at(json_object_get(pc_rpc_result(r), "metadata"), "cgroupMode"), "rlimit",
            "probe reports the rlimit fallback");
     json_decref(r);
     const char *cfg = "{\"memoryMb\":64}";
@@ -943,20 +771,20 @@ static void test_rlimit_fallback(void)
     ok(r && !strstr(out_of(r), "survived"), "rlimit fallback: a memory hog fails");
     json_decref(r);
     r = sh(&w, cfg, lease, "(sh -c 'sleep 1007' &); sleep 1007 & wait", json_pack("{s:i}", "timeoutMs", 500));
-    ok(json_is_true(json_object_get(result_of(r), "timedOut")), "rlimit fallback: the timeout fires");
+    ok(json_is_true(json_object_get(pc_rpc_result(r), "timedOut")), "rlimit fallback: the timeout fires");
     json_decref(r);
     int left = 0;
     for (int i = 0; i < 50 && (left = host_procs_with("sleep 1007")) > 0; i++)
         usleep(20000);
     is_int(left, 0, "rlimit fallback: grandchildren die with the pid namespace");
-    r = call(&w, "environmentDestroyLease",
+    r = pc_rpc_call(&w, "environmentDestroyLease",
              json_pack("{s:O}", "providerLeaseId", json_object_get(lease, "providerLeaseId")));
     ok(r && !json_object_get(r, "error") &&
            !path_exists(str_at(json_object_get(lease, "metadata"), "leaseDir")),
        "rlimit fallback: destroy removes the lease");
     json_decref(r);
     json_decref(lease);
-    worker_stop(&w);
+    pc_rpc_worker_stop(&w);
 }
 
 /* ---- bench mode: bwrap_sandbox --bench [N] (bench/bwrap.bench.sh) ---- */
@@ -1040,7 +868,7 @@ static int bench(int n)
     }
     report("bwrap /bin/true directly", v, n);
 
-    struct worker w;
+    pc_rpc_worker w;
     worker_start(&w);
     json_decref(initialize(&w));
     json_t *lease = acquire(&w, "{}");
@@ -1051,7 +879,7 @@ static int bench(int n)
     }
     report("provider execute /bin/true (JSON-RPC)", v, n);
     if (lease)
-        json_decref(call(&w, "environmentDestroyLease",
+        json_decref(pc_rpc_call(&w, "environmentDestroyLease",
                          json_pack("{s:O}", "providerLeaseId",
                                    json_object_get(lease, "providerLeaseId"))));
     json_decref(lease);
@@ -1066,7 +894,7 @@ static int bench(int n)
     report("lease acquire", v, (int)m);
     for (size_t i = 0; i < m; i++) {
         double t = now_ms();
-        json_decref(call(&w, "environmentDestroyLease",
+        json_decref(pc_rpc_call(&w, "environmentDestroyLease",
                          json_pack("{s:O}", "providerLeaseId",
                                    json_object_get(ls[i], "providerLeaseId"))));
         v[i] = now_ms() - t;
@@ -1074,7 +902,7 @@ static int bench(int n)
     }
     report("lease destroy", v, (int)m);
     free(ls);
-    worker_stop(&w);
+    pc_rpc_worker_stop(&w);
     free(v);
     return 0;
 }
@@ -1096,11 +924,11 @@ int main(int argc, char **argv)
         return rc | (system(cmd) != 0);
     }
 
-    struct worker w;
+    pc_rpc_worker w;
     worker_start(&w);
     json_t *init = initialize(&w);
-    ok(json_is_true(json_object_get(result_of(init), "ok")), "initialize succeeds");
-    char *sm = json_dumps(json_object_get(result_of(init), "supportedMethods"), 0);
+    ok(json_is_true(json_object_get(pc_rpc_result(init), "ok")), "initialize succeeds");
+    char *sm = json_dumps(json_object_get(pc_rpc_result(init), "supportedMethods"), 0);
     ok(sm && strstr(sm, "environmentExecute") && strstr(sm, "environmentResumeLease") &&
            strstr(sm, "environmentReleaseLease") && strstr(sm, "environmentDestroyLease"),
        "every environment method is supported");
@@ -1119,7 +947,7 @@ int main(int argc, char **argv)
         test_limits(&w);
         test_timeout(&w);
     }
-    worker_stop(&w);
+    pc_rpc_worker_stop(&w);
     if (usable) {
         test_reuse();
         test_rlimit_fallback();

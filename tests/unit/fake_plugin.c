@@ -6,6 +6,8 @@
  * secret, and with TMPDIR pointing at a private directory so leases can be
  * checked and cleaned without touching anyone else's /tmp.
  */
+#include "../lib/helpers.h"
+#include "../lib/rpc_driver.h"
 #include "../lib/tap.h"
 
 #include <errno.h>
@@ -20,191 +22,26 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_STASH 64
-
-struct worker {
-    pid_t pid;
-    int in, out;
-    char *buf;
-    size_t len, cap;
-    json_t *stash[MAX_STASH]; /* messages read while waiting for another id */
-    size_t nstash;
-    int logs_ready; /* "Fake sandbox provider plugin ready" notifications seen */
-};
-
 static char root[4096];
 static char tmpdir[4096];
-static int next_id = 1;
 
-static void pass_env(char **envp, size_t *n, const char *name)
+/* Counts the worker's "ready" log notification, which setup must send once. */
+static void count_ready(pc_rpc_worker *w, json_t *msg)
 {
-    const char *v = getenv(name);
-    if (v && asprintf(&envp[*n], "%s=%s", name, v) >= 0)
-        (*n)++;
+    const char *text = json_string_value(json_object_get(json_object_get(msg, "params"), "message"));
+    if (json_object_get(msg, "method") && text && !strcmp(text, "Fake sandbox provider plugin ready"))
+        w->notes++;
 }
 
-static void worker_start(struct worker *w)
+static void worker_start(pc_rpc_worker *w)
 {
-    memset(w, 0, sizeof(*w));
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
-        abort();
-    char exe[4200];
+    char exe[4200], tmp_env[4200];
     snprintf(exe, sizeof(exe), "%s/plugins/fake-sandbox/worker", root);
-    char *envp[12];
-    size_t n = 0;
-    envp[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    envp[n++] = "PAPERCLIP_FAKE_PLUGIN_HOST_SECRET=canary";
-    if (asprintf(&envp[n], "TMPDIR=%s", tmpdir) >= 0)
-        n++;
-    pass_env(envp, &n, "ASAN_OPTIONS");
-    pass_env(envp, &n, "UBSAN_OPTIONS");
-    pass_env(envp, &n, "LSAN_OPTIONS");
-    envp[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        char *argv[] = { exe, NULL };
-        execve(exe, argv, envp);
-        _exit(127);
-    }
-    for (size_t i = 2; i < n; i++)
-        free(envp[i]);
-    close(in[0]);
-    close(out[1]);
-    w->pid = pid;
-    w->in = in[1];
-    w->out = out[0];
-    w->cap = 1 << 16;
-    w->buf = malloc(w->cap);
-}
-
-static void send_raw(struct worker *w, const char *text, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(w->in, text + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        off += (size_t)n;
-    }
-}
-
-static void send_line(struct worker *w, const char *text)
-{
-    send_raw(w, text, strlen(text));
-    send_raw(w, "\n", 1);
-}
-
-/* Reads one message (a line) within `ms`; NULL on timeout or EOF. */
-static json_t *read_msg(struct worker *w, int ms)
-{
-    for (;;) {
-        char *nl = memchr(w->buf, '\n', w->len);
-        if (nl) {
-            size_t l = (size_t)(nl - w->buf);
-            json_error_t je;
-            json_t *j = json_loadb(w->buf, l, 0, &je);
-            memmove(w->buf, nl + 1, w->len - l - 1);
-            w->len -= l + 1;
-            if (!j)
-                tap_diag("worker wrote a non-JSON line: %s", je.text);
-            return j;
-        }
-        struct pollfd p = { .fd = w->out, .events = POLLIN };
-        int r = poll(&p, 1, ms);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return NULL;
-        if (w->len + 65536 > w->cap) {
-            w->cap *= 2;
-            w->buf = realloc(w->buf, w->cap);
-        }
-        ssize_t n = read(w->out, w->buf + w->len, 65536);
-        if (n <= 0)
-            return NULL;
-        w->len += (size_t)n;
-    }
-}
-
-static bool id_is(json_t *msg, json_t *id)
-{
-    json_t *mid = json_object_get(msg, "id");
-    return mid && id && json_equal(mid, id);
-}
-
-/* Waits for the response with `id` (new reference), stashing others. */
-static json_t *wait_for(struct worker *w, json_t *id, int ms)
-{
-    for (size_t i = 0; i < w->nstash; i++) {
-        if (id_is(w->stash[i], id)) {
-            json_t *m = w->stash[i];
-            w->stash[i] = w->stash[--w->nstash];
-            return m;
-        }
-    }
-    for (;;) {
-        json_t *m = read_msg(w, ms);
-        if (!m)
-            return NULL;
-        json_t *method = json_object_get(m, "method");
-        if (method && !json_object_get(m, "id")) {
-            const char *msg = json_string_value(json_object_get(json_object_get(m, "params"), "message"));
-            if (msg && !strcmp(msg, "Fake sandbox provider plugin ready"))
-                w->logs_ready++;
-            json_decref(m);
-            continue;
-        }
-        if (id_is(m, id))
-            return m;
-        if (w->nstash < MAX_STASH)
-            w->stash[w->nstash++] = m;
-        else
-            json_decref(m);
-    }
-}
-
-/* Sends a request and returns its id (new reference). `params` is stolen. */
-static json_t *request_async(struct worker *w, const char *method, json_t *params)
-{
-    json_t *id = json_integer(next_id++);
-    json_t *req = json_pack("{s:s, s:O, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method",
-                            method, "params", params ? params : json_object());
-    char *text = json_dumps(req, JSON_COMPACT);
-    send_line(w, text);
-    free(text);
-    json_decref(req);
-    return id;
-}
-
-/* Sends a request and waits for the whole response (new reference). */
-static json_t *call(struct worker *w, const char *method, json_t *params)
-{
-    json_t *id = request_async(w, method, params);
-    json_t *r = wait_for(w, id, 60000);
-    json_decref(id);
-    if (!r)
-        tap_diag("no answer to %s", method);
-    return r;
-}
-
-static json_t *result_of(json_t *resp)
-{
-    return json_object_get(resp, "result");
-}
-
-static int error_code(json_t *resp)
-{
-    return (int)json_integer_value(json_object_get(json_object_get(resp, "error"), "code"));
-}
-
-static const char *error_message(json_t *resp)
-{
-    return json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
+    snprintf(tmp_env, sizeof(tmp_env), "TMPDIR=%s", tmpdir);
+    const char *env[] = { "PATH=/usr/local/bin:/usr/bin:/bin",
+                          "PAPERCLIP_FAKE_PLUGIN_HOST_SECRET=canary", tmp_env, NULL };
+    pc_rpc_worker_start(w, exe, env);
+    w->on_notify = count_ready;
 }
 
 static const char *str_at(json_t *obj, const char *key)
@@ -212,29 +49,9 @@ static const char *str_at(json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
-static int worker_stop(struct worker *w)
+static json_t *initialize(pc_rpc_worker *w)
 {
-    close(w->in);
-    int status = -1;
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(w->pid, &status, WNOHANG) == w->pid)
-            break;
-        usleep(50000);
-        if (i == 199) {
-            kill(w->pid, SIGKILL);
-            waitpid(w->pid, &status, 0);
-        }
-    }
-    close(w->out);
-    free(w->buf);
-    for (size_t i = 0; i < w->nstash; i++)
-        json_decref(w->stash[i]);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static json_t *initialize(struct worker *w)
-{
-    return call(w, "initialize",
+    return pc_rpc_call(w, "initialize",
                 json_pack("{s:{s:s}, s:{}, s:{s:s, s:s}, s:i}", "manifest", "id",
                           "paperclip.fake-sandbox-provider", "config", "instanceInfo",
                           "instanceId", "test", "hostVersion", "0.0.0", "apiVersion", 1));
@@ -256,36 +73,15 @@ static json_t *exec_params(const char *config_json, json_t *extra)
     return p;
 }
 
-static json_t *execute(struct worker *w, json_t *extra)
+static json_t *execute(pc_rpc_worker *w, json_t *extra)
 {
-    return call(w, "environmentExecute", exec_params("{}", extra));
+    return pc_rpc_call(w, "environmentExecute", exec_params("{}", extra));
 }
 
 static bool is_dir(const char *p)
 {
     struct stat st;
     return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool pid_gone(pid_t pid)
-{
-    for (int i = 0; i < 60; i++) {
-        if (kill(pid, 0) < 0 && errno == ESRCH)
-            return true;
-        char path[64], buf[512];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-            fclose(f);
-            buf[n] = '\0';
-            char *p = strrchr(buf, ')');
-            if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
-                return true;
-        }
-        usleep(50000);
-    }
-    return false;
 }
 
 static bool worker_env_has_canary(pid_t pid)
@@ -306,14 +102,14 @@ static bool worker_env_has_canary(pid_t pid)
     return false;
 }
 
-static void test_initialize_and_protocol(struct worker *w)
+static void test_initialize_and_protocol(pc_rpc_worker *w)
 {
-    json_t *r = call(w, "health", NULL);
-    ok(r && error_code(r) != 0, "health before initialize is refused");
+    json_t *r = pc_rpc_call(w, "health", NULL);
+    ok(r && pc_rpc_error_code(r) != 0, "health before initialize is refused");
     json_decref(r);
 
     r = initialize(w);
-    json_t *res = result_of(r);
+    json_t *res = pc_rpc_result(r);
     ok(json_is_true(json_object_get(res, "ok")), "initialize ok");
     json_t *sm = json_object_get(res, "supportedMethods");
     static const char *env_methods[] = {
@@ -329,50 +125,50 @@ static void test_initialize_and_protocol(struct worker *w)
     }
     is_int(found, 8, "supportedMethods lists all 8 environment methods");
     is_int(json_array_size(sm), 8, "and nothing else");
-    is_int(w->logs_ready, 1, "setup logged 'Fake sandbox provider plugin ready'");
+    is_int(w->notes, 1, "setup logged 'Fake sandbox provider plugin ready'");
     json_decref(r);
 
     r = initialize(w);
-    is_str(error_message(r), "Worker already initialized", "second initialize is an error");
+    is_str(pc_rpc_error_message(r), "Worker already initialized", "second initialize is an error");
     json_decref(r);
 
-    r = call(w, "health", NULL);
-    is_str(str_at(result_of(r), "status"), "ok", "health status ok");
-    is_str(str_at(result_of(r), "message"), "Fake sandbox provider plugin healthy", "health message");
+    r = pc_rpc_call(w, "health", NULL);
+    is_str(str_at(pc_rpc_result(r), "status"), "ok", "health status ok");
+    is_str(str_at(pc_rpc_result(r), "message"), "Fake sandbox provider plugin healthy", "health message");
     json_decref(r);
 
-    r = call(w, "noSuchMethod", NULL);
-    is_int(error_code(r), -32601, "unknown method: -32601");
-    is_str(error_message(r), "Unknown method: noSuchMethod", "unknown method: message");
+    r = pc_rpc_call(w, "noSuchMethod", NULL);
+    is_int(pc_rpc_error_code(r), -32601, "unknown method: -32601");
+    is_str(pc_rpc_error_message(r), "Unknown method: noSuchMethod", "unknown method: message");
     json_decref(r);
 
-    r = call(w, "validateConfig", json_pack("{s:{}}", "config"));
-    ok(json_is_true(json_object_get(result_of(r), "ok")), "validateConfig default ok:true");
+    r = pc_rpc_call(w, "validateConfig", json_pack("{s:{}}", "config"));
+    ok(json_is_true(json_object_get(pc_rpc_result(r), "ok")), "validateConfig default ok:true");
     json_decref(r);
 
-    send_line(w, "this is not json");
-    json_t *m = wait_for(w, json_null(), 10000);
-    is_int(error_code(m), -32700, "garbage line: -32700");
+    pc_rpc_send_line(w, "this is not json");
+    json_t *m = pc_rpc_wait(w, json_null(), 10000);
+    is_int(pc_rpc_error_code(m), -32700, "garbage line: -32700");
     ok(m && json_is_null(json_object_get(m, "id")), "garbage line: id null");
     json_decref(m);
 
-    send_line(w, "[1,2,3]");
-    m = wait_for(w, json_null(), 10000);
-    is_int(error_code(m), -32600, "non-object: -32600");
+    pc_rpc_send_line(w, "[1,2,3]");
+    m = pc_rpc_wait(w, json_null(), 10000);
+    is_int(pc_rpc_error_code(m), -32600, "non-object: -32600");
     json_decref(m);
 
-    send_line(w, "{\"jsonrpc\":\"1.0\",\"id\":\"v1\",\"method\":\"health\"}");
+    pc_rpc_send_line(w, "{\"jsonrpc\":\"1.0\",\"id\":\"v1\",\"method\":\"health\"}");
     json_t *vid = json_string("v1");
-    m = wait_for(w, vid, 10000);
+    m = pc_rpc_wait(w, vid, 10000);
     json_decref(vid);
-    is_int(error_code(m), -32600, "wrong jsonrpc version: -32600 with the id echoed");
+    is_int(pc_rpc_error_code(m), -32600, "wrong jsonrpc version: -32600 with the id echoed");
     json_decref(m);
 
-    send_line(w, "{\"jsonrpc\":\"2.0\",\"id\":\"str-id\",\"method\":\"health\"}");
+    pc_rpc_send_line(w, "{\"jsonrpc\":\"2.0\",\"id\":\"str-id\",\"method\":\"health\"}");
     json_t *sid = json_string("str-id");
-    m = wait_for(w, sid, 10000);
+    m = pc_rpc_wait(w, sid, 10000);
     json_decref(sid);
-    is_str(str_at(result_of(m), "status"), "ok", "string ids are echoed");
+    is_str(str_at(pc_rpc_result(m), "status"), "ok", "string ids are echoed");
     json_decref(m);
 
     /* A line over 16 MiB is rejected and the worker keeps working. */
@@ -381,22 +177,22 @@ static void test_initialize_and_protocol(struct worker *w)
     memset(line, 'x', big);
     line[0] = '"';
     line[big] = '\n';
-    send_raw(w, line, big + 1);
+    pc_rpc_send_raw(w, line, big + 1);
     free(line);
-    m = wait_for(w, json_null(), 30000);
-    is_int(error_code(m), -32600, "oversized line: -32600 with id null");
+    m = pc_rpc_wait(w, json_null(), 30000);
+    is_int(pc_rpc_error_code(m), -32600, "oversized line: -32600 with id null");
     json_decref(m);
-    r = call(w, "health", NULL);
-    is_str(str_at(result_of(r), "status"), "ok", "worker healthy after the oversized line");
+    r = pc_rpc_call(w, "health", NULL);
+    is_str(str_at(pc_rpc_result(r), "status"), "ok", "worker healthy after the oversized line");
     json_decref(r);
 }
 
-static void test_lifecycle(struct worker *w)
+static void test_lifecycle(pc_rpc_worker *w)
 {
-    json_t *r = call(w, "environmentValidateConfig",
+    json_t *r = pc_rpc_call(w, "environmentValidateConfig",
                      json_pack("{s:s, s:{s:s}}", "driverKey", "fake-plugin", "config", "image",
                                "fake:test"));
-    json_t *res = result_of(r);
+    json_t *res = pc_rpc_result(r);
     ok(json_is_true(json_object_get(res, "ok")), "validate ok");
     json_t *nc = json_object_get(res, "normalizedConfig");
     is_str(str_at(nc, "image"), "fake:test", "normalizedConfig.image");
@@ -404,18 +200,18 @@ static void test_lifecycle(struct worker *w)
     is_int(json_integer_value(json_object_get(nc, "timeoutMs")), 300000, "normalizedConfig.timeoutMs default");
     json_decref(r);
 
-    r = call(w, "environmentValidateConfig",
+    r = pc_rpc_call(w, "environmentValidateConfig",
              json_pack("{s:s, s:{s:s, s:i, s:b}}", "driverKey", "fake-plugin", "config", "image",
                        "  ", "timeoutMs", 5, "reuseLease", 1));
-    nc = json_object_get(result_of(r), "normalizedConfig");
+    nc = json_object_get(pc_rpc_result(r), "normalizedConfig");
     ok(!strcmp(str_at(nc, "image") ? str_at(nc, "image") : "", "fake:latest") &&
            json_integer_value(json_object_get(nc, "timeoutMs")) == 5 &&
            json_is_true(json_object_get(nc, "reuseLease")),
        "blank image defaults, timeoutMs and reuseLease kept");
     json_decref(r);
 
-    r = call(w, "environmentProbe", base("{\"image\":\"fake:test\"}"));
-    res = result_of(r);
+    r = pc_rpc_call(w, "environmentProbe", base("{\"image\":\"fake:test\"}"));
+    res = pc_rpc_result(r);
     is_str(str_at(json_object_get(res, "metadata"), "provider"), "fake-plugin", "probe metadata.provider");
     is_str(str_at(json_object_get(res, "metadata"), "image"), "fake:test", "probe metadata.image");
     is_str(str_at(res, "summary"), "Fake sandbox provider is ready for image fake:test.", "probe summary");
@@ -423,8 +219,8 @@ static void test_lifecycle(struct worker *w)
 
     json_t *p = base("{\"image\":\"fake:test\"}");
     json_object_set_new(p, "runId", json_string("run-1"));
-    r = call(w, "environmentAcquireLease", p);
-    res = result_of(r);
+    r = pc_rpc_call(w, "environmentAcquireLease", p);
+    res = pc_rpc_result(r);
     const char *lid = str_at(res, "providerLeaseId");
     ok(lid && !strncmp(lid, "fake-plugin://run-1/", 20) && strlen(lid) == 20 + 36,
        "acquire id is fake-plugin://run-1/<uuid> (%s)", lid ? lid : "null");
@@ -438,15 +234,15 @@ static void test_lifecycle(struct worker *w)
     json_t *rp = base("{\"image\":\"fake:test\"}");
     json_object_set_new(rp, "lease", json_pack("{s:s, s:O}", "providerLeaseId", lid, "metadata", meta));
     json_object_set_new(rp, "workspace", json_pack("{s:s}", "localPath", "/nonexistent/local"));
-    json_t *r2 = call(w, "environmentRealizeWorkspace", rp);
-    const char *cwd = str_at(result_of(r2), "cwd");
+    json_t *r2 = pc_rpc_call(w, "environmentRealizeWorkspace", rp);
+    const char *cwd = str_at(pc_rpc_result(r2), "cwd");
     ok(cwd && strstr(cwd, "paperclip-fake-sandbox-"), "realize cwd is inside the lease (%s)", cwd ? cwd : "null");
     is_str(cwd, str_at(meta, "remoteCwd"), "realize cwd == lease remoteCwd");
     ok(is_dir(cwd), "realized cwd exists");
 
     json_t *r3 = execute(w, json_pack("{s:s, s:[s,s], s:s}", "command", "sh", "args", "-lc",
                                       "printf fake-plugin-ok", "cwd", cwd ? cwd : "/"));
-    res = result_of(r3);
+    res = pc_rpc_result(r3);
     is_int(json_integer_value(json_object_get(res, "exitCode")), 0, "execute exitCode 0");
     ok(json_is_integer(json_object_get(res, "exitCode")), "exitCode is an integer");
     ok(json_is_false(json_object_get(res, "timedOut")), "execute timedOut false");
@@ -465,13 +261,13 @@ static void test_lifecycle(struct worker *w)
     ok(cwd && realpath(cwd, real), "realpath of cwd");
     char want[4200];
     snprintf(want, sizeof(want), "%s\n", real);
-    is_str(str_at(result_of(r3), "stdout"), want, "execute runs in the given cwd");
+    is_str(str_at(pc_rpc_result(r3), "stdout"), want, "execute runs in the given cwd");
     json_decref(r3);
 
     char *saved_root = rootdir ? strdup(rootdir) : NULL;
     json_t *dp = base("{\"image\":\"fake:test\"}");
     json_object_set_new(dp, "providerLeaseId", json_string(lid));
-    json_t *r4 = call(w, "environmentDestroyLease", dp);
+    json_t *r4 = pc_rpc_call(w, "environmentDestroyLease", dp);
     ok(r4 && json_is_null(json_object_get(r4, "result")) && !json_object_get(r4, "error"),
        "destroy answers null");
     ok(saved_root && !is_dir(saved_root), "destroy removed the lease directory");
@@ -482,33 +278,33 @@ static void test_lifecycle(struct worker *w)
 
     dp = base("{}");
     json_object_set_new(dp, "providerLeaseId", json_string("fake-plugin://nope"));
-    r4 = call(w, "environmentDestroyLease", dp);
+    r4 = pc_rpc_call(w, "environmentDestroyLease", dp);
     ok(r4 && !json_object_get(r4, "error"), "destroy of an unknown id is a no-op");
     json_decref(r4);
 }
 
-static void test_execute(struct worker *w)
+static void test_execute(pc_rpc_worker *w)
 {
     ok(worker_env_has_canary(w->pid), "canary secret is in the worker's environment");
     json_t *r = execute(w, json_pack("{s:s, s:[s,s], s:{s:s}}", "command", "sh", "args", "-c",
                                      "printf '%s|%s' \"${PAPERCLIP_FAKE_PLUGIN_HOST_SECRET:-unset}\" \"$EXPLICIT_VALUE\"",
                                      "env", "EXPLICIT_VALUE", "visible"));
-    is_str(str_at(result_of(r), "stdout"), "unset|visible", "host env hidden, explicit env visible");
+    is_str(str_at(pc_rpc_result(r), "stdout"), "unset|visible", "host env hidden, explicit env visible");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:[s,s]}", "command", "sh", "args", "-c", "printf %s \"$PATH\""));
-    const char *out = str_at(result_of(r), "stdout");
+    const char *out = str_at(pc_rpc_result(r), "stdout");
     ok(out && strstr(out, "/usr/local/bin"), "default PATH contains /usr/local/bin (%s)", out ? out : "null");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:[s,s], s:{s:s}}", "command", "sh", "args", "-c",
                              "printf %s \"$PATH\"", "env", "PATH", "/bin:/usr/bin"));
-    is_str(str_at(result_of(r), "stdout"), "/bin:/usr/bin", "explicit PATH wins");
+    is_str(str_at(pc_rpc_result(r), "stdout"), "/bin:/usr/bin", "explicit PATH wins");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:[s,s], s:i}", "command", "sh", "args", "-c",
                              "trap '' TERM; while :; do sleep 1; done", "timeoutMs", 100));
-    json_t *res = result_of(r);
+    json_t *res = pc_rpc_result(r);
     ok(json_is_true(json_object_get(res, "timedOut")), "TERM-ignoring loop: timedOut true");
     ok(json_is_null(json_object_get(res, "exitCode")), "TERM-ignoring loop: exitCode null");
     is_str(str_at(res, "signal"), "SIGKILL", "TERM-ignoring loop: SIGKILL after the grace");
@@ -516,36 +312,36 @@ static void test_execute(struct worker *w)
 
     r = execute(w, json_pack("{s:s, s:[s,s], s:i}", "command", "sh", "args", "-c",
                              "sleep 100 & echo $!; wait", "timeoutMs", 300));
-    res = result_of(r);
+    res = pc_rpc_result(r);
     ok(json_is_true(json_object_get(res, "timedOut")), "background child: timed out");
     pid_t gc = str_at(res, "stdout") ? (pid_t)atoi(str_at(res, "stdout")) : 0;
-    ok(gc > 0 && pid_gone(gc), "timeout killed the grandchild %d", (int)gc);
+    ok(gc > 0 && pc_test_pid_gone(gc), "timeout killed the grandchild %d", (int)gc);
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:[s,s], s:i}", "command", "sh", "args", "-c",
                              "exit 7", "timeoutMs", 10000));
-    is_int(json_integer_value(json_object_get(result_of(r), "exitCode")), 7, "exit code passed through");
+    is_int(json_integer_value(json_object_get(pc_rpc_result(r), "exitCode")), 7, "exit code passed through");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:[s,s]}", "command", "sh", "args", "-c", "kill -USR1 $$"));
-    res = result_of(r);
+    res = pc_rpc_result(r);
     ok(json_is_null(json_object_get(res, "exitCode")), "killed by a signal: exitCode null");
     is_str(str_at(res, "signal"), "SIGUSR1", "killed by a signal: its name");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:s}", "command", "cat", "stdin", "hello\nworld"));
-    is_str(str_at(result_of(r), "stdout"), "hello\nworld", "stdin delivered");
+    is_str(str_at(pc_rpc_result(r), "stdout"), "hello\nworld", "stdin delivered");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:i}", "command", "cat", "timeoutMs", 10000));
-    res = result_of(r);
+    res = pc_rpc_result(r);
     ok(json_is_false(json_object_get(res, "timedOut")) && !strcmp(str_at(res, "stdout") ? str_at(res, "stdout") : "x", ""),
        "no stdin: command sees EOF at once");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:[s,s]}", "command", "sh", "args", "-c",
                              "head -c 10485760 /dev/zero | tr '\\000' a; printf e >&2"));
-    res = result_of(r);
+    res = pc_rpc_result(r);
     out = str_at(res, "stdout");
     is_int(out ? strlen(out) : 0, 4 << 20, "10 MiB of output capped at 4 MiB");
     ok(out && out[0] == 'a' && out[(4 << 20) - 1] == 'a', "captured bytes are the command's");
@@ -556,39 +352,30 @@ static void test_execute(struct worker *w)
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:[s,s]}", "command", "printf", "args", "%b", "a\\0377b\\0000c"));
-    is_str(str_at(result_of(r), "stdout"), "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c", "invalid UTF-8 and NUL become U+FFFD");
+    is_str(str_at(pc_rpc_result(r), "stdout"), "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c", "invalid UTF-8 and NUL become U+FFFD");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s}", "command", "pc-definitely-not-a-command"));
-    is_int(error_code(r), -32002, "spawn failure: -32002");
-    is_str(error_message(r), "spawn pc-definitely-not-a-command ENOENT", "spawn failure: Node-style message");
+    is_int(pc_rpc_error_code(r), -32002, "spawn failure: -32002");
+    is_str(pc_rpc_error_message(r), "spawn pc-definitely-not-a-command ENOENT", "spawn failure: Node-style message");
     json_decref(r);
 
     r = execute(w, json_pack("{s:s, s:s}", "command", "true", "cwd", "/nonexistent-cwd"));
-    ok(r && error_code(r) == -32002, "bad cwd: an error, not a crash");
+    ok(r && pc_rpc_error_code(r) == -32002, "bad cwd: an error, not a crash");
     json_decref(r);
 
     r = execute(w, json_pack("{s:i}", "command", 5));
-    ok(r && error_code(r) != 0, "non-string command: an error");
+    ok(r && pc_rpc_error_code(r) != 0, "non-string command: an error");
     json_decref(r);
 
     /* A long execute does not hold up health. */
-    json_t *slow = request_async(w, "environmentExecute",
+    json_t *slow = pc_rpc_request(w, "environmentExecute",
                                  exec_params("{}", json_pack("{s:s, s:[s]}", "command", "sleep", "args", "2")));
-    json_t *fast = request_async(w, "health", NULL);
-    json_t *first = NULL;
-    for (int i = 0; i < 20 && !first; i++) {
-        json_t *m = read_msg(w, 10000);
-        if (!m)
-            break;
-        if (id_is(m, fast) || id_is(m, slow))
-            first = m;
-        else
-            json_decref(m);
-    }
-    ok(first && id_is(first, fast), "health answered while an execute is running");
-    json_t *other = first && id_is(first, fast) ? wait_for(w, slow, 30000) : NULL;
-    ok(other && json_integer_value(json_object_get(result_of(other), "exitCode")) == 0,
+    json_t *fast = pc_rpc_request(w, "health", NULL);
+    json_t *first = pc_rpc_first_of(w, fast, slow, 10000);
+    ok(first && pc_rpc_id_is(first, fast), "health answered while an execute is running");
+    json_t *other = first && pc_rpc_id_is(first, fast) ? pc_rpc_wait(w, slow, 30000) : NULL;
+    ok(other && json_integer_value(json_object_get(pc_rpc_result(other), "exitCode")) == 0,
        "the execute finished afterwards");
     json_decref(first);
     json_decref(other);
@@ -596,21 +383,21 @@ static void test_execute(struct worker *w)
     json_decref(fast);
 }
 
-static json_t *acquire_reuse(struct worker *w)
+static json_t *acquire_reuse(pc_rpc_worker *w)
 {
     json_t *p = base("{\"reuseLease\":true}");
     json_object_set_new(p, "environmentId", json_string("env-reuse"));
     json_object_set_new(p, "runId", json_string("run-r"));
-    return call(w, "environmentAcquireLease", p);
+    return pc_rpc_call(w, "environmentAcquireLease", p);
 }
 
-static void test_reuse(struct worker *w)
+static void test_reuse(pc_rpc_worker *w)
 {
     json_t *a = acquire_reuse(w), *b = acquire_reuse(w);
-    const char *ida = str_at(result_of(a), "providerLeaseId");
+    const char *ida = str_at(pc_rpc_result(a), "providerLeaseId");
     is_str(ida, "fake-plugin://env-reuse", "reuse lease id is per environment");
-    is_str(str_at(result_of(b), "providerLeaseId"), ida, "second acquire: same id");
-    json_t *ma = json_object_get(result_of(a), "metadata"), *mb = json_object_get(result_of(b), "metadata");
+    is_str(str_at(pc_rpc_result(b), "providerLeaseId"), ida, "second acquire: same id");
+    json_t *ma = json_object_get(pc_rpc_result(a), "metadata"), *mb = json_object_get(pc_rpc_result(b), "metadata");
     ok(json_is_false(json_object_get(ma, "resumedLease")), "first acquire: resumedLease false");
     ok(json_is_true(json_object_get(mb, "resumedLease")), "second acquire: resumedLease true");
     is_str(str_at(mb, "fakeRootDir"), str_at(ma, "fakeRootDir"), "same directory");
@@ -618,19 +405,19 @@ static void test_reuse(struct worker *w)
 
     json_t *p = base("{\"reuseLease\":true}");
     json_object_set_new(p, "providerLeaseId", json_string(ida));
-    json_decref(call(w, "environmentReleaseLease", p));
+    json_decref(pc_rpc_call(w, "environmentReleaseLease", p));
     ok(is_dir(root), "release with reuseLease keeps the directory");
 
     p = base("{\"reuseLease\":true}");
     json_object_set_new(p, "providerLeaseId", json_string(ida));
-    json_t *rs = call(w, "environmentResumeLease", p);
-    ok(json_is_true(json_object_get(json_object_get(result_of(rs), "metadata"), "resumedLease")),
+    json_t *rs = pc_rpc_call(w, "environmentResumeLease", p);
+    ok(json_is_true(json_object_get(json_object_get(pc_rpc_result(rs), "metadata"), "resumedLease")),
        "resume: resumedLease true");
     json_decref(rs);
 
     p = base("{\"reuseLease\":true}");
     json_object_set_new(p, "providerLeaseId", json_string(ida));
-    json_decref(call(w, "environmentDestroyLease", p));
+    json_decref(pc_rpc_call(w, "environmentDestroyLease", p));
     ok(!is_dir(root), "destroy removes a reusable lease");
     json_decref(a);
     json_decref(b);
@@ -638,13 +425,13 @@ static void test_reuse(struct worker *w)
     /* Release without reuse removes. */
     p = base("{}");
     json_object_set_new(p, "runId", json_string("run-2"));
-    json_t *c = call(w, "environmentAcquireLease", p);
-    char *croot = str_at(json_object_get(result_of(c), "metadata"), "fakeRootDir")
-                      ? strdup(str_at(json_object_get(result_of(c), "metadata"), "fakeRootDir"))
+    json_t *c = pc_rpc_call(w, "environmentAcquireLease", p);
+    char *croot = str_at(json_object_get(pc_rpc_result(c), "metadata"), "fakeRootDir")
+                      ? strdup(str_at(json_object_get(pc_rpc_result(c), "metadata"), "fakeRootDir"))
                       : NULL;
     p = base("{}");
-    json_object_set_new(p, "providerLeaseId", json_string(str_at(result_of(c), "providerLeaseId")));
-    json_decref(call(w, "environmentReleaseLease", p));
+    json_object_set_new(p, "providerLeaseId", json_string(str_at(pc_rpc_result(c), "providerLeaseId")));
+    json_decref(pc_rpc_call(w, "environmentReleaseLease", p));
     ok(croot && !is_dir(croot), "release without reuseLease removes the directory");
     free(croot);
     json_decref(c);
@@ -662,19 +449,19 @@ static void make_dir(const char *path)
 
 static void test_restart_and_safety(void)
 {
-    struct worker w1, w2;
+    pc_rpc_worker w1, w2;
     worker_start(&w1);
     json_decref(initialize(&w1));
     json_t *p = base("{}");
     json_object_set_new(p, "runId", json_string("run-restart"));
-    json_t *lease = call(&w1, "environmentAcquireLease", p);
-    json_t *res = result_of(lease);
+    json_t *lease = pc_rpc_call(&w1, "environmentAcquireLease", p);
+    json_t *res = pc_rpc_result(lease);
     const char *root = str_at(json_object_get(res, "metadata"), "fakeRootDir");
     ok(is_dir(root), "lease made before the restart");
-    json_t *sd = call(&w1, "shutdown", NULL);
+    json_t *sd = pc_rpc_call(&w1, "shutdown", NULL);
     ok(sd && json_is_null(json_object_get(sd, "result")), "shutdown answers null");
     json_decref(sd);
-    is_int(worker_stop(&w1), 0, "worker exits 0 after shutdown");
+    is_int(pc_rpc_worker_stop(&w1), 0, "worker exits 0 after shutdown");
     ok(is_dir(root), "lease directory survives a worker restart");
 
     worker_start(&w2);
@@ -698,7 +485,7 @@ static void test_restart_and_safety(void)
         p = base("{}");
         json_object_set_new(p, "providerLeaseId", json_string("fake-plugin://run-x/gone"));
         json_object_set_new(p, "leaseMetadata", json_pack("{s:s}", "fakeRootDir", hostile[i]));
-        json_t *r = call(&w2, "environmentDestroyLease", p);
+        json_t *r = pc_rpc_call(&w2, "environmentDestroyLease", p);
         ok(r && !json_object_get(r, "error"), "destroy with foreign fakeRootDir %s: no error", hostile[i]);
         json_decref(r);
     }
@@ -715,53 +502,44 @@ static void test_restart_and_safety(void)
     p = base("{}");
     json_object_set_new(p, "providerLeaseId", json_string(str_at(res, "providerLeaseId")));
     json_object_set_new(p, "leaseMetadata", json_deep_copy(json_object_get(res, "metadata")));
-    json_t *r = call(&w2, "environmentDestroyLease", p);
+    json_t *r = pc_rpc_call(&w2, "environmentDestroyLease", p);
     ok(r && !json_object_get(r, "error"), "destroy after restart: no error");
     ok(!is_dir(root), "destroy after restart removed the directory via leaseMetadata");
     json_decref(r);
     json_decref(lease);
 
     /* shutdown while an execute is in flight: the execute is answered first */
-    json_t *eid = request_async(&w2, "environmentExecute",
+    json_t *eid = pc_rpc_request(&w2, "environmentExecute",
                                 exec_params("{}", json_pack("{s:s, s:[s,s]}", "command", "sh", "args", "-c",
                                                             "sleep 1; printf done")));
     usleep(200000);
-    json_t *sid = request_async(&w2, "shutdown", NULL);
-    json_t *first = NULL;
-    for (int i = 0; i < 20 && !first; i++) {
-        json_t *m = read_msg(&w2, 20000);
-        if (!m)
-            break;
-        if (id_is(m, eid) || id_is(m, sid))
-            first = m;
-        else
-            json_decref(m);
-    }
-    ok(first && id_is(first, eid), "in-flight execute answered before shutdown");
-    is_str(str_at(result_of(first), "stdout"), "done", "in-flight execute ran to completion");
-    json_t *sr = first && id_is(first, eid) ? wait_for(&w2, sid, 20000) : NULL;
+    json_t *sid = pc_rpc_request(&w2, "shutdown", NULL);
+    json_t *first = pc_rpc_first_of(&w2, eid, sid, 20000);
+    ok(first && pc_rpc_id_is(first, eid), "in-flight execute answered before shutdown");
+    is_str(str_at(pc_rpc_result(first), "stdout"), "done", "in-flight execute ran to completion");
+    json_t *sr = first && pc_rpc_id_is(first, eid) ? pc_rpc_wait(&w2, sid, 20000) : NULL;
     ok(sr && json_is_null(json_object_get(sr, "result")), "then shutdown answered");
     json_decref(first);
     json_decref(sr);
     json_decref(eid);
     json_decref(sid);
-    is_int(worker_stop(&w2), 0, "worker exited 0");
+    is_int(pc_rpc_worker_stop(&w2), 0, "worker exited 0");
 
     /* EOF on stdin is a clean exit too. */
-    struct worker w3;
+    pc_rpc_worker w3;
     worker_start(&w3);
     json_decref(initialize(&w3));
-    is_int(worker_stop(&w3), 0, "EOF on stdin: exit 0");
+    is_int(pc_rpc_worker_stop(&w3), 0, "EOF on stdin: exit 0");
 
     /* SIGTERM to the worker (the host giving up on a graceful shutdown)
      * takes the running commands down with it. */
-    struct worker w4;
+    pc_rpc_worker w4;
     worker_start(&w4);
     json_decref(initialize(&w4));
     char pidfile[4200], script[13000];
     snprintf(pidfile, sizeof(pidfile), "%s/cmd.pid", tmpdir);
     snprintf(script, sizeof(script), "echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 100", pidfile, pidfile, pidfile);
-    json_t *lid = request_async(&w4, "environmentExecute",
+    json_t *lid = pc_rpc_request(&w4, "environmentExecute",
                                 exec_params("{}", json_pack("{s:s, s:[s,s]}", "command", "sh", "args", "-c", script)));
     pid_t cmd_pid = 0;
     for (int i = 0; i < 200 && cmd_pid <= 0; i++) {
@@ -779,12 +557,8 @@ static void test_restart_and_safety(void)
     int st4;
     waitpid(w4.pid, &st4, 0);
     ok(WIFEXITED(st4) && WEXITSTATUS(st4) == 128 + SIGTERM, "SIGTERM: worker exits 143");
-    ok(cmd_pid > 0 && pid_gone(cmd_pid), "SIGTERM: the running command was killed");
-    close(w4.in);
-    close(w4.out);
-    free(w4.buf);
-    for (size_t i = 0; i < w4.nstash; i++)
-        json_decref(w4.stash[i]);
+    ok(cmd_pid > 0 && pc_test_pid_gone(cmd_pid), "SIGTERM: the running command was killed");
+    pc_rpc_worker_release(&w4);
     json_decref(lid);
 
     unlink(link);
@@ -815,13 +589,13 @@ int main(void)
     snprintf(exe, sizeof(exe), "%s/plugins/fake-sandbox/worker", root);
     ok(access(exe, X_OK) == 0, "worker binary exists at %s", exe);
 
-    struct worker w;
+    pc_rpc_worker w;
     worker_start(&w);
     test_initialize_and_protocol(&w);
     test_lifecycle(&w);
     test_execute(&w);
     test_reuse(&w);
-    is_int(worker_stop(&w), 0, "worker exits 0 on EOF after all that");
+    is_int(pc_rpc_worker_stop(&w), 0, "worker exits 0 on EOF after all that");
 
     test_restart_and_safety();
 

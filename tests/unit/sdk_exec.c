@@ -8,6 +8,7 @@
 #include "../../sdk/exec.c"
 #include "../../sdk/util.c"
 
+#include "../lib/helpers.h"
 #include "../lib/tap.h"
 
 #include <fcntl.h>
@@ -26,28 +27,6 @@ static int run(char *const *argv, pc_plugin_exec_opts *o, pc_plugin_exec_result 
         o->envp = base_env;
     memset(e, 0, sizeof(*e));
     return pc_plugin_exec(o, r, e);
-}
-
-/* A process is gone when kill() fails or it is a zombie nobody reaped. */
-static bool pid_gone(pid_t pid)
-{
-    for (int i = 0; i < 60; i++) {
-        if (kill(pid, 0) < 0 && errno == ESRCH)
-            return true;
-        char path[64], buf[512];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-            fclose(f);
-            buf[n] = '\0';
-            char *p = strrchr(buf, ')');
-            if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
-                return true;
-        }
-        usleep(50000);
-    }
-    return false;
 }
 
 static int pre_exec_fail(void *arg)
@@ -249,7 +228,7 @@ int main(void)
         is_int(r.exit_code, -1, "timeout: no exit code");
         is_str(pc_plugin_signal_name(r.term_signal), "SIGTERM", "timeout: SIGTERM ended it");
         pid_t gc = (pid_t)atoi(r.out);
-        ok(gc > 0 && pid_gone(gc), "grandchild %d killed with the group", (int)gc);
+        ok(gc > 0 && pc_test_pid_gone(gc), "grandchild %d killed with the group", (int)gc);
         pc_plugin_exec_result_free(&r);
     }
     {
@@ -271,7 +250,7 @@ int main(void)
         run(argv, &o, &r, &e);
         ok(!r.timed_out && r.exit_code == 0, "command exit is the end, not pipe EOF");
         pid_t bg = (pid_t)atoi(r.out);
-        ok(bg > 0 && pid_gone(bg), "leftover holding the pipes was killed");
+        ok(bg > 0 && pc_test_pid_gone(bg), "leftover holding the pipes was killed");
         pc_plugin_exec_result_free(&r);
     }
 
