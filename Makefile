@@ -4,6 +4,7 @@
 #   make run        deps + build + serve on the embedded default
 #   make test       deps + build + the whole suite (ends with "N passed, N failed")
 #   make asan       the suite again under ASan+UBSan (separate build tree)
+#   make fuzz       every libFuzzer target in fuzz/ for FUZZ_SECONDS (15) each (clang)
 #   make bench      measured numbers, printed as a table
 #   make install    binary, SDK header, static library and pkg-config file
 #
@@ -148,5 +149,7 @@ install: all
 
 clean:
 	rm -rf build paperclip $(PLUGIN_BINS)
+
+include fuzz/fuzz.mk
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -17,6 +17,7 @@
  * Validation failures are 422 {"error": "<first issue>"}.
  */
 #include <ctype.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -228,7 +229,8 @@ static json_t *pc_envcfg_ssh(pc_envcfg_ctx *c, json_t *input, json_t *base, pc_e
     if (pv && !json_is_null(pv)) {
         if (json_is_integer(pv)) {
             port = json_integer_value(pv);
-        } else if (json_is_real(pv) && json_real_value(pv) == (double)(int64_t)json_real_value(pv)) {
+        } else if (json_is_real(pv) && fabs(json_real_value(pv)) < 0x1p62 &&
+                   json_real_value(pv) == (double)(int64_t)json_real_value(pv)) {
             port = (int64_t)json_real_value(pv);
         } else if (json_is_string(pv)) {
             char *end;
@@ -413,7 +415,8 @@ static json_t *pc_envcfg_sandbox(pc_envcfg_ctx *c, json_t *input, json_t *base, 
     if (tv && !json_is_null(tv)) {
         if (json_is_integer(tv))
             timeout = json_integer_value(tv);
-        else if (json_is_real(tv) && json_real_value(tv) == (double)(int64_t)json_real_value(tv))
+        else if (json_is_real(tv) && fabs(json_real_value(tv)) < 0x1p62 &&
+                 json_real_value(tv) == (double)(int64_t)json_real_value(tv))
             timeout = (int64_t)json_real_value(tv);
         else
             timeout = 0;

@@ -249,8 +249,12 @@ int64_t pc_json_int(const json_t *obj, const char *key, int64_t dflt)
     json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
     if (json_is_integer(v))
         return json_integer_value(v);
-    if (json_is_real(v))
-        return (int64_t)json_real_value(v);
+    if (json_is_real(v)) {
+        /* Casting a double outside int64's range is undefined: treat such a
+         * number (1e300) as absent rather than as some wrapped integer. */
+        double d = json_real_value(v);
+        return d > -0x1p63 && d < 0x1p63 ? (int64_t)d : dflt;
+    }
     return dflt;
 }
 
@@ -408,7 +412,7 @@ int pc_json_check_int(const json_t *obj, const char *field, int flags, int64_t m
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d != (double)(int64_t)d)
+        if (!(d > -0x1p63 && d < 0x1p63) || d != (double)(int64_t)d)
             return pc_error_validation(err, field, "Expected integer, received float");
         v = NULL;
         if (d < (double)min || d > (double)max)

@@ -39,6 +39,7 @@ struct pc_runlog {
     char *secrets[MAX_SECRETS];
     size_t nsecrets;
     size_t max_secret;
+    bool secret_has_newline; /* then a newline does not end a possible secret */
     stream_state streams[3];
 };
 
@@ -86,6 +87,8 @@ void pc_runlog_add_secret(pc_runlog *l, const char *secret)
         l->secrets[l->nsecrets++] = strndup(secret, n);
         if (n > l->max_secret)
             l->max_secret = n;
+        if (memchr(secret, '\n', n))
+            l->secret_has_newline = true;
     }
     pthread_mutex_unlock(&l->mu);
 }
@@ -196,9 +199,10 @@ static void emit(pc_runlog *l, stream_state *st, const char *p, size_t n)
     write_line(l, st->name, p, n);
 }
 
-/* Emits what can no longer be part of a secret: everything up to the last
- * newline, or all but the last (max_secret - 1) bytes, never splitting a
- * UTF-8 sequence. */
+/* Emits what can no longer be part of a secret: all but the last
+ * (max_secret - 1) bytes, or everything up to the last newline when no secret
+ * spans lines (a PEM key printed line by line must still be caught whole),
+ * never splitting a UTF-8 sequence. */
 static void drain(pc_runlog *l, stream_state *st, bool all)
 {
     pc_buf red;
@@ -210,7 +214,7 @@ static void drain(pc_runlog *l, stream_state *st, bool all)
         size_t hold = l->max_secret ? l->max_secret - 1 : 0;
         cut = n > hold ? n - hold : 0;
         const char *nl = NULL;
-        for (size_t i = n; i > cut; i--)
+        for (size_t i = n; i > cut && !l->secret_has_newline; i--)
             if (red.data[i - 1] == '\n') {
                 nl = red.data + i - 1;
                 break;

@@ -99,6 +99,22 @@ static void test_runlog(const char *dir)
     free(text);
     pc_runlog_close(l);
 
+    /* A secret spanning lines (a PEM key printed line by line) written in
+     * two pieces split at its newline is still redacted whole. */
+    l = pc_runlog_open(dir, "c1", "a1", "r-pem", 0, &err);
+    pc_runlog_add_secret(l, "-----KEYLINE-ONE\nKEYLINE-TWO-----");
+    pc_runlog_write(l, "stdout", "key: -----KEYLINE-ONE\n", 22);
+    pc_runlog_write(l, "stdout", "KEYLINE-TWO----- done\n", 22);
+    pc_runlog_flush(l);
+    snprintf(path, sizeof path, "%s/run-logs/c1/a1/r-pem.ndjson", dir);
+    text = slurp(path);
+    ok(text && !strstr(text, "KEYLINE"), "a multi-line secret split at its newline is redacted");
+    so = chunks(text ? text : "", "stdout");
+    is_str(so, "key: ***REDACTED*** done\n", "multi-line secret: output kept around it");
+    free(so);
+    free(text);
+    pc_runlog_close(l);
+
     /* Cap: 4 KiB, 100 KiB written. */
     l = pc_runlog_open(dir, "c1", "a1", "r2", 4096, &err);
     char block[1024];
