@@ -2,23 +2,29 @@
 #include "api/api.h"
 #include "lib/json.h"
 
+static json_t *activity_from_row(json_t *row)
+{
+    json_t *a = json_object();
+    pc_json_copy(a, "id", row, "id");
+    pc_json_copy(a, "companyId", row, "company_id");
+    pc_json_copy(a, "actorType", row, "actor_type");
+    pc_json_copy(a, "actorId", row, "actor_id");
+    pc_json_copy(a, "action", row, "action");
+    pc_json_copy(a, "entityType", row, "entity_type");
+    pc_json_copy(a, "entityId", row, "entity_id");
+    pc_json_copy(a, "agentId", row, "agent_id");
+    pc_json_copy(a, "runId", row, "run_id");
+    pc_json_set_from_text(a, "details", row, "details");
+    pc_json_copy(a, "createdAt", row, "created_at");
+    return a;
+}
+
 static int pc_activity_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
-    if (!cid || pc_require_company_access(req, cid, err) < 0)
+    int64_t limit;
+    const char *cid = pc_company_param(req, err);
+    if (!cid || pc_query_limit(req, 100, 500, PC_LIMIT_STRICT, &limit, err) < 0)
         return -1;
-    json_t *c = pc_company_get(req->app, cid, err);
-    if (!c)
-        return -1;
-    json_decref(c);
-    long limit = 100;
-    const char *ls = pc_req_query(req, "limit");
-    if (ls) {
-        char *end;
-        limit = strtol(ls, &end, 10);
-        if (*end || limit < 1 || limit > 500)
-            return pc_error_validation(err, "limit", "limit must be an integer from 1 to 500");
-    }
     const char *entity_type = pc_req_query(req, "entityType");
     const char *entity_id = pc_req_query(req, "entityId");
     json_t *rows = NULL;
@@ -30,26 +36,7 @@ static int pc_activity_list(pc_req *req, pc_resp *resp, pc_error_t *err)
                                 entity_id, (int)limit),
                       &rows, err) < 0)
         return -1;
-    json_t *out = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_t *a = json_object();
-        pc_json_copy(a, "id", row, "id");
-        pc_json_copy(a, "companyId", row, "company_id");
-        pc_json_copy(a, "actorType", row, "actor_type");
-        pc_json_copy(a, "actorId", row, "actor_id");
-        pc_json_copy(a, "action", row, "action");
-        pc_json_copy(a, "entityType", row, "entity_type");
-        pc_json_copy(a, "entityId", row, "entity_id");
-        pc_json_copy(a, "agentId", row, "agent_id");
-        pc_json_copy(a, "runId", row, "run_id");
-        pc_json_set_from_text(a, "details", row, "details");
-        pc_json_copy(a, "createdAt", row, "created_at");
-        json_array_append_new(out, a);
-    }
-    json_decref(rows);
-    return pc_resp_json(resp, 200, out);
+    return pc_resp_json(resp, 200, pc_rows_map(rows, activity_from_row));
 }
 
 const pc_route pc_routes_activity[] = {

@@ -15,22 +15,18 @@
 
 static json_t *pc_keys_agent(pc_req *req, pc_error_t *err)
 {
-    const char *id = pc_param_uuid(req, "agentId", "Agent not found", err);
-    if (!id)
-        return NULL;
-    json_t *a = pc_agent_get(req->app, id, err);
-    if (!a)
-        return NULL;
-    if (req->actor.type == PC_ACTOR_AGENT && strcmp(req->actor.agent_id, id) != 0) {
-        json_decref(a);
-        pc_error_set(err, 403, "Agents can only manage their own API keys");
-        return NULL;
-    }
-    if (pc_require_company_access(req, pc_json_str(a, "companyId"), err) < 0) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
+    return pc_agent_load_for(req, "Agents can only manage their own API keys", err);
+}
+
+static json_t *key_from_row(json_t *row)
+{
+    json_t *k = json_object();
+    pc_json_copy(k, "id", row, "id");
+    pc_json_copy(k, "name", row, "name");
+    pc_json_copy(k, "createdAt", row, "created_at");
+    pc_json_copy(k, "lastUsedAt", row, "last_used_at");
+    pc_json_copy(k, "revokedAt", row, "revoked_at");
+    return k;
 }
 
 static int pc_keys_create(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -85,20 +81,7 @@ static int pc_keys_list(pc_req *req, pc_resp *resp, pc_error_t *err)
     json_decref(a);
     if (rc < 0)
         return -1;
-    json_t *out = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_t *k = json_object();
-        pc_json_copy(k, "id", row, "id");
-        pc_json_copy(k, "name", row, "name");
-        pc_json_copy(k, "createdAt", row, "created_at");
-        pc_json_copy(k, "lastUsedAt", row, "last_used_at");
-        pc_json_copy(k, "revokedAt", row, "revoked_at");
-        json_array_append_new(out, k);
-    }
-    json_decref(rows);
-    return pc_resp_json(resp, 200, out);
+    return pc_resp_json(resp, 200, pc_rows_map(rows, key_from_row));
 }
 
 static int pc_keys_delete(pc_req *req, pc_resp *resp, pc_error_t *err)

@@ -93,16 +93,8 @@ static void agents_list_sql_init(void)
 
 json_t *pc_agent_get(pc_app *app, const char *agent_id, pc_error_t *err)
 {
-    json_t *row = pc_db_query_one_s(app->db, "SELECT * FROM agents WHERE id=?",
-                                    json_pack("[s]", agent_id), err);
-    if (!row) {
-        if (!pc_error_is_set(err))
-            pc_error_set(err, 404, "Agent not found");
-        return NULL;
-    }
-    json_t *a = pc_agent_from_row(row);
-    json_decref(row);
-    return a;
+    return pc_row_load(app, "SELECT * FROM agents WHERE id=?", agent_id, pc_agent_from_row,
+                       "Agent not found", err);
 }
 
 /* Validates runtimeConfig and returns a new object with heartbeat defaults
@@ -176,18 +168,9 @@ static int pc_agent_check_env(pc_app *app, const char *company_id, const char *e
 
 static int pc_agents_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
-    if (!cid || pc_require_company_access(req, cid, err) < 0)
+    const char *cid = pc_company_param(req, err);
+    if (!cid)
         return -1;
-    /* Existence only: the company row itself is not needed. */
-    json_t *c = pc_db_query_one_s(req->app->db, "SELECT 1 AS x FROM companies WHERE id=?",
-                                  json_pack("[s]", cid), err);
-    if (!c) {
-        if (!pc_error_is_set(err))
-            pc_error_set(err, 404, "Company not found");
-        return -1;
-    }
-    json_decref(c);
     /* The rows come back keyed and ordered as agents (what
      * pc_agent_from_row() builds), so only the JSON text columns need work:
      * replacing a value keeps its key's position. */
@@ -212,6 +195,40 @@ static const char *const agent_create_keys[] = {
     "runtimeConfig", "budgetMonthlyCents", "permissions", "metadata",
     "defaultEnvironmentId", "status", NULL};
 
+/* The fields of a create or patch body. Strings are borrowed from the body;
+ * a field left out keeps the value set before the check (the create
+ * defaults, or NULL for a patch). */
+typedef struct agent_body {
+    const char *name, *role, *title, *icon, *reports, *caps, *adapter, *env, *status;
+    json_t *aconf, *rconf, *perms, *meta;
+    int64_t budget;
+    bool budget_set;
+} agent_body;
+
+/* Validates b field by field in the order upstream reports errors; name is
+ * required on create only. */
+static int agent_body_check(json_t *b, unsigned name_flags, agent_body *ab, pc_error_t *err)
+{
+    if (pc_json_check_is_object(b, err) < 0 || pc_json_check_keys(b, agent_create_keys, err) < 0 ||
+        pc_json_check_string(b, "name", name_flags, 1, 200, &ab->name, err) < 0 ||
+        pc_json_check_enum(b, "role", 0, agent_roles, &ab->role, err) < 0 ||
+        pc_json_check_string(b, "title", PC_J_NULLABLE, 0, 200, &ab->title, err) < 0 ||
+        pc_json_check_string(b, "icon", PC_J_NULLABLE, 0, 200, &ab->icon, err) < 0 ||
+        pc_json_check_string(b, "reportsTo", PC_J_NULLABLE, 0, 64, &ab->reports, err) < 0 ||
+        pc_json_check_string(b, "capabilities", PC_J_NULLABLE, 0, 10000, &ab->caps, err) < 0 ||
+        pc_json_check_enum(b, "adapterType", 0, pc_adapter_types, &ab->adapter, err) < 0 ||
+        pc_json_check_object(b, "adapterConfig", 0, &ab->aconf, err) < 0 ||
+        pc_json_check_object(b, "runtimeConfig", 0, &ab->rconf, err) < 0 ||
+        pc_json_check_object(b, "permissions", 0, &ab->perms, err) < 0 ||
+        pc_json_check_object(b, "metadata", PC_J_NULLABLE, &ab->meta, err) < 0 ||
+        pc_json_check_int(b, "budgetMonthlyCents", 0, 0, INT64_MAX / 2, &ab->budget,
+                          &ab->budget_set, err) < 0 ||
+        pc_json_check_string(b, "defaultEnvironmentId", PC_J_NULLABLE, 0, 64, &ab->env, err) < 0 ||
+        pc_json_check_enum(b, "status", 0, agent_statuses, &ab->status, err) < 0)
+        return -1;
+    return 0;
+}
+
 static int pc_agents_create(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
@@ -228,27 +245,14 @@ static int pc_agents_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         if (!can)
             return pc_error_set(err, 403, "Missing permission: can create agents");
     }
-    json_t *b = req->body;
-    const char *name = NULL, *role = "general", *title = NULL, *icon = NULL, *reports = NULL,
-               *caps = NULL, *adapter = "process", *env = NULL, *status = "idle";
-    json_t *aconf = NULL, *rconf = NULL, *perms = NULL, *meta = NULL;
-    int64_t budget = 0;
-    if (pc_json_check_is_object(b, err) < 0 || pc_json_check_keys(b, agent_create_keys, err) < 0 ||
-        pc_json_check_string(b, "name", PC_J_REQUIRED, 1, 200, &name, err) < 0 ||
-        pc_json_check_enum(b, "role", 0, agent_roles, &role, err) < 0 ||
-        pc_json_check_string(b, "title", PC_J_NULLABLE, 0, 200, &title, err) < 0 ||
-        pc_json_check_string(b, "icon", PC_J_NULLABLE, 0, 200, &icon, err) < 0 ||
-        pc_json_check_string(b, "reportsTo", PC_J_NULLABLE, 0, 64, &reports, err) < 0 ||
-        pc_json_check_string(b, "capabilities", PC_J_NULLABLE, 0, 10000, &caps, err) < 0 ||
-        pc_json_check_enum(b, "adapterType", 0, pc_adapter_types, &adapter, err) < 0 ||
-        pc_json_check_object(b, "adapterConfig", 0, &aconf, err) < 0 ||
-        pc_json_check_object(b, "runtimeConfig", 0, &rconf, err) < 0 ||
-        pc_json_check_object(b, "permissions", 0, &perms, err) < 0 ||
-        pc_json_check_object(b, "metadata", PC_J_NULLABLE, &meta, err) < 0 ||
-        pc_json_check_int(b, "budgetMonthlyCents", 0, 0, INT64_MAX / 2, &budget, NULL, err) < 0 ||
-        pc_json_check_string(b, "defaultEnvironmentId", PC_J_NULLABLE, 0, 64, &env, err) < 0 ||
-        pc_json_check_enum(b, "status", 0, agent_statuses, &status, err) < 0)
+    agent_body ab = {.role = "general", .adapter = "process", .status = "idle"};
+    if (agent_body_check(req->body, PC_J_REQUIRED, &ab, err) < 0)
         return -1;
+    const char *name = ab.name, *role = ab.role, *title = ab.title, *icon = ab.icon,
+               *reports = ab.reports, *caps = ab.caps, *adapter = ab.adapter, *env = ab.env,
+               *status = ab.status;
+    json_t *aconf = ab.aconf, *rconf = ab.rconf, *perms = ab.perms, *meta = ab.meta;
+    int64_t budget = ab.budget;
     json_t *c = pc_company_get(req->app, cid, err);
     if (!c)
         return -1;
@@ -287,7 +291,7 @@ static int pc_agents_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     return a ? pc_resp_json(resp, 201, a) : -1;
 }
 
-static json_t *pc_agent_load_for(pc_req *req, pc_error_t *err)
+json_t *pc_agent_load_for(pc_req *req, const char *self_only, pc_error_t *err)
 {
     const char *id = pc_param_uuid(req, "agentId", "Agent not found", err);
     if (!id)
@@ -295,22 +299,23 @@ static json_t *pc_agent_load_for(pc_req *req, pc_error_t *err)
     json_t *a = pc_agent_get(req->app, id, err);
     if (!a)
         return NULL;
-    if (pc_require_company_access(req, pc_json_str(a, "companyId"), err) < 0) {
+    if (self_only && req->actor.type == PC_ACTOR_AGENT && strcmp(req->actor.agent_id, id) != 0) {
         json_decref(a);
+        pc_error_set(err, 403, "%s", self_only);
         return NULL;
     }
-    return a;
+    return pc_access_checked(req, a, err);
 }
 
 static int pc_agents_get(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    json_t *a = pc_agent_load_for(req, err);
+    json_t *a = pc_agent_load_for(req, NULL, err);
     return a ? pc_resp_json(resp, 200, a) : -1;
 }
 
 static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    json_t *a = pc_agent_load_for(req, err);
+    json_t *a = pc_agent_load_for(req, NULL, err);
     if (!a)
         return -1;
     const char *id = pc_json_str(a, "id"), *cid = pc_json_str(a, "companyId");
@@ -319,32 +324,19 @@ static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         json_decref(a);
         return pc_error_set(err, 403, "Agents can only update themselves");
     }
-    const char *name = NULL, *role = NULL, *title = NULL, *icon = NULL, *reports = NULL,
-               *caps = NULL, *adapter = NULL, *env = NULL, *status = NULL;
-    json_t *aconf = NULL, *rconf = NULL, *perms = NULL, *meta = NULL;
-    int64_t budget = 0;
-    bool budget_set = false;
-    if (pc_json_check_is_object(b, err) < 0 || pc_json_check_keys(b, agent_create_keys, err) < 0 ||
-        pc_json_check_string(b, "name", 0, 1, 200, &name, err) < 0 ||
-        pc_json_check_enum(b, "role", 0, agent_roles, &role, err) < 0 ||
-        pc_json_check_string(b, "title", PC_J_NULLABLE, 0, 200, &title, err) < 0 ||
-        pc_json_check_string(b, "icon", PC_J_NULLABLE, 0, 200, &icon, err) < 0 ||
-        pc_json_check_string(b, "reportsTo", PC_J_NULLABLE, 0, 64, &reports, err) < 0 ||
-        pc_json_check_string(b, "capabilities", PC_J_NULLABLE, 0, 10000, &caps, err) < 0 ||
-        pc_json_check_enum(b, "adapterType", 0, pc_adapter_types, &adapter, err) < 0 ||
-        pc_json_check_object(b, "adapterConfig", 0, &aconf, err) < 0 ||
-        pc_json_check_object(b, "runtimeConfig", 0, &rconf, err) < 0 ||
-        pc_json_check_object(b, "permissions", 0, &perms, err) < 0 ||
-        pc_json_check_object(b, "metadata", PC_J_NULLABLE, &meta, err) < 0 ||
-        pc_json_check_int(b, "budgetMonthlyCents", 0, 0, INT64_MAX / 2, &budget, &budget_set,
-                          err) < 0 ||
-        pc_json_check_string(b, "defaultEnvironmentId", PC_J_NULLABLE, 0, 64, &env, err) < 0 ||
-        pc_json_check_enum(b, "status", 0, agent_statuses, &status, err) < 0 ||
-        pc_agent_check_reports_to(req->app, cid, id, reports, err) < 0 ||
-        pc_agent_check_env(req->app, cid, env, err) < 0) {
+    agent_body ab = {0};
+    if (agent_body_check(b, 0, &ab, err) < 0 ||
+        pc_agent_check_reports_to(req->app, cid, id, ab.reports, err) < 0 ||
+        pc_agent_check_env(req->app, cid, ab.env, err) < 0) {
         json_decref(a);
         return -1;
     }
+    const char *name = ab.name, *role = ab.role, *title = ab.title, *icon = ab.icon,
+               *reports = ab.reports, *caps = ab.caps, *adapter = ab.adapter, *env = ab.env,
+               *status = ab.status;
+    json_t *aconf = ab.aconf, *rconf = ab.rconf, *perms = ab.perms, *meta = ab.meta;
+    int64_t budget = ab.budget;
+    bool budget_set = ab.budget_set;
     if (req->actor.type == PC_ACTOR_AGENT && perms) {
         json_decref(a);
         return pc_error_set(err, 403, "Agents cannot change their own permissions");
@@ -387,11 +379,7 @@ static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         json_decref(a);
         return -1;
     }
-    json_t *changed = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(b, k, v) json_array_append_new(changed, json_string(k));
-    _cleanup_json_ json_t *details = json_pack("{s:o}", "changedFields", changed);
+    _cleanup_json_ json_t *details = json_pack("{s:o}", "changedFields", pc_changed_fields(b));
     pc_activity_log(req->app, &req->actor, cid, "agent.updated", "agent", id, details, err);
     pc_error_clear(err);
     json_t *out = pc_agent_get(req->app, id, err);
@@ -404,7 +392,7 @@ static int pc_agents_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     if (pc_require_board(req, err) < 0)
         return -1;
-    json_t *a = pc_agent_load_for(req, err);
+    json_t *a = pc_agent_load_for(req, NULL, err);
     if (!a)
         return -1;
     int rc = pc_db_exec_s(req->app->db, "DELETE FROM agents WHERE id=?",

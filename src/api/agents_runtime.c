@@ -13,16 +13,6 @@
 #include "run/runtime.h"
 
 
-/* pc_activity_log borrows details; this takes ownership so call sites can
- * build them inline. */
-static void activity_log_steal(pc_app *app, const pc_actor *actor, const char *cid,
-                               const char *action, const char *type, const char *id,
-                               json_t *details, pc_error_t *err)
-{
-    pc_activity_log(app, actor, cid, action, type, id, details, err);
-    json_decref(details);
-}
-
 static const char *const wake_sources[] = {"timer", "assignment", "on_demand", "automation", NULL};
 static const char *const wake_triggers[] = {"manual", "ping", "callback", "system", NULL};
 static const char *const wake_keys[] = {"source",  "triggerDetail",  "reason",
@@ -37,24 +27,9 @@ static int agents_me(pc_req *req, pc_resp *resp, pc_error_t *err)
     return a ? pc_resp_json(resp, 200, a) : -1;
 }
 
-static json_t *target_agent(pc_req *req, pc_error_t *err)
-{
-    const char *id = pc_param_uuid(req, "agentId", "Agent not found", err);
-    if (!id)
-        return NULL;
-    json_t *a = pc_agent_get(req->app, id, err);
-    if (!a)
-        return NULL;
-    if (pc_require_company_access(req, pc_json_str(a, "companyId"), err) < 0) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
-}
-
 static int agents_wakeup(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    _cleanup_json_ json_t *a = target_agent(req, err);
+    _cleanup_json_ json_t *a = pc_agent_load_for(req, NULL, err);
     if (!a)
         return -1;
     json_t *b = req->body ? req->body : NULL;
@@ -102,17 +77,18 @@ static int agents_wakeup(pc_req *req, pc_resp *resp, pc_error_t *err)
     json_t *run = pc_run_wakeup(req->app, pc_json_str(a, "id"), &o, err);
     if (!run)
         return -1;
-    activity_log_steal(req->app, &req->actor, pc_json_str(a, "companyId"), "heartbeat.invoked",
-                    "agent", pc_json_str(a, "id"),
-                    json_pack("{s:s,s:O?}", "source", source, "runId", json_object_get(run, "id")),
-                    err);
+    pc_activity_log_steal(req->app, &req->actor, pc_json_str(a, "companyId"), "heartbeat.invoked",
+                          "agent", pc_json_str(a, "id"),
+                          json_pack("{s:s,s:O?}", "source", source, "runId",
+                                    json_object_get(run, "id")),
+                          err);
     pc_error_clear(err);
     return pc_resp_json(resp, 202, run);
 }
 
 static int agents_invoke(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    _cleanup_json_ json_t *a = target_agent(req, err);
+    _cleanup_json_ json_t *a = pc_agent_load_for(req, NULL, err);
     if (!a)
         return -1;
     pc_wakeup_opts o = {.source = "on_demand", .trigger_detail = "manual",

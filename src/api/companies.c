@@ -38,16 +38,8 @@ static json_t *pc_company_from_row(json_t *row)
 
 json_t *pc_company_get(pc_app *app, const char *company_id, pc_error_t *err)
 {
-    json_t *row = pc_db_query_one_s(app->db, "SELECT * FROM companies WHERE id=?",
-                                    json_pack("[s]", company_id), err);
-    if (!row) {
-        if (!pc_error_is_set(err))
-            pc_error_set(err, 404, "Company not found");
-        return NULL;
-    }
-    json_t *c = pc_company_from_row(row);
-    json_decref(row);
-    return c;
+    return pc_row_load(app, "SELECT * FROM companies WHERE id=?", company_id, pc_company_from_row,
+                       "Company not found", err);
 }
 
 static void pc_issue_prefix_base(const char *name, char out[4])
@@ -73,12 +65,7 @@ static int pc_companies_list(pc_req *req, pc_resp *resp, pc_error_t *err)
                            err) < 0) {
         return -1;
     }
-    json_t *out = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) json_array_append_new(out, pc_company_from_row(row));
-    json_decref(rows);
-    return pc_resp_json(resp, 200, out);
+    return pc_resp_json(resp, 200, pc_rows_map(rows, pc_company_from_row));
 }
 
 static int pc_companies_create(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -185,10 +172,7 @@ static int pc_companies_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     pc_iso_now(ts);
     json_t *b = req->body;
     pc_db *db = req->app->db;
-    json_t *changed = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(b, k, v) json_array_append_new(changed, json_string(k));
+    json_t *changed = pc_changed_fields(b);
     int rc = pc_db_begin(db, err);
     if (rc == 0)
         rc = pc_db_exec_s(

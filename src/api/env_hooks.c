@@ -44,16 +44,20 @@ static int pc_hooks_enabled(pc_req *req, pc_error_t *err)
     return pc_require_board(req, err);
 }
 
-/* Marks the lease busy and returns it (NULL if unknown or already busy). */
-static pc_lease *pc_hook_borrow(const char *id)
+/* Claims the idle held lease id (NULL if unknown or busy): take removes it
+ * from the table and hands it over; otherwise it stays, marked busy until
+ * pc_hook_return(). */
+static pc_lease *pc_hook_claim(const char *id, bool take)
 {
     pthread_mutex_lock(&hooks_mu);
     pc_lease *l = NULL;
-    for (int i = 0; i < PC_HOOK_MAX; i++)
+    for (int i = 0; i < PC_HOOK_MAX && !l; i++)
         if (held[i].lease && !held[i].busy && !strcmp(pc_lease_id(held[i].lease), id)) {
             l = held[i].lease;
-            held[i].busy = true;
-            break;
+            if (take)
+                held[i].lease = NULL;
+            else
+                held[i].busy = true;
         }
     pthread_mutex_unlock(&hooks_mu);
     return l;
@@ -68,19 +72,12 @@ static void pc_hook_return(pc_lease *l)
     pthread_mutex_unlock(&hooks_mu);
 }
 
-/* Removes an idle lease from the table and hands it over. */
-static pc_lease *pc_hook_take(const char *id)
+/* Releases a lease nobody will hear about again (its error is dropped). */
+static void pc_hook_release_failed(pc_lease *l)
 {
-    pthread_mutex_lock(&hooks_mu);
-    pc_lease *l = NULL;
-    for (int i = 0; i < PC_HOOK_MAX; i++)
-        if (held[i].lease && !held[i].busy && !strcmp(pc_lease_id(held[i].lease), id)) {
-            l = held[i].lease;
-            held[i].lease = NULL;
-            break;
-        }
-    pthread_mutex_unlock(&hooks_mu);
-    return l;
+    pc_error_t e = PC_ERROR_INIT;
+    pc_lease_release(l, "failed", &e);
+    pc_error_clear(&e);
 }
 
 static void pc_hook_put(pc_lease *l)
@@ -94,21 +91,23 @@ static void pc_hook_put(pc_lease *l)
             break;
         }
     pthread_mutex_unlock(&hooks_mu);
-    if (l) {
-        pc_error_t e = PC_ERROR_INIT;
-        pc_lease_release(l, "failed", &e);
-        pc_error_clear(&e);
-    }
+    if (l)
+        pc_hook_release_failed(l);
+}
+
+/* The environment of :id for a hook (no company check: hooks are
+ * board-only), or NULL with err. */
+static json_t *pc_hook_env(pc_req *req, pc_error_t *err)
+{
+    if (pc_hooks_enabled(req, err) < 0)
+        return NULL;
+    const char *id = pc_param_uuid(req, "id", "Environment not found", err);
+    return id ? pc_env_load(req->app, id, err) : NULL;
 }
 
 int pc_env_hook_lease(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    if (pc_hooks_enabled(req, err) < 0)
-        return -1;
-    const char *id = pc_param_uuid(req, "id", "Environment not found", err);
-    if (!id)
-        return -1;
-    json_t *env = pc_env_load(req->app, id, err);
+    json_t *env = pc_hook_env(req, err);
     if (!env)
         return -1;
     json_t *b = req->body;
@@ -122,9 +121,7 @@ int pc_env_hook_lease(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
     char cwd[4096];
     if (pc_lease_realize(l, pc_json_str(b, "localPath"), cwd, sizeof cwd, err) < 0) {
-        pc_error_t e = PC_ERROR_INIT;
-        pc_lease_release(l, "failed", &e);
-        pc_error_clear(&e);
+        pc_hook_release_failed(l);
         return -1;
     }
     json_t *row = pc_lease_load(req->app, pc_lease_id(l), err);
@@ -143,7 +140,7 @@ int pc_env_hook_execute(pc_req *req, pc_resp *resp, pc_error_t *err)
     const char *command = pc_json_str(b, "command");
     if (!command)
         return pc_error_validation(err, "command", "Required");
-    pc_lease *l = pc_hook_borrow(id);
+    pc_lease *l = pc_hook_claim(id, false);
     if (!l)
         return pc_error_set(err, 404, "Environment lease not found");
     json_t *args = json_object_get(b, "args");
@@ -187,7 +184,7 @@ int pc_env_hook_release(pc_req *req, pc_resp *resp, pc_error_t *err)
     if (pc_hooks_enabled(req, err) < 0)
         return -1;
     const char *id = pc_req_param(req, "leaseId");
-    pc_lease *l = pc_hook_take(id);
+    pc_lease *l = pc_hook_claim(id, true);
     if (!l)
         return pc_error_set(err, 404, "Environment lease not found");
     char lid[PC_UUID_LEN + 1];
@@ -200,15 +197,11 @@ int pc_env_hook_release(pc_req *req, pc_resp *resp, pc_error_t *err)
 
 int pc_env_hook_destroy_reusable(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    if (pc_hooks_enabled(req, err) < 0)
-        return -1;
-    const char *id = pc_param_uuid(req, "id", "Environment not found", err);
-    if (!id)
-        return -1;
-    json_t *env = pc_env_load(req->app, id, err);
+    json_t *env = pc_hook_env(req, err);
     if (!env)
         return -1;
-    int n = pc_env_destroy_reusable_leases(req->app, pc_json_str(env, "companyId"), id, NULL,
+    int n = pc_env_destroy_reusable_leases(req->app, pc_json_str(env, "companyId"),
+                                           pc_json_str(env, "id"), NULL,
                                            "destroyed by test hook", err);
     json_decref(env);
     return n < 0 ? -1 : pc_resp_json(resp, 200, json_pack("{s:i}", "destroyed", n));

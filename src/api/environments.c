@@ -95,38 +95,16 @@ static json_t *pc_env_redact(json_t *env)
     return env;
 }
 
-/* Company id from the path after the access check and the 404. */
-static const char *pc_env_company(pc_req *req, pc_error_t *err)
-{
-    const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
-    if (!cid || pc_require_company_access(req, cid, err) < 0)
-        return NULL;
-    json_t *c = pc_company_get(req->app, cid, err);
-    if (!c)
-        return NULL;
-    json_decref(c);
-    return cid;
-}
-
 /* The environment of :id, checked for company access. */
 static json_t *pc_env_for_req(pc_req *req, pc_error_t *err)
 {
     const char *id = pc_param_uuid(req, "id", "Environment not found", err);
-    if (!id)
-        return NULL;
-    json_t *env = pc_env_load(req->app, id, err);
-    if (!env)
-        return NULL;
-    if (pc_require_company_access(req, pc_json_str(env, "companyId"), err) < 0) {
-        json_decref(env);
-        return NULL;
-    }
-    return env;
+    return id ? pc_access_checked(req, pc_env_load(req->app, id, err), err) : NULL;
 }
 
 static int pc_envs_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    const char *cid = pc_env_company(req, err);
+    const char *cid = pc_company_param(req, err);
     if (!cid)
         return -1;
     const char *status = pc_req_query(req, "status"), *driver = pc_req_query(req, "driver");
@@ -157,7 +135,7 @@ static int pc_envs_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 
 static int pc_envs_capabilities(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    const char *cid = pc_env_company(req, err);
+    const char *cid = pc_company_param(req, err);
     if (!cid)
         return -1;
     json_t *providers = json_object();
@@ -252,7 +230,7 @@ static int pc_env_parse_body(json_t *b, bool name_required, pc_env_body *o, pc_e
 
 static int pc_envs_create(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    const char *cid = pc_env_company(req, err);
+    const char *cid = pc_company_param(req, err);
     if (!cid || pc_env_require_manage(req, cid, err) < 0)
         return -1;
     pc_env_body b;
@@ -309,7 +287,7 @@ static int pc_envs_create(pc_req *req, pc_resp *resp, pc_error_t *err)
 
 static int pc_envs_probe_config(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    const char *cid = pc_env_company(req, err);
+    const char *cid = pc_company_param(req, err);
     if (!cid || pc_env_require_manage(req, cid, err) < 0)
         return -1;
     pc_env_body b;

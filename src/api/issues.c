@@ -21,16 +21,6 @@
 #include "run/runtime.h"
 
 
-/* pc_activity_log borrows details; this takes ownership so call sites can
- * build them inline. */
-static void activity_log_steal(pc_app *app, const pc_actor *actor, const char *cid,
-                               const char *action, const char *type, const char *id,
-                               json_t *details, pc_error_t *err)
-{
-    pc_activity_log(app, actor, cid, action, type, id, details, err);
-    json_decref(details);
-}
-
 static const char *const issue_statuses[] = {"backlog", "todo",    "in_progress", "in_review",
                                              "done",    "blocked", "cancelled",   NULL};
 static const char *const issue_priorities[] = {"critical", "high", "medium", "low", NULL};
@@ -68,23 +58,11 @@ json_t *pc_issue_from_row(json_t *row)
     return i;
 }
 
-static json_t *issue_row(pc_app *app, const char *id, pc_error_t *err)
-{
-    json_t *row = pc_db_query_one_s(app->db, "SELECT * FROM issues WHERE id=? OR identifier=?",
-                                    json_pack("[s,s]", id, id), err);
-    if (!row && !pc_error_is_set(err))
-        pc_error_set(err, 404, "Issue not found");
-    return row;
-}
-
 static json_t *issue_get(pc_app *app, const char *id, pc_error_t *err)
 {
-    json_t *row = issue_row(app, id, err);
-    if (!row)
-        return NULL;
-    json_t *i = pc_issue_from_row(row);
-    json_decref(row);
-    return i;
+    /* ?1 binds id twice: an issue is named by its uuid or its identifier. */
+    return pc_row_load(app, "SELECT * FROM issues WHERE id=?1 OR identifier=?1", id,
+                       pc_issue_from_row, "Issue not found", err);
 }
 
 json_t *pc_issue_load_for(pc_req *req, pc_error_t *err)
@@ -94,14 +72,7 @@ json_t *pc_issue_load_for(pc_req *req, pc_error_t *err)
         pc_error_set(err, 404, "Issue not found");
         return NULL;
     }
-    json_t *i = issue_get(req->app, id, err);
-    if (!i)
-        return NULL;
-    if (pc_require_company_access(req, pc_json_str(i, "companyId"), err) < 0) {
-        json_decref(i);
-        return NULL;
-    }
-    return i;
+    return pc_access_checked(req, issue_get(req->app, id, err), err);
 }
 
 /* The run an agent request acts for: its token's run, else the header. */
@@ -171,13 +142,9 @@ static void wake_assignee(pc_req *req, const char *issue_id, const char *agent_i
 
 static int issues_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
-    if (!cid || pc_require_company_access(req, cid, err) < 0)
+    const char *cid = pc_company_param(req, err);
+    if (!cid)
         return -1;
-    json_t *c = pc_company_get(req->app, cid, err);
-    if (!c)
-        return -1;
-    json_decref(c);
     const char *status = pc_req_query(req, "status");
     const char *assignee = pc_req_query(req, "assigneeAgentId");
     /* status may be a comma-separated list; statuses are validated so the
@@ -227,12 +194,7 @@ static int issues_list(pc_req *req, pc_resp *resp, pc_error_t *err)
     pc_buf_release(&sql);
     if (rc < 0)
         return -1;
-    json_t *out = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) json_array_append_new(out, pc_issue_from_row(row));
-    json_decref(rows);
-    return pc_resp_json(resp, 200, out);
+    return pc_resp_json(resp, 200, pc_rows_map(rows, pc_issue_from_row));
 }
 
 static int issues_create(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -310,8 +272,8 @@ static int issues_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_db_rollback(req->app->db);
         return -1;
     }
-    activity_log_steal(req->app, &req->actor, cid, "issue.created", "issue", id,
-                    json_pack("{s:s,s:s}", "identifier", ident, "status", status), err);
+    pc_activity_log_steal(req->app, &req->actor, cid, "issue.created", "issue", id,
+                          json_pack("{s:s,s:s}", "identifier", ident, "status", status), err);
     pc_error_clear(err);
     if (assignee && !strcmp(status, "todo"))
         wake_assignee(req, id, assignee);
@@ -356,8 +318,8 @@ static int add_comment(pc_req *req, const char *cid, const char *issue_id, const
                                actor_run_id(req), body, ts, ts),
                      NULL, err) < 0)
         return -1;
-    activity_log_steal(req->app, &req->actor, cid, "issue.comment_added", "issue", issue_id,
-                    json_pack("{s:s}", "commentId", id_out), err);
+    pc_activity_log_steal(req->app, &req->actor, cid, "issue.comment_added", "issue", issue_id,
+                          json_pack("{s:s}", "commentId", id_out), err);
     pc_error_clear(err);
     return 0;
 }
@@ -428,12 +390,10 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         if (add_comment(req, cid, id, comment, cmid, err) < 0)
             return -1;
     }
-    json_t *changed = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(b, k, v) json_array_append_new(changed, json_string(k));
-    activity_log_steal(req->app, &req->actor, cid, "issue.updated", "issue", id,
-                    json_pack("{s:o,s:s}", "changedFields", changed, "status", new_status), err);
+    pc_activity_log_steal(req->app, &req->actor, cid, "issue.updated", "issue", id,
+                          json_pack("{s:o,s:s}", "changedFields", pc_changed_fields(b), "status",
+                                    new_status),
+                          err);
     pc_error_clear(err);
     /* Wake the assignee when the issue newly lands in its todo list. */
     const char *old_assignee = pc_json_str(cur, "assigneeAgentId");
@@ -461,9 +421,10 @@ static int issues_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
         json_decref(cur);
         return -1;
     }
-    activity_log_steal(req->app, &req->actor, pc_json_str(cur, "companyId"), "issue.deleted", "issue",
-                    pc_json_str(cur, "id"),
-                    json_pack("{s:O}", "identifier", json_object_get(cur, "identifier")), err);
+    pc_activity_log_steal(req->app, &req->actor, pc_json_str(cur, "companyId"), "issue.deleted",
+                          "issue", pc_json_str(cur, "id"),
+                          json_pack("{s:O}", "identifier", json_object_get(cur, "identifier")),
+                          err);
     pc_error_clear(err);
     return pc_resp_json(resp, 200, cur);
 }
@@ -553,8 +514,8 @@ static int issues_checkout(pc_req *req, pc_resp *resp, pc_error_t *err)
                                         expected));
         return -1;
     }
-    activity_log_steal(req->app, &req->actor, cid, "issue.checked_out", "issue", id,
-                    json_pack("{s:s,s:s?}", "agentId", agent_id, "runId", run_id), err);
+    pc_activity_log_steal(req->app, &req->actor, cid, "issue.checked_out", "issue", id,
+                          json_pack("{s:s,s:s?}", "agentId", agent_id, "runId", run_id), err);
     pc_error_clear(err);
     json_t *out = issue_get(req->app, id, err);
     return out ? pc_resp_json(resp, 200, out) : -1;
@@ -577,7 +538,7 @@ static int issues_release(pc_req *req, pc_resp *resp, pc_error_t *err)
                      "updated_at=? WHERE id=?",
                      json_pack("[s,s]", ts, id), NULL, err) < 0)
         return -1;
-    activity_log_steal(req->app, &req->actor, cid, "issue.released", "issue", id, NULL, err);
+    pc_activity_log_steal(req->app, &req->actor, cid, "issue.released", "issue", id, NULL, err);
     pc_error_clear(err);
     json_t *out = issue_get(req->app, id, err);
     return out ? pc_resp_json(resp, 200, out) : -1;
@@ -608,12 +569,7 @@ static int comments_list(pc_req *req, pc_resp *resp, pc_error_t *err)
                       "SELECT * FROM issue_comments WHERE issue_id=? ORDER BY created_at, id",
                       json_pack("[s]", pc_json_str(cur, "id")), &rows, err) < 0)
         return -1;
-    json_t *out = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) json_array_append_new(out, comment_from_row(row));
-    json_decref(rows);
-    return pc_resp_json(resp, 200, out);
+    return pc_resp_json(resp, 200, pc_rows_map(rows, comment_from_row));
 }
 
 static int comments_create(pc_req *req, pc_resp *resp, pc_error_t *err)

@@ -29,37 +29,11 @@ static const char *const run_statuses[] = {"queued",      "scheduled_retry", "ru
                                            "succeeded",   "interrupted",     "failed",
                                            "cancelled",   "timed_out",       NULL};
 
-static json_t *rows_to_runs(json_t *rows)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) json_array_append_new(out, pc_run_from_row(row));
-    json_decref(rows);
-    return out;
-}
-
-static int64_t query_limit(const pc_req *req, int64_t dflt, int64_t max)
-{
-    const char *l = pc_req_query(req, "limit");
-    if (!l)
-        return dflt;
-    char *end;
-    long long n = strtoll(l, &end, 10);
-    if (*end || n <= 0)
-        return dflt;
-    return n > max ? max : n;
-}
-
 static int runs_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    const char *cid = pc_param_uuid(req, "companyId", "Company not found", err);
-    if (!cid || pc_require_company_access(req, cid, err) < 0)
+    const char *cid = pc_company_param(req, err);
+    if (!cid)
         return -1;
-    json_t *c = pc_company_get(req->app, cid, err);
-    if (!c)
-        return -1;
-    json_decref(c);
     const char *agent = pc_req_query(req, "agentId");
     const char *status = pc_req_query(req, "status");
     if (status) {
@@ -69,31 +43,24 @@ static int runs_list(pc_req *req, pc_resp *resp, pc_error_t *err)
         if (!known)
             return pc_error_validation(err, "status", "Invalid status");
     }
+    int64_t limit;
+    pc_query_limit(req, 200, 5000, PC_LIMIT_CLAMP, &limit, err);
     json_t *rows = NULL;
     if (pc_db_query_s(req->app->db,
                       "SELECT * FROM heartbeat_runs WHERE company_id=? AND (? IS NULL OR "
                       "agent_id=?) AND (? IS NULL OR status=?) ORDER BY created_at DESC, id DESC "
                       "LIMIT ?",
                       json_pack("[s,s?,s?,s?,s?,I]", cid, agent, agent, status, status,
-                                (json_int_t)query_limit(req, 200, 5000)),
+                                (json_int_t)limit),
                       &rows, err) < 0)
         return -1;
-    return pc_resp_json(resp, 200, rows_to_runs(rows));
+    return pc_resp_json(resp, 200, pc_rows_map(rows, pc_run_from_row));
 }
 
 static json_t *run_load_for(pc_req *req, pc_error_t *err)
 {
     const char *id = pc_param_uuid(req, "runId", "Heartbeat run not found", err);
-    if (!id)
-        return NULL;
-    json_t *r = pc_run_get(req->app, id, err);
-    if (!r)
-        return NULL;
-    if (pc_require_company_access(req, pc_json_str(r, "companyId"), err) < 0) {
-        json_decref(r);
-        return NULL;
-    }
-    return r;
+    return id ? pc_access_checked(req, pc_run_get(req->app, id, err), err) : NULL;
 }
 
 static int runs_get(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -114,6 +81,24 @@ static int runs_cancel(pc_req *req, pc_resp *resp, pc_error_t *err)
     return out ? pc_resp_json(resp, 200, out) : -1;
 }
 
+static json_t *event_from_row(json_t *row)
+{
+    json_t *e = json_object();
+    pc_json_copy(e, "id", row, "id");
+    pc_json_copy(e, "companyId", row, "company_id");
+    pc_json_copy(e, "runId", row, "run_id");
+    pc_json_copy(e, "agentId", row, "agent_id");
+    pc_json_copy(e, "seq", row, "seq");
+    pc_json_copy(e, "eventType", row, "event_type");
+    pc_json_copy(e, "stream", row, "stream");
+    pc_json_copy(e, "level", row, "level");
+    pc_json_copy(e, "color", row, "color");
+    pc_json_copy(e, "message", row, "message");
+    pc_json_set_from_text(e, "payload", row, "payload");
+    pc_json_copy(e, "createdAt", row, "created_at");
+    return e;
+}
+
 static int runs_events(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     _cleanup_json_ json_t *r = run_load_for(req, err);
@@ -121,36 +106,17 @@ static int runs_events(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
     const char *after = pc_req_query(req, "afterSeq");
     int64_t after_seq = after ? strtoll(after, NULL, 10) : 0;
+    int64_t limit;
+    pc_query_limit(req, 1000, 10000, PC_LIMIT_CLAMP, &limit, err);
     json_t *rows = NULL;
     if (pc_db_query_s(req->app->db,
                       "SELECT * FROM heartbeat_run_events WHERE run_id=? AND seq>? ORDER BY seq "
                       "LIMIT ?",
                       json_pack("[s,I,I]", pc_json_str(r, "id"), (json_int_t)after_seq,
-                                (json_int_t)query_limit(req, 1000, 10000)),
+                                (json_int_t)limit),
                       &rows, err) < 0)
         return -1;
-    json_t *out = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        json_t *e = json_object();
-        pc_json_copy(e, "id", row, "id");
-        pc_json_copy(e, "companyId", row, "company_id");
-        pc_json_copy(e, "runId", row, "run_id");
-        pc_json_copy(e, "agentId", row, "agent_id");
-        pc_json_copy(e, "seq", row, "seq");
-        pc_json_copy(e, "eventType", row, "event_type");
-        pc_json_copy(e, "stream", row, "stream");
-        pc_json_copy(e, "level", row, "level");
-        pc_json_copy(e, "color", row, "color");
-        pc_json_copy(e, "message", row, "message");
-        pc_json_set_from_text(e, "payload", row, "payload");
-        pc_json_copy(e, "createdAt", row, "created_at");
-        json_array_append_new(out, e);
-    }
-    json_decref(rows);
-    return pc_resp_json(resp, 200, out);
+    return pc_resp_json(resp, 200, pc_rows_map(rows, event_from_row));
 }
 
 /* The run's log path, or "" when the run has not opened one yet. */
@@ -346,7 +312,7 @@ static int issue_runs(pc_req *req, pc_resp *resp, pc_error_t *err)
                                                                  : ""),
                       &rows, err) < 0)
         return -1;
-    return pc_resp_json(resp, 200, rows_to_runs(rows));
+    return pc_resp_json(resp, 200, pc_rows_map(rows, pc_run_from_row));
 }
 
 const pc_route pc_routes_runs[] = {

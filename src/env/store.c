@@ -27,16 +27,8 @@ json_t *pc_env_from_row(json_t *row)
 
 json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err)
 {
-    json_t *row = pc_db_query_one_s(app->db, "SELECT * FROM environments WHERE id=?",
-                                    json_pack("[s]", env_id), err);
-    if (!row) {
-        if (!pc_error_is_set(err))
-            pc_error_set(err, 404, "Environment not found");
-        return NULL;
-    }
-    json_t *e = pc_env_from_row(row);
-    json_decref(row);
-    return e;
+    return pc_row_load(app, "SELECT * FROM environments WHERE id=?", env_id, pc_env_from_row,
+                       "Environment not found", err);
 }
 
 json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err)
@@ -95,14 +87,6 @@ json_t *pc_lease_from_row(json_t *row)
 
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err)
 {
-    json_t *row = pc_db_query_one_s(app->db, "SELECT * FROM environment_leases WHERE id=?",
-                                    json_pack("[s]", lease_id), err);
-    if (!row) {
-        if (!pc_error_is_set(err))
-            pc_error_set(err, 404, "Environment lease not found");
-        return NULL;
-    }
-    json_t *l = pc_lease_from_row(row);
-    json_decref(row);
-    return l;
+    return pc_row_load(app, "SELECT * FROM environment_leases WHERE id=?", lease_id,
+                       pc_lease_from_row, "Environment lease not found", err);
 }

@@ -73,16 +73,8 @@ json_t *pc_run_from_row(json_t *row)
 
 json_t *pc_run_get(pc_app *app, const char *run_id, pc_error_t *err)
 {
-    json_t *row = pc_db_query_one_s(app->db, "SELECT * FROM heartbeat_runs WHERE id=?",
-                                    json_pack("[s]", run_id), err);
-    if (!row) {
-        if (!pc_error_is_set(err))
-            pc_error_set(err, 404, "Heartbeat run not found");
-        return NULL;
-    }
-    json_t *r = pc_run_from_row(row);
-    json_decref(row);
-    return r;
+    return pc_row_load(app, "SELECT * FROM heartbeat_runs WHERE id=?", run_id, pc_run_from_row,
+                       "Heartbeat run not found", err);
 }
 
 void pc_run_event(pc_app *app, const char *company_id, const char *agent_id, const char *run_id,

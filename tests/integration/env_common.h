@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "../lib/harness.h"
 #include "../lib/helpers.h"
@@ -78,6 +79,44 @@ static __attribute__((unused)) json_t *activity(const char *cid, const char *act
     }
     pc_http_res_free(&r);
     return found;
+}
+
+/* ---- `--bench N` modes: one table for `make bench` (bench/env.bench.sh) ---- */
+
+static __attribute__((unused)) int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static __attribute__((unused)) int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median wall time of n requests (including the HTTP round trip). */
+static __attribute__((unused)) double median_ms(int n, const char *method, const char *path,
+                                                const char *body)
+{
+    int64_t *t = calloc((size_t)n, sizeof *t);
+    for (int i = 0; i < n; i++) {
+        int64_t t0 = now_us();
+        pc_http_res r = pc_http(&d, method, path, body);
+        t[i] = now_us() - t0;
+        pc_http_res_free(&r);
+    }
+    qsort(t, (size_t)n, sizeof *t, cmp_i64);
+    double m = t[n / 2] / 1000.0;
+    free(t);
+    return m;
+}
+
+/* One row of the table: the label padded to a column, then milliseconds. */
+static __attribute__((unused)) void bench_row(const char *label, double ms)
+{
+    printf("%-44s %.3f ms\n", label, ms);
 }
 
 #endif

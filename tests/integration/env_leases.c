@@ -445,35 +445,6 @@ static void test_sandbox(void)
     free(clid), free(root), free(env), free(lenv), free(llid);
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median wall time of n requests (including the HTTP round trip). */
-static double median_ms(int n, const char *method, const char *path, const char *body)
-{
-    int64_t *t = calloc((size_t)n, sizeof *t);
-    for (int i = 0; i < n; i++) {
-        int64_t t0 = now_us();
-        pc_http_res r = pc_http(&d, method, path, body);
-        t[i] = now_us() - t0;
-        pc_http_res_free(&r);
-    }
-    qsort(t, (size_t)n, sizeof *t, cmp_i64);
-    double m = t[n / 2] / 1000.0;
-    free(t);
-    return m;
-}
-
 /* `env_leases --bench N`: probe latency (local, fake sandbox) and a lease
  * acquire+realize+release round trip through the C fake plugin, as a table
  * for `make bench`. Numbers include the loopback HTTP round trip. */
@@ -485,18 +456,18 @@ static int bench(int n)
     cid = make_company("Bench Co");
     char *env = local_env(), path[256], body[1200];
     snprintf(path, sizeof path, "/api/environments/%s/probe", env);
-    printf("%-44s %.3f ms\n", "env probe, local (median, incl. HTTP)", median_ms(n, "POST", path, "{}"));
+    bench_row("env probe, local (median, incl. HTTP)", median_ms(n, "POST", path, "{}"));
     snprintf(path, sizeof path, "/api/environments/%s", env);
-    printf("%-44s %.3f ms\n", "GET environment (read baseline, median)", median_ms(n, "GET", path, NULL));
+    bench_row("GET environment (read baseline, median)", median_ms(n, "GET", path, NULL));
     snprintf(path, sizeof path, "/api/health");
-    printf("%-44s %.3f ms\n", "GET /api/health (HTTP baseline, median)", median_ms(n, "GET", path, NULL));
+    bench_row("GET /api/health (HTTP baseline, median)", median_ms(n, "GET", path, NULL));
     snprintf(body, sizeof body, "{\"packageName\":\"%s/plugins/fake-sandbox\",\"isLocalPath\":true}",
              pc_test_root());
     pc_http_res r = pc_http(&d, "POST", "/api/plugins/install", body);
     pc_http_res_free(&r);
     char *sbx = make_sandbox("Bench fake", "{\"provider\":\"fake-plugin\",\"image\":\"fake:bench\"}");
     snprintf(path, sizeof path, "/api/environments/%s/probe", sbx);
-    printf("%-44s %.3f ms\n", "env probe, fake sandbox plugin (median)", median_ms(n, "POST", path, "{}"));
+    bench_row("env probe, fake sandbox plugin (median)", median_ms(n, "POST", path, "{}"));
     int64_t *t = calloc((size_t)n, sizeof *t);
     for (int i = 0; i < n; i++) {
         long st;
@@ -507,7 +478,7 @@ static int bench(int n)
         json_decref(a);
     }
     qsort(t, (size_t)n, sizeof *t, cmp_i64);
-    printf("%-44s %.3f ms\n", "lease acquire+realize+release, fake (median)", t[n / 2] / 1000.0);
+    bench_row("lease acquire+realize+release, fake (median)", t[n / 2] / 1000.0);
     free(t);
     pc_daemon_stop(&d);
     free(env), free(sbx), free(cid);

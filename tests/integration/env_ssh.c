@@ -7,6 +7,11 @@
  * reaches the daemon log and no key file outlives its command.
  *
  * Skips (as a whole) when sshd or ssh-keygen is missing.
+ *
+ * `env_ssh --bench N` prints the median latency of N probes of an SSH
+ * environment against the same loopback sshd (HTTP round trip included),
+ * a row of the table bench/env.bench.sh prints; it prints nothing when sshd
+ * is not installed.
  */
 #include <dirent.h>
 #include <signal.h>
@@ -85,9 +90,46 @@ static int count_entries(const char *dir)
     return n;
 }
 
-int main(void)
+/* `env_ssh --bench N`: see the header comment. */
+static int bench(int n)
+{
+    if (!pc_test_sshd_available()) {
+        fprintf(stderr, "env_ssh --bench: sshd/ssh/ssh-keygen not installed, no SSH row\n");
+        return 0;
+    }
+    tmp = pc_test_tmpdir("ssh-bench");
+    pc_daemon_opts o = {.env = hook_env};
+    int rc = 1;
+    if (pc_test_sshd_start(&sshd, tmp) < 0 || pc_daemon_start(&d, &o) < 0) {
+        fprintf(stderr, "env_ssh --bench: sshd or the daemon did not start\n");
+        pc_test_sshd_stop(&sshd);
+        pc_test_rmrf(tmp);
+        free(tmp);
+        return 1;
+    }
+    cid = make_company("SSH Bench Co");
+    char *env = create_env("Bench", ssh_config("user_key", true, true)), path[256];
+    json_t *p = probe(env);
+    if (json_is_true(json_object_get(p, "ok"))) {
+        snprintf(path, sizeof path, "/api/environments/%s/probe", env);
+        bench_row("env probe, ssh to loopback sshd (median)", median_ms(n, "POST", path, "{}"));
+        rc = 0;
+    } else {
+        fprintf(stderr, "env_ssh --bench: the SSH probe fails, no SSH row\n");
+    }
+    json_decref(p);
+    pc_daemon_stop(&d);
+    pc_test_sshd_stop(&sshd);
+    pc_test_rmrf(tmp);
+    free(env), free(cid), free(tmp);
+    return rc;
+}
+
+int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 2 && !strcmp(argv[1], "--bench"))
+        return bench(atoi(argv[2]) > 0 ? atoi(argv[2]) : 100);
     if (!pc_test_sshd_available()) {
         tap_skip("sshd/ssh/ssh-keygen not installed", "ssh driver tests");
         return tap_done();
