@@ -204,9 +204,18 @@ static _Noreturn void child_run(const struct child_args *a)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
+    /* glibc refuses to touch its internal signals (32, 33); an ignored
+     * disposition of those would survive exec, so the kernel is asked
+     * directly. The child has its own handler table (no CLONE_SIGHAND). */
+    struct {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        unsigned long mask;
+    } ksa = {SIG_DFL, 0, NULL, 0};
     for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa, NULL);
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &sa, NULL) < 0)
+            syscall(SYS_rt_sigaction, sig, &ksa, NULL, sizeof ksa.mask);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
