@@ -3,18 +3,19 @@
  * timeout that reaches the whole process group, and spawn errors reported
  * synchronously. See the contract in include/paperclip/plugin.h.
  *
- * Shape: the parent resolves the executable, creates CLOEXEC pipes, forks;
- * the child resets its signal state, starts a session, wires stdio, marks
- * every other descriptor close-on-exec, runs pre_exec and execs. If any of
- * that fails the child writes {stage, errno} to an error pipe, which is
- * otherwise closed by the successful exec, so the parent learns the outcome
- * with one blocking read. The parent then runs one poll() loop that feeds
- * stdin, drains stdout/stderr and watches the child through a pidfd (or a
- * short tick where pidfds are missing), escalating signals on timeout.
+ * Shape: the parent resolves the executable and creates CLOEXEC pipes;
+ * pc_spawn() (src/lib/spawn.h, linked into this library) starts the child,
+ * which resets its signal state, starts a session, wires stdio, marks every
+ * other descriptor but keep_fds close-on-exec, runs pre_exec and execs, and
+ * reports a failure of any of those steps synchronously with its stage and
+ * errno. The parent then runs one poll() loop that feeds stdin, drains
+ * stdout/stderr and watches the child through a pidfd (or a short tick
+ * where pidfds are missing), escalating signals on timeout.
  */
 #include <paperclip/plugin.h>
 
 #include "exec_internal.h"
+#include "lib/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,17 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
 
 /* ---- registry of running process groups (for pc__exec_kill_all) ---- */
 
@@ -89,21 +83,6 @@ static void close_fd(int *fd)
         close(*fd);
         *fd = -1;
     }
-}
-
-/* Moves a descriptor above 2 so the child's dup2() onto 0..2 can never
- * clobber another of its pipes (possible when the worker runs with a closed
- * standard descriptor). */
-static int lift_fd(int *fd)
-{
-    if (*fd > 2)
-        return 0;
-    int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-    if (n < 0)
-        return -1;
-    close(*fd);
-    *fd = n;
-    return 0;
 }
 
 static const char *env_lookup(char *const *envp, const char *name)
@@ -172,128 +151,19 @@ static const char *stage_verb(pc_plugin_exec_stage s)
     }
 }
 
-/* ---- the child ---- */
-
-struct child_args {
-    const char *path;
-    char *const *argv;
-    char *const *envp;
-    const char *cwd;
-    int in_fd, out_fd, err_fd, report_fd;
-    const int *keep_fds;
-    size_t n_keep_fds;
-    int (*pre_exec)(void *);
-    void *pre_exec_arg;
-    pid_t parent;
-    int max_fd;
-};
-
-static _Noreturn void child_fail(int report_fd, int stage, int e)
+/* The SDK's name for the step at which pc_spawn() failed. */
+static pc_plugin_exec_stage exec_stage(pc_spawn_stage s)
 {
-    int msg[2] = { stage, e };
-    ssize_t r;
-    do
-        r = write(report_fd, msg, sizeof(msg));
-    while (r < 0 && errno == EINTR);
-    _exit(127);
-}
-
-/* Runs between fork and exec: async-signal-safe calls only. */
-static _Noreturn void child_run(const struct child_args *a)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
-    /* glibc refuses to touch its internal signals (32, 33); an ignored
-     * disposition of those would survive exec, so the kernel is asked
-     * directly. The child has its own handler table (no CLONE_SIGHAND). */
-    struct {
-        void (*handler)(int);
-        unsigned long flags;
-        void (*restorer)(void);
-        unsigned long mask;
-    } ksa = {SIG_DFL, 0, NULL, 0};
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &sa, NULL) < 0)
-            syscall(SYS_rt_sigaction, sig, &ksa, NULL, sizeof ksa.mask);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    if (setsid() < 0)
-        child_fail(a->report_fd, PC_EXEC_STAGE_SETUP, errno);
-    /* The direct child dies with the worker thread that waits for it. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != a->parent)
-        _exit(127);
-
-    if (dup2(a->in_fd, 0) < 0 || dup2(a->out_fd, 1) < 0 || dup2(a->err_fd, 2) < 0)
-        child_fail(a->report_fd, PC_EXEC_STAGE_SETUP, errno);
-
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-        for (int fd = 3; fd <= a->max_fd; fd++) {
-            int fl = fcntl(fd, F_GETFD);
-            if (fl >= 0 && !(fl & FD_CLOEXEC))
-                fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-        }
+    switch (s) {
+    case PC_SPAWN_STAGE_CHDIR:
+        return PC_EXEC_STAGE_CHDIR;
+    case PC_SPAWN_STAGE_PRE_EXEC:
+        return PC_EXEC_STAGE_PRE_EXEC;
+    case PC_SPAWN_STAGE_EXEC:
+        return PC_EXEC_STAGE_EXEC;
+    default:
+        return PC_EXEC_STAGE_SETUP;
     }
-    for (size_t i = 0; i < a->n_keep_fds; i++) {
-        int fl = fcntl(a->keep_fds[i], F_GETFD);
-        if (fl < 0 || fcntl(a->keep_fds[i], F_SETFD, fl & ~FD_CLOEXEC) < 0)
-            child_fail(a->report_fd, PC_EXEC_STAGE_SETUP, errno);
-    }
-
-    if (a->cwd && chdir(a->cwd) < 0)
-        child_fail(a->report_fd, PC_EXEC_STAGE_CHDIR, errno);
-    if (a->pre_exec) {
-        int e = a->pre_exec(a->pre_exec_arg);
-        if (e != 0)
-            child_fail(a->report_fd, PC_EXEC_STAGE_PRE_EXEC, e > 0 ? e : EPERM);
-    }
-    execve(a->path, a->argv, a->envp);
-    child_fail(a->report_fd, PC_EXEC_STAGE_EXEC, errno);
-}
-
-/* clone() entry point: the child of the vfork-style spawn below. */
-static int child_entry(void *arg)
-{
-    child_run(arg);
-}
-
-/*
- * Starts the child. Without a pre_exec callback this is what posix_spawn()
- * does: clone(CLONE_VM | CLONE_VFORK) on a small private stack, so nothing
- * of the worker's address space is copied and the parent resumes once the
- * child has exec'ed (or failed). Every signal is blocked around the clone so
- * no handler of the worker can run in the child while it shares the
- * worker's memory; child_run() resets the dispositions and then the mask.
- * A pre_exec callback is arbitrary (if async-signal-safe) code that was
- * promised a forked copy of the worker, so it keeps fork().
- */
-static pid_t start_child(struct child_args *ca)
-{
-    if (ca->pre_exec)
-        return fork();
-#if defined(__SANITIZE_ADDRESS__)
-    /* ASan's interceptors misread the small clone stack as an overflow of
-     * the worker's own stack; sanitized builds take the plain fork path. */
-    return fork();
-#endif
-    size_t stack_size = 64 * 1024;
-    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED)
-        return fork();
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = clone(child_entry, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                      ca);
-    int e = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    munmap(stack, stack_size);
-    errno = e;
-    return pid;
 }
 
 /* ---- output capture ---- */
@@ -404,7 +274,7 @@ int pc_plugin_exec(const pc_plugin_exec_opts *opts, pc_plugin_exec_result *res,
     }
 
     int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-    int rep_pipe[2] = { -1, -1 }, pidfd = -1;
+    int pidfd = -1;
     int e = 0;
     if (opts->has_stdin) {
         if (pipe2(in_pipe, O_CLOEXEC) < 0)
@@ -414,76 +284,52 @@ int pc_plugin_exec(const pc_plugin_exec_opts *opts, pc_plugin_exec_result *res,
         if (in_pipe[0] < 0)
             goto setup_fail;
     }
-    if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 ||
-        pipe2(rep_pipe, O_CLOEXEC) < 0)
-        goto setup_fail;
-    if (lift_fd(&in_pipe[0]) < 0 || lift_fd(&out_pipe[1]) < 0 || lift_fd(&err_pipe[1]) < 0 ||
-        lift_fd(&rep_pipe[1]) < 0)
+    if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0)
         goto setup_fail;
 
-    long maxfd = sysconf(_SC_OPEN_MAX);
-    struct child_args ca = {
-        .path = path,
-        .argv = opts->argv,
+    /* path contains a '/', so pc_spawn() execs it as is; argv is executed
+     * directly, never through a shell. */
+    pc_spawn_opts so = {
+        .file = path,
+        .argv = (const char *const *)opts->argv,
         .envp = envp,
         .cwd = opts->cwd,
-        .in_fd = in_pipe[0],
-        .out_fd = out_pipe[1],
-        .err_fd = err_pipe[1],
-        .report_fd = rep_pipe[1],
+        .stdin_fd = in_pipe[0],
+        .stdout_fd = out_pipe[1],
+        .stderr_fd = err_pipe[1],
         .keep_fds = opts->keep_fds,
         .n_keep_fds = opts->n_keep_fds,
+        .die_with_parent = true,
+        .no_shell_fallback = true,
         .pre_exec = opts->pre_exec,
         .pre_exec_arg = opts->pre_exec_arg,
-        .parent = getpid(),
-        .max_fd = maxfd > 0 && maxfd < 65536 ? (int)maxfd : 65536,
     };
 
     clock_gettime(CLOCK_REALTIME, &res->started_at);
     int64_t t0 = now_ms();
-    pid_t pid = start_child(&ca);
-    if (pid < 0)
-        goto setup_fail;
-    if (pid == 0)
-        child_run(&ca); /* only after fork() */
-
-    res->pid = pid;
-    groups_add(pid);
+    pid_t pid = -1;
+    pc_spawn_stage stage = PC_SPAWN_STAGE_NONE;
+    e = pc_spawn(&so, &pid, &stage);
     close_fd(&in_pipe[0]);
     close_fd(&out_pipe[1]);
     close_fd(&err_pipe[1]);
-    close_fd(&rep_pipe[1]);
     free(path);
     path = NULL;
-
-    int report[2];
-    size_t got = 0;
-    while (got < sizeof(report)) {
-        ssize_t n = read(rep_pipe[0], (char *)report + got, sizeof(report) - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close_fd(&rep_pipe[0]);
-    if (got == sizeof(report)) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        groups_remove(pid);
+    if (e) {
         close_fd(&in_pipe[1]);
         close_fd(&out_pipe[0]);
         close_fd(&err_pipe[0]);
-        res->spawn_stage = (pc_plugin_exec_stage)report[0];
-        res->spawn_errno = report[1];
+        res->spawn_stage = exec_stage(stage);
+        res->spawn_errno = e;
         res->duration_ms = now_ms() - t0;
         if (res->spawn_stage == PC_EXEC_STAGE_CHDIR)
             return pc_plugin_error_set(err, 0, "cannot change directory to %s for %s: %s",
-                                       opts->cwd, cmd, strerror(report[1]));
+                                       opts->cwd, cmd, strerror(e));
         return pc_plugin_error_set(err, 0, "%s %s: %s", stage_verb(res->spawn_stage), cmd,
-                                   strerror(report[1]));
+                                   strerror(e));
     }
+    res->pid = pid;
+    groups_add(pid);
 
     pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (in_pipe[1] >= 0)
@@ -641,8 +487,6 @@ setup_fail:
     close_fd(&out_pipe[1]);
     close_fd(&err_pipe[0]);
     close_fd(&err_pipe[1]);
-    close_fd(&rep_pipe[0]);
-    close_fd(&rep_pipe[1]);
     free(path);
     res->spawn_stage = PC_EXEC_STAGE_SETUP;
     res->spawn_errno = e;

@@ -465,7 +465,7 @@ static int pc_proc_spawn_own(pc_proc *p, uv_loop_t *uv)
         .stderr_fd = fd[2],
     };
     pid_t pid = 0;
-    e = pc_spawn(&so, &pid);
+    e = pc_spawn(&so, &pid, NULL);
     pc_proc_close_fds(fd, 3);
     if (e) {
         pc_proc_close_fds(fd + 3, 3);

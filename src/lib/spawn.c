@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -23,14 +24,16 @@
 
 /*
  * What the child needs, prepared by the parent. With CLONE_VM the child
- * writes `err` straight into the parent's copy; after fork() it reports
- * through report_fd, a close-on-exec pipe that the exec closes.
+ * writes `stage` and `err` straight into the parent's copy; after fork() it
+ * reports both through report_fd, a close-on-exec pipe that the exec closes.
  */
 struct pc_spawn_child {
     const pc_spawn_opts *o;
     const char *path_env; /* the PATH value of envp */
     int max_fd;           /* upper bound for the close-on-exec sweep */
+    pid_t parent;         /* for die_with_parent */
     int report_fd;        /* -1 with CLONE_VM */
+    volatile int stage;
     volatile int err;
 };
 
@@ -38,16 +41,18 @@ struct pc_spawn_child {
  * exec: async-signal-safe calls only, no allocation, nothing that takes a
  * lock another thread of the parent may hold. */
 
-static _Noreturn void pc_spawn_fail(struct pc_spawn_child *c, int e)
+static _Noreturn void pc_spawn_fail(struct pc_spawn_child *c, pc_spawn_stage stage, int e)
 {
     if (e == 0)
         e = EIO; /* the parent reads 0 as success */
     if (c->report_fd >= 0) {
+        int msg[2] = {(int)stage, e};
         ssize_t r;
         do
-            r = write(c->report_fd, &e, sizeof e);
+            r = write(c->report_fd, msg, sizeof msg);
         while (r < 0 && errno == EINTR);
     } else {
+        c->stage = (int)stage;
         c->err = e;
     }
     _exit(127);
@@ -59,7 +64,7 @@ static int pc_spawn_exec(const char *path, const pc_spawn_opts *o)
 {
     execve(path, (char *const *)o->argv, o->envp);
     int e = errno;
-    if (e != ENOEXEC)
+    if (e != ENOEXEC || o->no_shell_fallback)
         return e;
     size_t argc = 0;
     while (o->argv[argc])
@@ -148,7 +153,13 @@ static _Noreturn void pc_spawn_child_run(struct pc_spawn_child *c)
     sigprocmask(SIG_SETMASK, &none, NULL);
 
     if (setsid() < 0)
-        pc_spawn_fail(c, errno);
+        pc_spawn_fail(c, PC_SPAWN_STAGE_SETUP, errno);
+    if (o->die_with_parent) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* The spawning thread died before the request took effect. */
+        if (getppid() != c->parent)
+            _exit(127);
+    }
 
     /* Descriptors below 3 would be overwritten by the dup2() calls below
      * (a daemon started with closed stdio gets them from pipe()); move them
@@ -163,12 +174,12 @@ static _Noreturn void pc_spawn_child_run(struct pc_spawn_child *c)
         if (fds[i] < 3) {
             fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
             if (fds[i] < 0)
-                pc_spawn_fail(c, errno);
+                pc_spawn_fail(c, PC_SPAWN_STAGE_SETUP, errno);
         }
     }
     for (int i = 0; i < 3; i++)
         if (dup2(fds[i], i) < 0)
-            pc_spawn_fail(c, errno);
+            pc_spawn_fail(c, PC_SPAWN_STAGE_SETUP, errno);
 
     if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         for (int fd = 3; fd <= c->max_fd; fd++) {
@@ -177,9 +188,19 @@ static _Noreturn void pc_spawn_child_run(struct pc_spawn_child *c)
                 fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
         }
     }
+    for (size_t i = 0; i < o->n_keep_fds; i++) {
+        int fl = fcntl(o->keep_fds[i], F_GETFD);
+        if (fl < 0 || fcntl(o->keep_fds[i], F_SETFD, fl & ~FD_CLOEXEC) < 0)
+            pc_spawn_fail(c, PC_SPAWN_STAGE_SETUP, errno);
+    }
     if (o->cwd && chdir(o->cwd) < 0)
-        pc_spawn_fail(c, errno);
-    pc_spawn_fail(c, pc_spawn_exec_path(c));
+        pc_spawn_fail(c, PC_SPAWN_STAGE_CHDIR, errno);
+    if (o->pre_exec) {
+        int e = o->pre_exec(o->pre_exec_arg);
+        if (e != 0)
+            pc_spawn_fail(c, PC_SPAWN_STAGE_PRE_EXEC, e > 0 ? e : EPERM);
+    }
+    pc_spawn_fail(c, PC_SPAWN_STAGE_EXEC, pc_spawn_exec_path(c));
 }
 
 static int pc_spawn_max_fd(void)
@@ -190,11 +211,10 @@ static int pc_spawn_max_fd(void)
     return (int)rl.rlim_cur - 1;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-/* ASan's interceptors misread the small clone stack as an overflow of the
- * caller's own stack; sanitized builds fork and learn the outcome from a
- * close-on-exec pipe. */
-static pid_t pc_spawn_start(struct pc_spawn_child *c)
+/* fork() and learn the outcome from a close-on-exec pipe that the exec
+ * closes. Every signal is blocked around the fork so no handler of the
+ * caller runs in the child before it has reset them. */
+static pid_t pc_spawn_fork(struct pc_spawn_child *c)
 {
     int rp[2];
     if (pipe2(rp, O_CLOEXEC) < 0)
@@ -210,31 +230,48 @@ static pid_t pc_spawn_start(struct pc_spawn_child *c)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(rp[1]);
     if (pid > 0) {
-        int child_err = 0;
-        ssize_t n;
-        do
-            n = read(rp[0], &child_err, sizeof child_err);
-        while (n < 0 && errno == EINTR);
-        if (n == (ssize_t)sizeof child_err)
-            c->err = child_err;
+        int msg[2];
+        size_t got = 0;
+        while (got < sizeof msg) {
+            ssize_t n = read(rp[0], (char *)msg + got, sizeof msg - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        if (got == sizeof msg) {
+            c->stage = msg[0];
+            c->err = msg[1];
+        }
     }
     close(rp[0]);
     errno = e;
     return pid;
 }
-#else
+
 static int pc_spawn_entry(void *arg)
 {
     pc_spawn_child_run(arg);
 }
 
+/* ASan's interceptors misread the small clone stack as an overflow of the
+ * caller's own stack, so sanitized builds always fork. */
+#if defined(__SANITIZE_ADDRESS__)
+static const bool pc_spawn_may_clone = false;
+#else
+static const bool pc_spawn_may_clone = true;
+#endif
+
 static pid_t pc_spawn_start(struct pc_spawn_child *c)
 {
+    if (c->o->pre_exec || !pc_spawn_may_clone)
+        return pc_spawn_fork(c);
     size_t stack_size = 64 * 1024;
     void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED)
-        return -1;
+        return pc_spawn_fork(c);
     c->report_fd = -1;
     sigset_t all, old;
     sigfillset(&all);
@@ -249,10 +286,19 @@ static pid_t pc_spawn_start(struct pc_spawn_child *c)
     errno = e;
     return pid;
 }
-#endif
 
-int pc_spawn(const pc_spawn_opts *o, pid_t *pid_out)
+int pc_spawn(const pc_spawn_opts *o, pid_t *pid_out, pc_spawn_stage *stage)
 {
+    pc_spawn_stage ignored;
+    if (!stage)
+        stage = &ignored;
+    *stage = PC_SPAWN_STAGE_NONE;
+    for (size_t i = 0; i < o->n_keep_fds; i++) {
+        if (o->keep_fds[i] < 3) {
+            *stage = PC_SPAWN_STAGE_SETUP;
+            return EINVAL;
+        }
+    }
     struct pc_spawn_child c;
     memset(&c, 0, sizeof c);
     c.o = o;
@@ -264,11 +310,15 @@ int pc_spawn(const pc_spawn_opts *o, pid_t *pid_out)
         }
     }
     c.max_fd = pc_spawn_max_fd();
+    c.parent = getpid();
     pid_t pid = pc_spawn_start(&c);
-    if (pid < 0)
+    if (pid < 0) {
+        *stage = PC_SPAWN_STAGE_SETUP;
         return errno ? errno : EAGAIN;
+    }
     if (c.err) {
         int e = c.err;
+        *stage = (pc_spawn_stage)c.stage;
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
         return e;

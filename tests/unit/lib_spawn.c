@@ -33,7 +33,7 @@ static const char *run(const char *file, const char *const *argv, char *const *e
                        .stdout_fd = p[1],
                        .stderr_fd = p[1]};
     pid_t pid = 0;
-    *err = pc_spawn(&o, &pid);
+    *err = pc_spawn(&o, &pid, NULL);
     close(null_fd);
     close(p[1]);
     size_t len = 0;
@@ -135,7 +135,7 @@ static void test_session_signals_fds(void)
                        .stdout_fd = outp[1],
                        .stderr_fd = outp[1]};
     pid_t pid = 0;
-    is_int(pc_spawn(&o, &pid), 0, "spawned");
+    is_int(pc_spawn(&o, &pid, NULL), 0, "spawned");
     close(in[0]);
     close(outp[1]);
     is_int(getpgid(pid), pid, "child leads its own process group");
