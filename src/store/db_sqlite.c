@@ -24,14 +24,12 @@
 struct pc_db {
     char *path;
     pthread_key_t key;
-    pthread_mutex_t lock;
     /* Writers of this process queue on a mutex instead of on SQLite's busy
      * handler, which sleeps in growing steps and caps throughput when many
      * run threads commit at once. The busy timeout still covers other
      * processes (the CLI writing a board key). */
     pthread_mutex_t write_mu;
-    sqlite3 *conns[PC_DB_MAX_CONNS];
-    int nconns;
+    int nconns; /* per-thread connections open (under pc_db_tls_mu) */
 };
 
 /* Prepared statements are cached per connection, keyed by their SQL text:
@@ -51,7 +49,16 @@ typedef struct pc_db_tls {
     pc_db_stmt cache[PC_DB_STMT_CACHE];
     unsigned next_evict;
     bool in_tx; /* this thread holds write_mu for a transaction */
+    struct pc_db_tls *next;
 } pc_db_tls;
+
+/* Every per-thread connection of every store is on this list. A store can be
+ * closed while threads that used it still exist (a finished run's thread on
+ * its way out), and such a thread's key destructor may run at the same time
+ * as the close: whoever unlinks a connection under this lock owns freeing
+ * it, and nothing is dereferenced before it has been found on the list. */
+static pthread_mutex_t pc_db_tls_mu = PTHREAD_MUTEX_INITIALIZER;
+static pc_db_tls *pc_db_tls_list;
 
 static int pc_db_sqlite_err(pc_error_t *err, sqlite3 *conn, const char *what)
 {
@@ -64,24 +71,37 @@ static int pc_db_sqlite_err(pc_error_t *err, sqlite3 *conn, const char *what)
     return pc_error_set(err, status, "%s: %s", what, conn ? sqlite3_errmsg(conn) : "no connection");
 }
 
-static void pc_db_tls_free(void *p)
+static void pc_db_tls_release(pc_db_tls *t)
 {
-    pc_db_tls *t = p;
-    pc_db *db = t->db;
-    pthread_mutex_lock(&db->lock);
-    for (int i = 0; i < db->nconns; i++) {
-        if (db->conns[i] == t->conn) {
-            db->conns[i] = db->conns[--db->nconns];
-            break;
-        }
-    }
-    pthread_mutex_unlock(&db->lock);
     for (int i = 0; i < PC_DB_STMT_CACHE; i++) {
         sqlite3_finalize(t->cache[i].st);
         free(t->cache[i].sql);
     }
     sqlite3_close_v2(t->conn);
     free(t);
+}
+
+/* Unlinks t if it is still listed; caller holds pc_db_tls_mu. */
+static bool pc_db_tls_unlink(pc_db_tls *t)
+{
+    for (pc_db_tls **pp = &pc_db_tls_list; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            t->db->nconns--;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Thread-exit destructor of the connection key. */
+static void pc_db_tls_free(void *p)
+{
+    pthread_mutex_lock(&pc_db_tls_mu);
+    bool mine = pc_db_tls_unlink(p);
+    pthread_mutex_unlock(&pc_db_tls_mu);
+    if (mine)
+        pc_db_tls_release(p);
 }
 
 static sqlite3 *pc_db_open_conn(const char *path, pc_error_t *err)
@@ -125,18 +145,20 @@ static pc_db_tls *pc_db_tls_get(pc_db *db, pc_error_t *err)
     sqlite3 *conn = pc_db_open_conn(db->path, err);
     if (!conn)
         return NULL;
-    pthread_mutex_lock(&db->lock);
-    if (db->nconns >= PC_DB_MAX_CONNS) {
-        pthread_mutex_unlock(&db->lock);
-        sqlite3_close_v2(conn);
-        pc_error_set(err, 503, "too many database connections");
-        return NULL;
-    }
-    db->conns[db->nconns++] = conn;
-    pthread_mutex_unlock(&db->lock);
     t = pc_xcalloc(1, sizeof *t);
     t->db = db;
     t->conn = conn;
+    pthread_mutex_lock(&pc_db_tls_mu);
+    if (db->nconns >= PC_DB_MAX_CONNS) {
+        pthread_mutex_unlock(&pc_db_tls_mu);
+        pc_db_tls_release(t);
+        pc_error_set(err, 503, "too many database connections");
+        return NULL;
+    }
+    db->nconns++;
+    t->next = pc_db_tls_list;
+    pc_db_tls_list = t;
+    pthread_mutex_unlock(&pc_db_tls_mu);
     pthread_setspecific(db->key, t);
     return t;
 }
@@ -481,7 +503,6 @@ pc_db *pc_db_open_sqlite(const char *path, pc_error_t *err)
     pthread_once(&once, pc_db_sqlite_global_init);
     pc_db *db = pc_xcalloc(1, sizeof *db);
     db->path = pc_xstrdup(path);
-    pthread_mutex_init(&db->lock, NULL);
     pthread_mutex_init(&db->write_mu, NULL);
     pthread_key_create(&db->key, pc_db_tls_free);
     if (pc_db_migrate(db, err) < 0) {
@@ -495,20 +516,30 @@ void pc_db_close(pc_db *db)
 {
     if (!db)
         return;
-    pc_db_tls *t = pthread_getspecific(db->key);
-    if (t) {
-        pthread_setspecific(db->key, NULL);
-        pc_db_tls_free(t);
+    pthread_setspecific(db->key, NULL);
+    /* Every connection of this store, including those of threads that are
+     * still alive (they must not touch the store any more), is taken off the
+     * list and closed here. */
+    pc_db_tls *mine = NULL;
+    pthread_mutex_lock(&pc_db_tls_mu);
+    for (pc_db_tls **pp = &pc_db_tls_list; *pp;) {
+        pc_db_tls *t = *pp;
+        if (t->db == db) {
+            *pp = t->next;
+            t->next = mine;
+            mine = t;
+        } else {
+            pp = &t->next;
+        }
     }
-    /* Connections of threads that are still alive are closed here; those
-     * threads must not touch the store afterwards. */
-    pthread_mutex_lock(&db->lock);
-    for (int i = 0; i < db->nconns; i++)
-        sqlite3_close_v2(db->conns[i]);
     db->nconns = 0;
-    pthread_mutex_unlock(&db->lock);
+    pthread_mutex_unlock(&pc_db_tls_mu);
+    while (mine) {
+        pc_db_tls *next = mine->next;
+        pc_db_tls_release(mine);
+        mine = next;
+    }
     pthread_key_delete(db->key);
-    pthread_mutex_destroy(&db->lock);
     pthread_mutex_destroy(&db->write_mu);
     free(db->path);
     free(db);

@@ -1,6 +1,7 @@
 /* Unit tests for the SQLite store: migrations, parameters, transactions,
  * per-thread connections. */
 #include <pthread.h>
+#include <stdint.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,39 @@ static void *writer(void *arg)
             return (void *)1;
     }
     return NULL;
+}
+
+/* A thread that used the store and is still alive when the store closes
+ * (a finished run's thread on its way out): its connection must be closed
+ * and freed exactly once (ASan/LSan catch a leak or a double free). */
+static pthread_barrier_t lingering_bar;
+static pc_db *lingering_db;
+
+static void *lingering(void *arg)
+{
+    (void)arg;
+    pc_error_t err = PC_ERROR_INIT;
+    json_t *row = pc_db_query_one(lingering_db, "SELECT 1 AS one", NULL, &err);
+    json_decref(row);
+    pthread_barrier_wait(&lingering_bar); /* used the store */
+    pthread_barrier_wait(&lingering_bar); /* the store is closed */
+    return (void *)(intptr_t)(row != NULL);
+}
+
+static void test_close_with_live_thread(const char *path)
+{
+    pc_error_t err = PC_ERROR_INIT;
+    lingering_db = pc_db_open_sqlite(path, &err);
+    pthread_barrier_init(&lingering_bar, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, lingering, NULL);
+    pthread_barrier_wait(&lingering_bar);
+    pc_db_close(lingering_db);
+    pthread_barrier_wait(&lingering_bar);
+    void *r = NULL;
+    pthread_join(t, &r);
+    pthread_barrier_destroy(&lingering_bar);
+    ok(r != NULL, "a thread may outlive the store it used");
 }
 
 int main(void)
@@ -88,6 +122,7 @@ int main(void)
     is_int(json_integer_value(json_object_get(row, "n")), 801, "data survives reopen");
     json_decref(row);
     pc_db_close(db);
+    test_close_with_live_thread(path);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
