@@ -30,6 +30,14 @@ typedef struct pc_config {
     char public_url[512];       /* optional public base URL ("" if unset) */
     char api_url[512];          /* PAPERCLIP_API_URL override for agents ("" if unset) */
     char allowed_hostnames[1024]; /* comma-separated */
+    /* HTTP limits (docs/security.md, "HTTP limits"). */
+    int agent_port;             /* agent ingress port (0 = ephemeral) */
+    char agent_bind[256];       /* agent ingress address ("" = bind) */
+    size_t body_budget;         /* bytes all in-flight request bodies may hold together */
+    int header_timeout_s;       /* a request's headers must arrive within this */
+    int idle_timeout_s;         /* a connection with no traffic for this long is closed */
+    int max_connections;        /* per listener */
+    int max_connections_per_address; /* operator listener, per client address (0 = no limit) */
 } pc_config;
 
 struct pc_plugin_host;
@@ -43,6 +51,7 @@ typedef struct pc_app {
     struct pc_runtime *runtime;     /* heartbeat runtime; NULL until started */
     char instance_id[40];
     char listen_url[600];           /* http://bind:port as actually bound */
+    char agent_listen_url[600];     /* the agent ingress, http://agentBind:agentPort */
     volatile int stopping;
 } pc_app;
 

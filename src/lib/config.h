@@ -6,10 +6,14 @@
  * Environment: PAPERCLIP_HOME, PAPERCLIP_BIND, PAPERCLIP_PORT,
  * PAPERCLIP_LOG_FORMAT, PAPERCLIP_AUTH_MODE (local_trusted|authenticated),
  * PAPERCLIP_BODY_LIMIT (bytes), PAPERCLIP_PUBLIC_URL, PAPERCLIP_API_URL,
- * PAPERCLIP_ALLOWED_HOSTNAMES.
+ * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_AGENT_PORT, PAPERCLIP_AGENT_BIND,
+ * PAPERCLIP_BODY_BUDGET, PAPERCLIP_HEADER_TIMEOUT, PAPERCLIP_IDLE_TIMEOUT,
+ * PAPERCLIP_MAX_CONNECTIONS, PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS.
  * config.json keys: bind, port, logFormat, authMode, bodyLimitBytes,
  * publicUrl, apiUrl, allowedHostnames (array or comma string),
- * allowInsecureBind.
+ * allowInsecureBind, agentPort, agentBind, bodyBudgetBytes,
+ * headerTimeoutSeconds, idleTimeoutSeconds, maxConnections,
+ * maxConnectionsPerAddress. After loading, agent_bind is never empty.
  */
 #ifndef PC_LIB_CONFIG_H
 #define PC_LIB_CONFIG_H
