@@ -38,7 +38,7 @@ static bool pc_host_name(const char *hostport, char *out, size_t cap)
         h++;
         n = (size_t)(e - h);
     } else {
-        n = strcspn(h, ": ");
+        n = strcspn(h, ":/?# ");
     }
     if (n == 0 || n >= cap)
         return false;
