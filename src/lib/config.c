@@ -126,7 +126,8 @@ static void pc_usage(void)
            "  --log-format FMT    text (default) or json\n"
            "  --auth-mode MODE    local_trusted (default; loopback only) or authenticated\n"
            "  --body-limit BYTES  largest accepted request body (default 10485760)\n"
-           "  --public-url URL    base URL agents should use to reach this daemon\n"
+           "  --public-url URL    base URL browsers use to reach this daemon (its host is\n"
+           "                      an allowed Host); runs get the agent ingress instead\n"
            "  --allow-insecure-bind  permit local_trusted on a non-loopback address\n"
            "\n"
            "Agent ingress: a second listener for runs' callbacks. Runs get its URL as\n"
@@ -145,7 +146,8 @@ static void pc_usage(void)
            "                      on the operator listener (default 64; 0 = no limit)\n"
            "\n"
            "Flags override PAPERCLIP_* environment variables, which override\n"
-           "<data-dir>/config.json. The bound URL is written to <data-dir>/daemon.json.\n");
+           "<data-dir>/config.json. The bound URLs are written to <data-dir>/daemon.json\n"
+           "(apiUrl, agentApiUrl).\n");
 }
 
 int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
