@@ -510,7 +510,6 @@ static enum MHD_Result pc_access(void *cls, struct MHD_Connection *c, const char
         pc_buf_init(&ctx->body, srv->app->cfg.body_limit);
         ctx->started_ms = pc_mono_ms();
         *con_cls = ctx;
-        pc_watch_arm(srv, c, 0);
         long long declared = -1; /* -1: no Content-Length */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
@@ -532,9 +531,12 @@ static enum MHD_Result pc_access(void *cls, struct MHD_Connection *c, const char
             ctx->rejected = true;
         }
         /* A large refused body is not worth reading: answer now, which makes
-         * libmicrohttpd close the connection after the response. */
+         * libmicrohttpd close the connection after the response. A small
+         * one keeps the header deadline, so trickling it holds nothing. */
         if (ctx->rejected && declared > (long long)PC_REJECT_DRAIN_MAX)
             return pc_answer(l, c, url, method, ctx);
+        if (!ctx->rejected)
+            pc_watch_arm(srv, c, 0);
         return MHD_YES;
     }
     ctx->calls++;

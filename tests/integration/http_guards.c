@@ -409,6 +409,32 @@ static void test_slow_clients(const char *cid, const char *flagdir)
     free(run);
 }
 
+/* A refused request with a small body keeps its header deadline: trickling
+ * the body does not hold the connection. */
+static void test_refused_trickle(void)
+{
+    int fd = tcp_connect(NULL, d.agent_port);
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "POST /api/companies HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"na",
+                     d.agent_port);
+    send_all(fd, head, (size_t)n);
+    bool closed = false;
+    for (int i = 0; i < 120 && !closed && fd >= 0; i++) { /* up to ~60 s; 1000 bytes need 500 s */
+        pc_test_sleep_ms(500);
+        char b[512];
+        ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            closed = true;
+        else
+            send(fd, " ", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    ok(closed, "ingress: an unauthenticated body trickled a byte at a time is cut off");
+    if (fd >= 0)
+        close(fd);
+}
+
 static void test_authenticated_mode(void)
 {
     pc_daemon keep = d;
@@ -463,6 +489,7 @@ int main(void)
     test_body_memory();
     char *tmp = pc_test_tmpdir("guards");
     test_slow_clients(cid, tmp);
+    test_refused_trickle();
     pc_test_rmrf(tmp);
     free(tmp);
     test_authenticated_mode();
