@@ -124,14 +124,6 @@ void pc_sh_quote(pc_buf *b, const char *s);
 json_t *pc_env_probe(pc_app *app, const char *company_id, const char *env_id,
                      const char *driver, json_t *resolved_config, pc_error_t *err);
 
-/* ---- sandbox providers (sandbox.c) ---- */
-
-/* Config sent to the provider: the stored config minus `provider`. */
-json_t *pc_sandbox_driver_config(json_t *config);
-/* Resolves a running provider; 422 with upstream's text otherwise. */
-int pc_sandbox_provider(pc_app *app, const char *provider, pc_plugin_provider_info *info,
-                        pc_error_t *err);
-
 /* ---- lease manager (lease.c) ---- */
 
 /* A plugin RPC that pc_lease_cancel() may abandon (lease.c). */

@@ -67,15 +67,17 @@ static int pc_canonical_secret_value(json_t *cfg, const char *field, pc_error_t 
     return 0;
 }
 
-json_t *pc_sandbox_driver_config(json_t *config)
+/* Config sent to the provider: the stored config minus `provider`. */
+static json_t *pc_sandbox_driver_config(json_t *config)
 {
     json_t *d = json_deep_copy(config);
     json_object_del(d, "provider");
     return d;
 }
 
-int pc_sandbox_provider(pc_app *app, const char *provider, pc_plugin_provider_info *info,
-                        pc_error_t *err)
+/* Resolves a running provider; 422 with upstream's text otherwise. */
+static int pc_sandbox_provider(pc_app *app, const char *provider,
+                               pc_plugin_provider_info *info, pc_error_t *err)
 {
     memset(info, 0, sizeof *info);
     pc_error_t e = PC_ERROR_INIT;
