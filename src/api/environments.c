@@ -261,7 +261,7 @@ static int pc_envs_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     pc_env_body b;
     if (pc_env_parse_body(req->body, true, &b, err) < 0)
         return -1;
-    const char *driver = b.driver ? b.driver : "local";
+    const char *driver = b.driver ? b.driver : pc_env_driver_local.name;
     const char *status = b.status ? b.status : "active";
     const pc_env_driver *drv = pc_env_driver_find(driver);
     if (drv && drv->one_per_company) {
@@ -321,7 +321,7 @@ static int pc_envs_probe_config(pc_req *req, pc_resp *resp, pc_error_t *err)
     pc_env_body b;
     if (pc_env_parse_body(req->body, false, &b, err) < 0)
         return -1;
-    const char *driver = b.driver ? b.driver : "local";
+    const char *driver = b.driver ? b.driver : pc_env_driver_local.name;
     pc_envcfg_ctx cc;
     pc_envcfg_ctx_init(&cc, req->app, cid, b.name, PC_ENVCFG_PROBE);
     json_t *config = pc_envcfg_normalize(&cc, driver, b.config, NULL, err);
