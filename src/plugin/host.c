@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <uv.h>
 
 #include "app.h"
@@ -23,6 +24,7 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 #include "plugin/manifest.h"
 
@@ -33,6 +35,7 @@
 #define CRASH_RING 64
 #define READ_CHUNK 65536
 #define EXIT_GRACE_MS 200 /* after exit, how long stdout may still deliver */
+#define EXIT_POLL_MS 10   /* without a pidfd, how often the exit is looked for */
 #define MAX_TIMEOUT_MS 2147483647LL
 
 typedef struct plugin plugin;
@@ -76,7 +79,12 @@ typedef enum { T_NONE, T_RESTART, T_DRAIN, T_SHUTDOWN_WAIT, T_TERM_GRACE } timer
  * it only while its libuv handles close. */
 struct proc {
     plugin *pl; /* NULL once finalized */
-    uv_process_t process;
+    /* The exit is noticed through a pidfd, or where the kernel has none by
+     * a timer polling waitpid(): the loop never blocks on the child. */
+    int pidfd;
+    uv_poll_t exitw;
+    uv_timer_t tick;
+    bool watching; /* exitw or tick is initialised */
     uv_pipe_t in, out, err;
     uv_timer_t grace;
     int handles_open;
@@ -560,6 +568,8 @@ static void proc_handle_closed(uv_handle_t *h)
 {
     proc *pr = h->data;
     if (--pr->handles_open == 0) {
+        if (pr->pidfd >= 0)
+            close(pr->pidfd);
         pc_buf_release(&pr->line);
         free(pr);
     }
@@ -567,11 +577,12 @@ static void proc_handle_closed(uv_handle_t *h)
 
 static void proc_close_all(proc *pr)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&pr->process, (uv_handle_t *)&pr->in,
+    uv_handle_t *watch = pr->pidfd >= 0 ? (uv_handle_t *)&pr->exitw : (uv_handle_t *)&pr->tick;
+    uv_handle_t *hs[] = {pr->watching ? watch : NULL, (uv_handle_t *)&pr->in,
                          (uv_handle_t *)&pr->out, (uv_handle_t *)&pr->err,
                          (uv_handle_t *)&pr->grace};
     for (size_t i = 0; i < PC_ARRAY_LEN(hs); i++)
-        if (!uv_is_closing(hs[i]))
+        if (hs[i] && !uv_is_closing(hs[i]))
             uv_close(hs[i], proc_handle_closed);
 }
 
@@ -673,9 +684,8 @@ static void on_grace(uv_timer_t *t)
     proc_finalize(t->data);
 }
 
-static void on_exit_cb(uv_process_t *h, int64_t status, int sig)
+static void on_exit_cb(proc *pr, int64_t status, int sig)
 {
-    proc *pr = h->data;
     pr->exited = true;
     pr->exit_status = status;
     pr->term_signal = sig;
@@ -688,6 +698,42 @@ static void on_exit_cb(uv_process_t *h, int64_t status, int sig)
     else
         uv_timer_start(&pr->grace, on_grace, EXIT_GRACE_MS, 0);
 }
+
+/* Reaps the worker if it has exited: true with its status, and the
+ * watcher stopped before anything (which may close it) runs. */
+static bool proc_reap(proc *pr, int64_t *status, int *sig)
+{
+    int ws = 0;
+    pid_t r;
+    do
+        r = waitpid(pr->pid, &ws, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return false;
+    if (pr->pidfd >= 0)
+        uv_poll_stop(&pr->exitw);
+    else
+        uv_timer_stop(&pr->tick);
+    *status = r < 0 ? -1 : WIFEXITED(ws) ? WEXITSTATUS(ws) : 0; /* r < 0: reaped elsewhere */
+    *sig = r > 0 && WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
+    return true;
+}
+
+static void on_exit_seen(proc *pr)
+{
+    int64_t status;
+    int sig;
+    if (!pr->exited && proc_reap(pr, &status, &sig))
+        on_exit_cb(pr, status, sig);
+}
+
+static void on_pidfd(uv_poll_t *h, int status, int events)
+{
+    (void)status, (void)events;
+    on_exit_seen(h->data);
+}
+
+static void on_exit_tick(uv_timer_t *t) { on_exit_seen(t->data); }
 
 static void alloc_out(uv_handle_t *h, size_t sz, uv_buf_t *b)
 {
@@ -855,7 +901,7 @@ static void spawn_worker(plugin *pl)
     }
     envp[ne] = NULL;
 
-    char *args[3];
+    const char *args[3];
     if (pl->is_js) {
         args[0] = h->node;
         args[1] = pl->worker;
@@ -865,48 +911,70 @@ static void spawn_worker(plugin *pl)
         args[1] = NULL;
     }
 
+    /* Its own session and process group (pc_spawn_start always makes one),
+     * so stop and crash cleanup can signal the worker together with
+     * everything it started. */
+    pc_spawn_opts so = {
+        .file = args[0],
+        .argv = args,
+        .envp = envp,
+        .cwd = pl->dir,
+        .stdio = {PC_SPAWN_IO_PIPE, PC_SPAWN_IO_PIPE, PC_SPAWN_IO_PIPE},
+    };
+    pc_spawn_proc sp;
+    pc_spawn_stage stage;
+    int e = pc_spawn_start(&so, &sp, &stage);
+    for (size_t i = 0; i < ne; i++)
+        free(envp[i]);
+    if (e) {
+        char reason[PATH_MAX + 128];
+        snprintf(reason, sizeof reason, "could not start %s: %s", args[0],
+                 uv_strerror(uv_translate_sys_error(e)));
+        worker_gone(pl, reason);
+        return;
+    }
+
     proc *pr = pc_xcalloc(1, sizeof *pr);
     pr->pl = pl;
+    pr->pid = sp.pid;
+    pr->pidfd = sp.pidfd;
     pc_buf_init(&pr->line, h->o.max_line);
     uv_pipe_init(uv, &pr->in, 0);
     uv_pipe_init(uv, &pr->out, 0);
     uv_pipe_init(uv, &pr->err, 0);
     uv_timer_init(uv, &pr->grace);
-    pr->in.data = pr->out.data = pr->err.data = pr->grace.data = pr->process.data = pr;
-    pr->handles_open = 5;
-
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&pr->in;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&pr->out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&pr->err;
-    uv_process_options_t po;
-    memset(&po, 0, sizeof po);
-    po.exit_cb = on_exit_cb;
-    po.file = args[0];
-    po.args = args;
-    po.env = envp;
-    po.cwd = pl->dir;
-    /* Its own session and process group, so stop and crash cleanup can
-     * signal the worker together with everything it started. */
-    po.flags = UV_PROCESS_DETACHED;
-    po.stdio_count = 3;
-    po.stdio = stdio;
-    int rc = uv_spawn(uv, &pr->process, &po);
-    for (size_t i = 0; i < ne; i++)
-        free(envp[i]);
+    pr->in.data = pr->out.data = pr->err.data = pr->grace.data = pr;
+    pr->exitw.data = pr->tick.data = pr;
+    pr->handles_open = 4;
+    int rc = pr->pidfd >= 0 ? uv_poll_init(uv, &pr->exitw, pr->pidfd) : uv_timer_init(uv, &pr->tick);
+    if (rc == 0) {
+        pr->watching = true;
+        pr->handles_open++;
+    }
+    if (rc == 0 && (rc = uv_pipe_open(&pr->in, sp.fd[0])) == 0)
+        sp.fd[0] = -1;
+    if (rc == 0 && (rc = uv_pipe_open(&pr->out, sp.fd[1])) == 0)
+        sp.fd[1] = -1;
+    if (rc == 0 && (rc = uv_pipe_open(&pr->err, sp.fd[2])) == 0)
+        sp.fd[2] = -1;
+    if (rc == 0)
+        rc = pr->pidfd >= 0 ? uv_poll_start(&pr->exitw, UV_READABLE, on_pidfd)
+                            : uv_timer_start(&pr->tick, on_exit_tick, EXIT_POLL_MS, EXIT_POLL_MS);
     if (rc < 0) {
+        /* Started but cannot be watched: stop it before reporting. */
+        sp.pidfd = -1; /* closed with pr */
+        pc_spawn_proc_close(&sp);
+        pc_spawn_kill_group(sp.pid, SIGKILL);
+        while (waitpid(sp.pid, NULL, 0) < 0 && errno == EINTR) {
+        }
         char reason[PATH_MAX + 128];
-        snprintf(reason, sizeof reason, "could not start %s: %s", args[0], uv_strerror(rc));
+        snprintf(reason, sizeof reason, "could not watch %s: %s", args[0], uv_strerror(rc));
         pr->pl = NULL;
         pr->finalized = true;
         proc_close_all(pr);
         worker_gone(pl, reason);
         return;
     }
-    pr->pid = pr->process.pid;
     pl->proc = pr;
     uv_read_start((uv_stream_t *)&pr->out, alloc_out, on_out);
     uv_read_start((uv_stream_t *)&pr->err, alloc_err, on_err);
