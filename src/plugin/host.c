@@ -34,7 +34,7 @@
 #define STDERR_LINE_MAX 16384
 #define CRASH_RING 64
 #define READ_CHUNK 65536
-#define EXIT_GRACE_MS 200 /* after exit, how long stdout may still deliver */
+#define EXIT_GRACE_MS 200 /* after exit, how long stdout and stderr may still deliver */
 #define EXIT_POLL_MS 10   /* without a pidfd, how often the exit is looked for */
 #define MAX_TIMEOUT_MS 2147483647LL
 
@@ -707,7 +707,9 @@ static void on_exit_cb(proc *pr, int64_t status, int sig)
      * crashed provider must not leave orphaned commands running. */
     if (pr->pid > 0)
         kill(-pr->pid, SIGKILL);
-    if (pr->out_done)
+    /* The pidfd may report the exit before the last output is read: the
+     * answer to a call, or the stderr lines that say why it died. */
+    if (pr->out_done && pr->err_done)
         proc_finalize(pr);
     else
         uv_timer_start(&pr->grace, on_grace, EXIT_GRACE_MS, 0);
@@ -778,7 +780,7 @@ static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n < 0) {
         uv_read_stop(s);
         pr->out_done = true;
-        if (pr->exited)
+        if (pr->exited && pr->err_done)
             proc_finalize(pr);
     }
 }
@@ -793,6 +795,8 @@ static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n < 0) {
         uv_read_stop(s);
         pr->err_done = true;
+        if (pr->exited && pr->out_done)
+            proc_finalize(pr);
     }
 }
 
