@@ -547,8 +547,10 @@ int pc_spawn_run(const pc_spawn_opts *o, const pc_spawn_run_opts *r, pc_spawn_re
     if (r->on_start)
         r->on_start(pid, r->ud);
 
-    struct spawn_capture out = {.fd = p.fd[1], .cap = r->out_max ? r->out_max : PC_SPAWN_DEFAULT_MAX_OUTPUT};
-    struct spawn_capture errc = {.fd = p.fd[2], .cap = r->err_max ? r->err_max : PC_SPAWN_DEFAULT_MAX_OUTPUT};
+    struct spawn_capture out = {.fd = p.fd[1],
+                                .cap = r->out_max ? r->out_max : PC_SPAWN_DEFAULT_MAX_OUTPUT};
+    struct spawn_capture errc = {.fd = p.fd[2],
+                                 .cap = r->err_max ? r->err_max : PC_SPAWN_DEFAULT_MAX_OUTPUT};
     int in_fd = p.fd[0];
     int pidfd = p.pidfd;
     p.fd[0] = p.fd[1] = p.fd[2] = p.pidfd = -1;

@@ -968,7 +968,8 @@ static void spawn_worker(plugin *pl)
     pr->in.data = pr->out.data = pr->err.data = pr->grace.data = pr;
     pr->exitw.data = pr->tick.data = pr;
     pr->handles_open = 4;
-    int rc = pr->pidfd >= 0 ? uv_poll_init(uv, &pr->exitw, pr->pidfd) : uv_timer_init(uv, &pr->tick);
+    int rc = pr->pidfd >= 0 ? uv_poll_init(uv, &pr->exitw, pr->pidfd)
+                            : uv_timer_init(uv, &pr->tick);
     if (rc == 0) {
         pr->watching = true;
         pr->handles_open++;
@@ -1134,12 +1135,15 @@ typedef struct worker_step {
 #define STEP(next, action) {true, PC_WORKER_##next, action}
 
 static const worker_step lifecycle[PC_WORKER_ERROR + 1][EV__COUNT] = {
-    [PC_WORKER_STOPPED] = {[EV_START] = STEP(STARTING, A_SPAWN), [EV_STOP] = STEP(STOPPED, A_STOPPED)},
+    [PC_WORKER_STOPPED] = {[EV_START] = STEP(STARTING, A_SPAWN),
+                           [EV_STOP] = STEP(STOPPED, A_STOPPED)},
     [PC_WORKER_STARTING] = {[EV_READY] = STEP(RUNNING, A_READY),
                             [EV_EXIT] = STEP(CRASHED, A_CRASH),
                             [EV_STOP] = STEP(STOPPING, A_STOP_STARTING)},
-    [PC_WORKER_RUNNING] = {[EV_EXIT] = STEP(CRASHED, A_CRASH), [EV_STOP] = STEP(STOPPING, A_DRAIN)},
-    [PC_WORKER_STOPPING] = {[EV_EXIT] = STEP(STOPPED, A_EXITED), [EV_STOP] = STEP(STOPPING, A_NONE)},
+    [PC_WORKER_RUNNING] = {[EV_EXIT] = STEP(CRASHED, A_CRASH),
+                           [EV_STOP] = STEP(STOPPING, A_DRAIN)},
+    [PC_WORKER_STOPPING] = {[EV_EXIT] = STEP(STOPPED, A_EXITED),
+                            [EV_STOP] = STEP(STOPPING, A_NONE)},
     [PC_WORKER_CRASHED] = {[EV_RETRY] = STEP(BACKOFF, A_BACKOFF),
                            [EV_GIVE_UP] = STEP(ERROR, A_GIVE_UP),
                            [EV_STOP] = STEP(STOPPED, A_STOPPED)},

@@ -377,7 +377,8 @@ int main(void)
      * least the whole SIGTERM grace period after the SIGTERM. */
     bool saw_term = false;
     for (int i = 0; i < 2000 && !saw_term && pc_plugin_host_has(host, "mb-stubborn"); i++) {
-        saw_term = logs_contain("mb-stubborn", "host", "did not exit after shutdown; sending SIGTERM");
+        saw_term = logs_contain("mb-stubborn", "host",
+                                "did not exit after shutdown; sending SIGTERM");
         if (!saw_term)
             msleep(10);
     }
