@@ -513,8 +513,10 @@ static int spawn_capture_finish(struct spawn_capture *c, pc_spawn_output *out)
 }
 
 /* Whether the child has exited, without reaping it: the zombie keeps the
- * pid (and so the process group id) from being reused until the run ends. */
-static bool spawn_exited(pid_t pid)
+ * pid (and so the process group id) from being reused until the run ends.
+ * Returns 1 when it has, 0 while it runs, -1 when someone else reaped it
+ * (a SIGCHLD handler of the program), which loses its status. */
+static int spawn_exited(pid_t pid)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
@@ -522,7 +524,9 @@ static bool spawn_exited(pid_t pid)
     do
         r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
     while (r < 0 && errno == EINTR);
-    return r == 0 && si.si_pid == pid;
+    if (r < 0)
+        return errno == ECHILD ? -1 : 0;
+    return si.si_pid == pid ? 1 : 0;
 }
 
 int pc_spawn_run(const pc_spawn_opts *o, const pc_spawn_run_opts *r, pc_spawn_result *res,
@@ -562,12 +566,14 @@ int pc_spawn_run(const pc_spawn_opts *o, const pc_spawn_run_opts *r, pc_spawn_re
     int64_t drain = r->drain_ms > 0 ? r->drain_ms : 0;
     int64_t deadline = r->timeout_ms > 0 ? t0 + r->timeout_ms : -1;
     int64_t kill_at = -1, drain_until = -1;
-    bool exited = false, killed = false;
+    bool exited = false, killed = false, lost = false;
 
     for (;;) {
         int64_t now = spawn_mono_ms();
-        if (!exited && spawn_exited(pid)) {
+        int ex = exited ? 1 : spawn_exited(pid);
+        if (!exited && ex != 0) {
             exited = true;
+            lost = ex < 0;
             drain_until = now + drain;
             spawn_close_fd(&pidfd);
         }
@@ -671,17 +677,21 @@ int pc_spawn_run(const pc_spawn_opts *o, const pc_spawn_run_opts *r, pc_spawn_re
     if (r->on_end)
         r->on_end(pid, r->ud);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    if (!lost)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
     spawn_close_fd(&in_fd);
     spawn_close_fd(&out.fd);
     spawn_close_fd(&errc.fd);
     spawn_close_fd(&pidfd);
     res->duration_ms = spawn_mono_ms() - t0;
-    if (WIFEXITED(status))
+    if (lost) {
+        /* The status went to whoever reaped it: exit_code stays -1. */
+    } else if (WIFEXITED(status)) {
         res->exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status))
+    } else if (WIFSIGNALED(status)) {
         res->term_signal = WTERMSIG(status);
+    }
     if (spawn_capture_finish(&out, &res->out) < 0 || spawn_capture_finish(&errc, &res->err) < 0)
         abort(); /* a one-byte allocation failed: nothing sensible is left to do */
     return 0;
