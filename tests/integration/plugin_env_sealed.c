@@ -4,7 +4,10 @@
  * canary; the worker creating <dir>/leases proves it received the value)
  * and a token the worker never prints. Neither appears in the SQLite
  * database, its WAL or shared memory, nor in any API answer; the token is
- * in no file of the data dir at all. After a restart the worker receives
+ * in no file of the data dir at all. A test plugin (tests/plugins/config-echo)
+ * whose instanceConfigSchema marks two fields as secrets shows the same for
+ * config: those fields are sealed, a plain field is not, and the worker
+ * receives all of them in clear. After a restart the worker receives
  * the value again. A row written in plaintext (as an older version stored
  * it) is sealed when the daemon starts, and the plaintext is gone from the
  * database files.
@@ -107,9 +110,39 @@ int main(void)
 
     ok(pc_test_db_count(&d, "SELECT count(*) FROM plugins WHERE env LIKE '%pcsealed:v1:%'") == 1,
        "the stored env is sealed");
+    ok(pc_test_db_count(
+           &d, "SELECT count(*) FROM plugins WHERE env LIKE '%PAPERCLIP_PLUGIN_DATA_DIR%'") == 1,
+       "under its name");
     ok(!db_has(canary), "the env value is not in the database, WAL or shm");
     ok(!db_has(token), "nor is the token");
     ok(!tree_has(data_dir, token), "the token is in no file of the data dir");
+
+    /* Secret config fields, by the manifest's instanceConfigSchema. */
+    char echo[700], tok_a[64], tok_b[64], tok_c[64], region[64];
+    snprintf(echo, sizeof echo, "%s/echo.json", tmp);
+    snprintf(tok_a, sizeof tok_a, "cfgtoken%lda", (long)getpid());
+    snprintf(tok_b, sizeof tok_b, "cfgpass%ldb", (long)getpid());
+    snprintf(tok_c, sizeof tok_c, "envsecret%ldc", (long)getpid());
+    snprintf(region, sizeof region, "plainregion%ld", (long)getpid());
+    snprintf(body, sizeof body,
+             "{\"packageName\":\"%s/tests/plugins/config-echo\",\"isLocalPath\":true,"
+             "\"config\":{\"region\":\"%s\",\"apiToken\":\"%s\",\"password\":\"%s\"},"
+             "\"env\":{\"PAPERCLIP_ECHO_FILE\":\"%s\",\"ECHO_SECRET\":\"%s\"}}",
+             pc_test_root(), region, tok_a, tok_b, echo, tok_c);
+    r = req("POST", body, "/api/plugins/install");
+    ok(r.status == 200 || r.status == 201, "config-echo plugin installed (%ld)", r.status);
+    if (r.status != 200 && r.status != 201)
+        tap_diag("install: %s", r.body);
+    pc_http_res_free(&r);
+    ok(wait_dir(echo), "the config-echo worker started");
+    char *got = pc_test_read_file(echo, 1 << 20);
+    ok(got && strstr(got, tok_a) && strstr(got, tok_b) && strstr(got, tok_c) &&
+           strstr(got, region),
+       "the worker receives the secret config fields and env in clear");
+    free(got);
+    ok(!db_has(tok_a) && !db_has(tok_b), "secret config fields are not in the database files");
+    ok(!db_has(tok_c), "nor is its env value");
+    ok(db_has(region), "a config field not marked secret is stored as is");
 
     /* Restart: the value is opened again for the new worker. */
     pc_daemon_stop(&d);
@@ -130,7 +163,7 @@ int main(void)
     char sql[1600];
     snprintf(sql, sizeof sql,
              "UPDATE plugins SET env = '{\"PAPERCLIP_PLUGIN_DATA_DIR\":\"%s\","
-             "\"PC_TEST_TOKEN\":\"%s\"}'",
+             "\"PC_TEST_TOKEN\":\"%s\"}' WHERE plugin_key = 'paperclip.bwrap-sandbox'",
              plugin_data, legacy);
     ok(pc_test_db_exec(&d, sql) == 0, "a plaintext env is written behind the daemon's back");
     ok(db_has(legacy), "the plaintext is in the database file (so the next check can fail)");
@@ -141,7 +174,8 @@ int main(void)
     }
     ok(wait_dir(leases), "the worker gets the migrated value");
     ok(pc_test_db_count(&d, "SELECT count(*) FROM plugins WHERE env LIKE '%pcsealed:v1:%' AND "
-                            "env NOT LIKE '%legacyplain%'") == 1,
+                            "env NOT LIKE '%legacyplain%' AND "
+                            "plugin_key = 'paperclip.bwrap-sandbox'") == 1,
        "the row is sealed at start-up");
     ok(!db_has(legacy), "the plaintext is gone from the database files");
 
