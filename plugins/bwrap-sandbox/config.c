@@ -218,12 +218,14 @@ int bw_host_path_check(const char *path, const struct bw_policy *p, char *resolv
     for (size_t i = 0; p && i < p->n_roots && !allowed; i++)
         allowed = under(r, p->roots[i]);
     if (!allowed) {
+        const char *none = p && p->n_roots
+                               ? ""
+                               : " (none are configured in the plugin's instance config)";
         if (strcmp(r, path) != 0)
             snprintf(why, wcap, "resolves to %.200s, which is not under allowedBindRoots%s", r,
-                     p && p->n_roots ? "" : " (none are configured in the plugin's instance config)");
+                     none);
         else
-            snprintf(why, wcap, "is not under allowedBindRoots%s",
-                     p && p->n_roots ? "" : " (none are configured in the plugin's instance config)");
+            snprintf(why, wcap, "is not under allowedBindRoots%s", none);
         return -1;
     }
     if (strlen(r) >= rcap) {
@@ -254,7 +256,8 @@ int bw_policy_parse(json_t *instance, const char *own_data_dir, struct bw_policy
     if (!roots || json_is_null(roots))
         return 0;
     if (!json_is_array(roots) || json_array_size(roots) > BW_MAX_BIND_ROOTS) {
-        add(errors, "instance config allowedBindRoots must be an array of at most %d absolute paths",
+        add(errors,
+            "instance config allowedBindRoots must be an array of at most %d absolute paths",
             BW_MAX_BIND_ROOTS);
         return -1;
     }

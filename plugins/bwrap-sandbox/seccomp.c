@@ -88,8 +88,9 @@ static int build(scmp_filter_ctx f, char *why, size_t wcap)
     }
     for (size_t i = 0; i < sizeof(ns_flags) / sizeof(*ns_flags); i++) {
         scmp_datum_t fl = ns_flags[i];
-        if (seccomp_rule_add(f, deny, SCMP_SYS(unshare), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, fl, fl)) < 0 ||
-            seccomp_rule_add(f, deny, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, fl, fl)) < 0) {
+        struct scmp_arg_cmp has_flag = SCMP_A0(SCMP_CMP_MASKED_EQ, fl, fl);
+        if (seccomp_rule_add(f, deny, SCMP_SYS(unshare), 1, has_flag) < 0 ||
+            seccomp_rule_add(f, deny, SCMP_SYS(clone), 1, has_flag) < 0) {
             snprintf(why, wcap, "cannot add seccomp rules for namespace flags");
             return -1;
         }

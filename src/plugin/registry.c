@@ -252,7 +252,8 @@ int pc_plugin_seal_rows(pc_db *db, pc_error_t *err)
         if (!id || !json_is_object(manifest))
             continue;
         bool changed = false;
-        _cleanup_json_ json_t *senv = seal_values(env, id, SEAL_ENV, manifest, false, &changed, err);
+        _cleanup_json_ json_t *senv =
+            seal_values(env, id, SEAL_ENV, manifest, false, &changed, err);
         _cleanup_json_ json_t *sconf =
             senv ? seal_values(config, id, SEAL_CONFIG, manifest, false, &changed, err) : NULL;
         if (!sconf) {
