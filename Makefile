@@ -28,7 +28,7 @@ CFLAGS  += -std=c17 -Wall -Wextra -Werror -g $(OPT) -D_GNU_SOURCE -pthread \
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS += $(filter -fsanitize=%,$(OPT))
 
-CORE_DIRS := src/lib src/store src/http src/api src/plugin src/env src/run src/cli
+CORE_DIRS := src/lib src/store src/model src/plugin src/env src/run src/http src/api src/daemon src/cli
 CORE_SRCS := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
 CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS)) $(BUILD)/gen/embedded.o
 CORE_LIB  := $(BUILD)/libpaperclip-core.a

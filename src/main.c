@@ -7,7 +7,7 @@
 
 #include "app.h"
 #include "cli/cli.h"
-#include "cli/services.h"
+#include "daemon/services.h"
 
 static const pc_cli_command commands[] = {
     {"health", pc_cli_health, "show the daemon's health"},
@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[i];
     if (!strcmp(cmd, "serve"))
-        return pc_cli_serve(argc - i, argv + i);
+        return pc_daemon_serve(argc - i, argv + i);
     for (const pc_cli_command *c = commands; c->name; c++)
         if (!strcmp(c->name, cmd))
             return c->fn(&cli, argc - i, argv + i);

@@ -32,7 +32,7 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 
 static const char *const env_drivers[] = {"local", "ssh", "sandbox", "plugin", NULL};

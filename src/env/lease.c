@@ -33,7 +33,7 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 
 /* A sandbox RPC that a canceller may abandon: the waiting thread returns at

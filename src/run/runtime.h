@@ -31,7 +31,7 @@
 
 struct pc_actor; /* http/http.h */
 
-/* Service hooks for src/cli/services.c. drain() stops scheduling and waits
+/* Service hooks for src/daemon/services.c. drain() stops scheduling and waits
  * up to PAPERCLIP_RUN_SHUTDOWN_GRACE_MS for running runs (the HTTP API is
  * still up, so they can call it), then cancels the rest and waits for their
  * workers to record them interrupted and release their leases. stop() drains

@@ -1,4 +1,4 @@
-#include "cli/services.h"
+#include "daemon/services.h"
 #include "plugin/host.h"
 #include "env/service.h"
 #include "run/runtime.h"

@@ -11,8 +11,8 @@
  * with a service that was never drained. Every hook but start may be NULL;
  * the table uses designated initialisers so a new hook needs no edits there.
  */
-#ifndef PC_CLI_SERVICES_H
-#define PC_CLI_SERVICES_H
+#ifndef PC_DAEMON_SERVICES_H
+#define PC_DAEMON_SERVICES_H
 
 #include "app.h"
 #include "lib/error.h"
@@ -27,6 +27,6 @@ typedef struct pc_service {
 
 extern const pc_service pc_services[];
 
-int pc_cli_serve(int argc, char **argv);
+int pc_daemon_serve(int argc, char **argv);
 
 #endif
