@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "api/agents.h"
+#include "env/env.h"
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/util.h"
@@ -23,10 +24,6 @@ const char *const pc_adapter_types[] = {"process",       "http",     "claude_loc
                                         "codex_local",   "cursor",   "gemini_local",
                                         "opencode_local", "pi_local", "openclaw_gateway",
                                         "hermes_local",  NULL};
-
-static pc_agent_env_validator env_validator;
-
-void pc_agents_set_env_validator(pc_agent_env_validator fn) { env_validator = fn; }
 
 /* The API shape of an agent, in output order: key, column, and whether the
  * column holds JSON text. One table for pc_agent_from_row() and the list
@@ -161,8 +158,8 @@ static int pc_agent_check_env(pc_app *app, const char *company_id, const char *e
         return 0;
     if (!pc_uuid_valid(env_id))
         return pc_error_validation(err, "defaultEnvironmentId", "Invalid uuid");
-    if (env_validator)
-        return env_validator(app, company_id, env_id, err);
+    if (pc_env_validate_selection(app, company_id, env_id, err) < 0)
+        return -1;
     return 0;
 }
 

@@ -1,6 +1,6 @@
 /*
  * Shared inside the environment layer (src/env) and its routes
- * (src/api/environments.c); not part of the contract in env.h.
+ * (src/api/environments.c, src/api/env_hooks.c); not part of the contract in env.h.
  */
 #ifndef PC_ENV_INTERNAL_H
 #define PC_ENV_INTERNAL_H
@@ -109,19 +109,6 @@ int pc_sandbox_provider(pc_app *app, const char *provider, pc_plugin_provider_in
 
 /* Start-up reconciliation of leases a dead daemon left active. */
 void pc_lease_reconcile(pc_app *app);
-
-/* Installs the agents.defaultEnvironmentId validator (environments.c). */
-void pc_environments_install(void);
-
-/* Lease test hooks (api/env_hooks.c), routed only with
- * PAPERCLIP_ENABLE_TEST_HOOKS=1. */
-struct pc_req;
-struct pc_resp;
-int pc_env_hook_lease(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_execute(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_release(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_destroy_reusable(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_cancel(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
 
 /* Environment id used for unsaved probes. */
 #define PC_ENV_UNSAVED_ID "unsaved"

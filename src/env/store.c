@@ -1,7 +1,7 @@
 /* Environment and lease rows as API objects. */
 #include <string.h>
 
-#include "api/api.h"
+#include "model/rows.h"
 #include "env/internal.h"
 #include "lib/json.h"
 #include "lib/util.h"

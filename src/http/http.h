@@ -18,21 +18,10 @@
 
 #include "app.h"
 #include "lib/error.h"
+#include "model/actor.h"
 
 #define PC_ROUTE_MAX_PARAMS 6
 
-typedef enum { PC_ACTOR_NONE = 0, PC_ACTOR_BOARD, PC_ACTOR_AGENT } pc_actor_type;
-
-typedef struct pc_actor {
-    pc_actor_type type;
-    char user_id[64];    /* board: "local-board" or the key's user */
-    char source[32];     /* board: "local_implicit" | "board_key"; agent: "agent_key" | "agent_jwt" */
-    bool instance_admin; /* board users are instance admins here */
-    char agent_id[40];
-    char company_id[40];
-    char run_id[40];     /* agent JWT's run id ("" if none) */
-    char key_id[40];
-} pc_actor;
 
 typedef struct pc_req {
     pc_app *app;

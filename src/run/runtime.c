@@ -9,7 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/api.h"
+#include "model/activity.h"
+#include "model/rows.h"
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
