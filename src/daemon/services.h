@@ -29,4 +29,10 @@ extern const pc_service pc_services[];
 
 int pc_daemon_serve(int argc, char **argv);
 
+struct pc_req;
+/* The HTTP layer's JWT verifier (see http/auth.h): a valid run token acts as
+ * its agent, bound to its run. Installed once the heartbeat layer, which
+ * owns the signing secret, has started. */
+int pc_daemon_jwt_auth(struct pc_req *req, const char *token, pc_error_t *err);
+
 #endif
