@@ -33,9 +33,10 @@ CORE_SRCS := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
 CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS)) $(BUILD)/gen/embedded.o
 CORE_LIB  := $(BUILD)/libpaperclip-core.a
 
-# The SDK starts commands with the daemon's pc_spawn(); spawn.c uses only libc, so the
-# static library stays self-contained (its object is shared with the core library).
-SDK_SRCS  := $(wildcard sdk/*.c) src/lib/spawn.c
+# The SDK starts commands with the daemon's pc_spawn() and repairs UTF-8 with its
+# pc_utf8_repair(); spawn.c and utf8.c use only libc, so the static library stays
+# self-contained (their objects are shared with the core library).
+SDK_SRCS  := $(wildcard sdk/*.c) src/lib/spawn.c src/lib/utf8.c
 SDK_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(SDK_SRCS))
 SDK_LIB   := $(BUILD)/libpaperclip-plugin.a
 
