@@ -15,6 +15,7 @@
 
 #include "http/http.h"
 #include "model/activity.h"
+#include "model/entities.h"
 #include "model/rows.h"
 
 /* Loads a company row as its API object (new ref) or NULL with 404
@@ -26,7 +27,6 @@ json_t *pc_company_get(pc_app *app, const char *company_id, pc_error_t *err);
 const char *pc_company_param(pc_req *req, pc_error_t *err);
 /* Loads an agent as its API object or NULL with 404 "Agent not found". */
 json_t *pc_agent_get(pc_app *app, const char *agent_id, pc_error_t *err);
-json_t *pc_agent_from_row(json_t *row);
 /* Loads the agent named by the :agentId path parameter, checking the
  * caller's company access: NULL with 404 "Agent not found" (malformed or
  * missing) or 403/401. When self_only is non-NULL, an agent caller asking

@@ -12,18 +12,15 @@
 #include "env/env.h"
 #include "env/proc.h"
 #include "lib/error.h"
+#include "model/entities.h"
 #include "plugin/host.h"
 
 /* ---- rows (store.c) ---- */
 
-/* Environment API object from a row: full config and metadata (secret refs
- * only; values never live in a row). */
-json_t *pc_env_from_row(json_t *row);
 /* Loads one environment; NULL with 404 "Environment not found". */
 json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err);
 /* The company's Local environment, created on first use. */
 json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err);
-json_t *pc_lease_from_row(json_t *row);
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err);
 
 /* ---- config per driver (config.c) ---- */

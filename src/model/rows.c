@@ -43,3 +43,31 @@ void pc_json_copy_bool(json_t *obj, const char *key, json_t *row, const char *co
     json_t *v = json_object_get(row, column);
     json_object_set_new(obj, key, json_boolean(json_is_integer(v) && json_integer_value(v) != 0));
 }
+
+json_t *pc_row_map(const pc_field *fields, json_t *row)
+{
+    json_t *obj = json_object();
+    for (const pc_field *f = fields; f->key; f++) {
+        switch (f->kind) {
+        case PC_FIELD_COPY:
+            pc_json_copy(obj, f->key, row, f->column);
+            break;
+        case PC_FIELD_JSON_TEXT:
+            pc_json_set_from_text(obj, f->key, row, f->column);
+            break;
+        case PC_FIELD_BOOL:
+            pc_json_copy_bool(obj, f->key, row, f->column);
+            break;
+        case PC_FIELD_JSON_OBJECT: {
+            json_t *v = pc_json_from_text(pc_json_str(row, f->column));
+            if (!json_is_object(v)) {
+                json_decref(v);
+                v = json_object();
+            }
+            json_object_set_new_nocheck(obj, f->key, v);
+            break;
+        }
+        }
+    }
+    return obj;
+}

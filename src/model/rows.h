@@ -28,4 +28,23 @@ void pc_json_copy(json_t *obj, const char *key, json_t *row, const char *column)
 /* Copies an INTEGER 0/1 column as a JSON boolean. */
 void pc_json_copy_bool(json_t *obj, const char *key, json_t *row, const char *column);
 
+/* How a field of a row becomes a key of an API object. */
+typedef enum {
+    PC_FIELD_COPY,        /* the column as-is (string, integer or null) */
+    PC_FIELD_JSON_TEXT,   /* a column of JSON text, parsed (null when empty) */
+    PC_FIELD_BOOL,        /* an INTEGER 0/1 column as a JSON boolean */
+    PC_FIELD_JSON_OBJECT, /* JSON text that must be an object: anything else is {} */
+} pc_field_kind;
+
+/* One key of an API object; tables end with an entry whose key is NULL.
+ * key must be an ASCII literal (it is not UTF-8 checked). */
+typedef struct pc_field {
+    const char *key;
+    const char *column;
+    pc_field_kind kind;
+} pc_field;
+
+/* The API object (new ref) for row (borrowed), keys in table order. */
+json_t *pc_row_map(const pc_field *fields, json_t *row);
+
 #endif
