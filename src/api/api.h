@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "api/routes.h"
 #include "http/http.h"
 #include "model/activity.h"
 #include "model/entities.h"

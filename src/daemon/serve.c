@@ -160,6 +160,7 @@ int pc_daemon_serve(int argc, char **argv)
         }
     }
 
+    pc_http_set_routes(pc_daemon_routes);
     pc_http *http = pc_http_start(&app, &err);
     if (!http) {
         pc_err("%s", err.msg);

@@ -29,6 +29,11 @@ extern const pc_service pc_services[];
 
 int pc_daemon_serve(int argc, char **argv);
 
+/* Every route table of the api layer in match order, NULL-terminated; serve
+ * hands it to the HTTP layer (pc_http_set_routes). */
+struct pc_route;
+extern const struct pc_route *const pc_daemon_routes[];
+
 struct pc_req;
 /* The HTTP layer's JWT verifier (see http/auth.h): a valid run token acts as
  * its agent, bound to its run. Installed once the heartbeat layer, which
