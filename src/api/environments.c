@@ -32,7 +32,7 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 
 static const char *const env_statuses[] = {"active", "archived", NULL};
@@ -631,34 +631,6 @@ static int pc_envs_lease(pc_req *req, pc_resp *resp, pc_error_t *err)
     }
     return pc_resp_json(resp, 200, lease);
 }
-
-/* agents.defaultEnvironmentId: an active environment of the same company
- * that can run work (not the probe-only built-in fake sandbox). */
-static int pc_env_validate_selection(pc_app *app, const char *company_id, const char *env_id,
-                                     pc_error_t *err)
-{
-    pc_error_t e = PC_ERROR_INIT;
-    json_t *env = pc_env_load(app, env_id, &e);
-    if (!env) {
-        int st = e.status;
-        pc_error_clear(&e);
-        return st == 404 ? pc_error_set(err, 422, "Environment not found.")
-                         : pc_error_set(err, 500, "cannot load environment %s", env_id);
-    }
-    int rc = 0;
-    const pc_env_driver *d = pc_env_driver_find(pc_json_str(env, "driver"));
-    if (strcmp(pc_json_str(env, "companyId"), company_id) != 0)
-        rc = pc_error_set(err, 422, "Environment not found.");
-    else if (strcmp(pc_json_str(env, "status"), "active") != 0)
-        rc = pc_error_set(err, 422, "Environment \"%s\" is not active (status: %s).",
-                          pc_json_str(env, "name"), pc_json_str(env, "status"));
-    else if (d && d->check_runnable)
-        rc = d->check_runnable(env, err);
-    json_decref(env);
-    return rc;
-}
-
-void pc_environments_install(void) { pc_agents_set_env_validator(pc_env_validate_selection); }
 
 const pc_route pc_routes_environments[] = {
     {"GET", "/api/companies/:companyId/environments", pc_envs_list, 0},

@@ -18,7 +18,7 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 
 void pc_envcfg_ctx_init(pc_envcfg_ctx *c, pc_app *app, const char *company_id,

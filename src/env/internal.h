@@ -1,6 +1,6 @@
 /*
  * Shared inside the environment layer (src/env) and its routes
- * (src/api/environments.c); not part of the contract in env.h.
+ * (src/api/environments.c, src/api/env_hooks.c); not part of the contract in env.h.
  */
 #ifndef PC_ENV_INTERNAL_H
 #define PC_ENV_INTERNAL_H
@@ -15,20 +15,17 @@
 #include "env/env.h"
 #include "env/proc.h"
 #include "lib/error.h"
-#include "lib/secrets.h"
 #include "lib/util.h"
+#include "model/entities.h"
+#include "model/secrets.h"
 #include "plugin/host.h"
 
 /* ---- rows (store.c) ---- */
 
-/* Environment API object from a row: full config and metadata (secret refs
- * only; values never live in a row). */
-json_t *pc_env_from_row(json_t *row);
 /* Loads one environment; NULL with 404 "Environment not found". */
 json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err);
 /* The company's Local environment, created on first use. */
 json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err);
-json_t *pc_lease_from_row(json_t *row);
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err);
 
 /* ---- config per driver (config.c) ---- */
@@ -169,19 +166,6 @@ int pc_lease_kill_processes(pc_app *app, json_t *row);
 
 /* Start-up reconciliation of leases a dead daemon left active. */
 void pc_lease_reconcile(pc_app *app);
-
-/* Installs the agents.defaultEnvironmentId validator (environments.c). */
-void pc_environments_install(void);
-
-/* Lease test hooks (api/env_hooks.c), routed only with
- * PAPERCLIP_ENABLE_TEST_HOOKS=1. */
-struct pc_req;
-struct pc_resp;
-int pc_env_hook_lease(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_execute(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_release(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_destroy_reusable(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_cancel(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
 
 /* Environment id used for unsaved probes. */
 #define PC_ENV_UNSAVED_ID "unsaved"

@@ -29,13 +29,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "model/activity.h"
 #include "env/internal.h"
 #include "env/service.h"
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 
 /* A plugin RPC that a canceller may abandon: the waiting thread returns at
@@ -678,7 +678,6 @@ int pc_env_service_start(pc_app *app, pc_error_t *err)
     snprintf(dir, sizeof dir, "%s/leases", app->cfg.data_dir);
     if (pc_mkdir_p(dir, 0700) < 0)
         return pc_error_errno(err, errno, "cannot create %s", dir);
-    pc_environments_install();
     return 0;
 }
 

@@ -12,7 +12,7 @@
 #include <sodium.h>
 #include <strings.h>
 
-#include "api/api.h"
+
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"

@@ -20,7 +20,7 @@
 #include "env/internal.h"
 #include "lib/common.h"
 #include "lib/json.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 #include "store/db.h"
 
