@@ -145,6 +145,10 @@ static void pc_usage(void)
            "  --max-connections-per-address N  open connections from one client address\n"
            "                      on the operator listener (default 64; 0 = no limit)\n"
            "\n"
+           "Server-side fetches (the http adapter) refuse loopback, private,\n"
+           "link-local and metadata addresses unless config.json sets\n"
+           "allowPrivateFetchTargets or PAPERCLIP_ALLOW_PRIVATE_FETCH=1.\n"
+           "\n"
            "Flags override PAPERCLIP_* environment variables, which override\n"
            "<data-dir>/config.json. The bound URLs are written to <data-dir>/daemon.json\n"
            "(apiUrl, agentApiUrl).\n");
@@ -299,6 +303,14 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
             json_decref(j);
             return -1;
         }
+        if ((v = json_object_get(j, "allowPrivateFetchTargets"))) {
+            if (!json_is_boolean(v)) {
+                json_decref(j);
+                return pc_error_set(err, 400, "%s: allowPrivateFetchTargets must be a boolean",
+                                    path);
+            }
+            cfg->allow_private_fetch = json_is_true(v);
+        }
         json_decref(j);
     } else if (errno != ENOENT) {
         return pc_error_errno(err, errno, "cannot read %s", path);
@@ -345,6 +357,15 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         pc_parse_int("PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS", e, 0, 100000,
                      &cfg->max_connections_per_address, err) < 0)
         return -1;
+    if ((e = getenv("PAPERCLIP_ALLOW_PRIVATE_FETCH")) && *e) {
+        if (!strcmp(e, "1") || !strcmp(e, "true"))
+            cfg->allow_private_fetch = true;
+        else if (!strcmp(e, "0") || !strcmp(e, "false"))
+            cfg->allow_private_fetch = false;
+        else
+            return pc_error_set(err, 400, "invalid PAPERCLIP_ALLOW_PRIVATE_FETCH '%s' (expected 1 or 0)",
+                                e);
+    }
 
     /* Flags. */
     if (f_bind)
