@@ -8,6 +8,7 @@
 #ifndef PC_APP_H
 #define PC_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +31,10 @@ typedef struct pc_config {
     char public_url[512];       /* optional public base URL ("" if unset) */
     char api_url[512];          /* PAPERCLIP_API_URL override for agents ("" if unset) */
     char allowed_hostnames[1024]; /* comma-separated */
+    int max_concurrent_runs;    /* runs executing at once, all agents (1..limit) */
 } pc_config;
+
+#define PC_MAX_CONCURRENT_RUNS_LIMIT 1024
 
 struct pc_plugin_host;
 struct pc_runtime;
@@ -43,7 +47,9 @@ typedef struct pc_app {
     struct pc_runtime *runtime;     /* heartbeat runtime; NULL until started */
     char instance_id[40];
     char listen_url[600];           /* http://bind:port as actually bound */
-    volatile int stopping;
+    /* Set by the main thread when SIGTERM arrives; read by the scheduler and
+     * the lease layer on their own threads. */
+    atomic_bool stopping;
 } pc_app;
 
 #endif

@@ -6,10 +6,10 @@
  * Environment: PAPERCLIP_HOME, PAPERCLIP_BIND, PAPERCLIP_PORT,
  * PAPERCLIP_LOG_FORMAT, PAPERCLIP_AUTH_MODE (local_trusted|authenticated),
  * PAPERCLIP_BODY_LIMIT (bytes), PAPERCLIP_PUBLIC_URL, PAPERCLIP_API_URL,
- * PAPERCLIP_ALLOWED_HOSTNAMES.
+ * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_MAX_CONCURRENT_RUNS.
  * config.json keys: bind, port, logFormat, authMode, bodyLimitBytes,
  * publicUrl, apiUrl, allowedHostnames (array or comma string),
- * allowInsecureBind.
+ * allowInsecureBind, maxConcurrentRuns.
  */
 #ifndef PC_LIB_CONFIG_H
 #define PC_LIB_CONFIG_H

@@ -17,7 +17,7 @@
 
 typedef struct http_state {
     size_t received;
-    volatile bool *cancel;
+    const atomic_int *cancel;
     pc_output_fn on_output;
     void *ud;
 } http_state;
@@ -41,10 +41,10 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 {
     (void)a, (void)b, (void)c, (void)d;
     http_state *st = ud;
-    return *st->cancel ? 1 : 0;
+    return atomic_load(st->cancel) != PC_RUN_CANCEL_NONE ? 1 : 0;
 }
 
-int pc_adapter_http_invoke(json_t *config, json_t *body, volatile bool *cancel,
+int pc_adapter_http_invoke(json_t *config, json_t *body, const atomic_int *cancel,
                            pc_output_fn on_output, void *ud, pc_http_outcome *out)
 {
     memset(out, 0, sizeof *out);
