@@ -6,8 +6,25 @@
  * Each run leaves a marker in live/ while it executes and blocks until the
  * test creates `release`, so if the cap did not hold both markers would be
  * there together; on its way out each run records how many markers it saw.
+ * A follower of a run that waits in the queue ends when that run is
+ * cancelled there.
  */
+#include <pthread.h>
+
 #include "heartbeat_common.h"
+
+/* Follows a run's log (SSE) on its own thread until the stream ends. */
+typedef struct follower {
+    char url[512];
+    pc_http_res res;
+} follower;
+
+static void *follow_main(void *p)
+{
+    follower *f = p;
+    f->res = pc_http_ex(f->url, "GET", NULL, 0, NULL);
+    return NULL;
+}
 
 static int count_entries(const char *dir)
 {
@@ -70,6 +87,26 @@ int main(void)
            (!strcmp(sa, "queued") && !strcmp(sb, "running")),
        "one run running, the other still queued (%s, %s)", sa, sb);
     pc_http_res_free(&a), pc_http_res_free(&b);
+
+    /* A third run waits in the queue too; its follower ends when it is
+     * cancelled there. */
+    char *x = hb_sh_agent(cid, "x", "echo never", NULL, NULL);
+    char *rx = hb_wake(x, "{}");
+    follower fl;
+    memset(&fl, 0, sizeof fl);
+    snprintf(fl.url, sizeof fl.url, "%s/api/heartbeat-runs/%s/log?follow=1", d.url, rx);
+    pthread_t ft;
+    pthread_create(&ft, NULL, follow_main, &fl);
+    pc_http_res cr = req("POST", "{}", "/api/heartbeat-runs/%s/cancel", rx);
+    is_int(cr.status, 200, "the queued third run is cancelled");
+    pc_http_res_free(&cr);
+    pthread_join(ft, NULL);
+    ok(fl.res.body && strstr(fl.res.body, "event: end") &&
+           strstr(fl.res.body, "\"status\":\"cancelled\""),
+       "its follower ends with the cancelled status");
+    ok(fl.res.body && !strstr(fl.res.body, "never"), "having streamed nothing of it");
+    pc_http_res_free(&fl.res);
+    free(x), free(rx);
 
     snprintf(cmd, sizeof cmd, ": > '%s/release'", dir);
     is_int(pc_test_sh(cmd), 0, "runs released");
