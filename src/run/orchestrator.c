@@ -1,8 +1,9 @@
 /*
- * One heartbeat run, on its own worker thread: environment -> lease ->
+ * One heartbeat run, on a worker of the run pool: environment -> lease ->
  * workspace -> adapter -> release -> final state. Every failure on the way
  * ends the run with upstream's error code; the lease, once acquired, is
- * released on every path (cancel and timeout included).
+ * released on every path (cancel and timeout included). The pool itself
+ * (a fixed set of threads fed from a FIFO of claimed runs) is at the end.
  */
 #include <ctype.h>
 #include <errno.h>
