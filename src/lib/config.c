@@ -99,7 +99,7 @@ static void pc_usage(void)
            "  --public-url URL    base URL agents should use to reach this daemon\n"
            "  --allow-insecure-bind  permit local_trusted on a non-loopback address\n"
            "  --max-concurrent-runs N  heartbeat runs executing at once, across all agents\n"
-           "                      (default max(2, 2 x CPUs); 1..1024); further runs stay queued\n"
+           "                      (default max(8, 8 x CPUs); 1..1024); further runs stay queued\n"
            "\n"
            "Server-side fetches (the http adapter) refuse loopback, private,\n"
            "link-local and metadata addresses unless config.json sets\n"
@@ -293,7 +293,11 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         return -1;
     if (cfg->max_concurrent_runs == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        long n = cpus > 1 ? 2 * cpus : 2;
+        /* Runs mostly wait on a model's API, not on the CPU: the cap guards
+         * memory and process count, so it is generous per core. */
+        long n = cpus > 1 ? 8 * cpus : 8;
+        if (n < 8)
+            n = 8;
         cfg->max_concurrent_runs = (int)(n > PC_MAX_CONCURRENT_RUNS_LIMIT
                                              ? PC_MAX_CONCURRENT_RUNS_LIMIT : n);
     }

@@ -147,8 +147,8 @@ static void test_config(void)
     ok(pc_config_load(&cfg, 6, argv5, &err) == 0, "forced insecure bind accepted");
     /* The cap on executing runs: file < environment < flag, bounded, and a
      * default derived from the CPU count when nothing sets it. */
-    ok(pc_config_load(&cfg, 3, argv1, &err) == 0 && cfg.max_concurrent_runs >= 2,
-       "maxConcurrentRuns defaults to at least 2 (%d)", cfg.max_concurrent_runs);
+    ok(pc_config_load(&cfg, 3, argv1, &err) == 0 && cfg.max_concurrent_runs >= 8,
+       "maxConcurrentRuns defaults to at least 8 (%d)", cfg.max_concurrent_runs);
     f = fopen(path, "w");
     fputs("{\"maxConcurrentRuns\": 3}", f);
     fclose(f);
