@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/json.h"
 #include "lib/log.h"
@@ -70,6 +71,20 @@ static int pc_parse_int(const char *what, const char *s, long min, long max, int
     return 0;
 }
 
+/* Runs execute on a fixed pool of threads; the cap bounds threads and child
+ * processes no matter how many wakeups are queued. */
+static int pc_parse_max_runs(const char *s, int *out, pc_error_t *err)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 1 || v > PC_MAX_CONCURRENT_RUNS_LIMIT)
+        return pc_error_set(err, 400, "invalid max concurrent runs '%s' (expected 1..%d)", s,
+                            PC_MAX_CONCURRENT_RUNS_LIMIT);
+    *out = (int)v;
+    return 0;
+}
+
 static int pc_parse_budget(const char *s, size_t *out, pc_error_t *err)
 {
     char *end;
@@ -115,6 +130,7 @@ static void pc_usage(void)
            "                       [--agent-port N] [--agent-bind ADDR] [--body-budget BYTES]\n"
            "                       [--header-timeout SEC] [--idle-timeout SEC]\n"
            "                       [--max-connections N] [--max-connections-per-address N]\n"
+           "                       [--max-concurrent-runs N]\n"
            "\n"
            "Runs the control plane: the REST API under /api, the web UI at /, the\n"
            "heartbeat scheduler and the environment layer, on an embedded SQLite store.\n"
@@ -129,6 +145,8 @@ static void pc_usage(void)
            "  --public-url URL    base URL browsers use to reach this daemon (its host is\n"
            "                      an allowed Host); runs get the agent ingress instead\n"
            "  --allow-insecure-bind  permit local_trusted on a non-loopback address\n"
+           "  --max-concurrent-runs N  heartbeat runs executing at once, across all agents\n"
+           "                      (default max(8, 8 x CPUs); 1..1024); further runs stay queued\n"
            "\n"
            "Agent ingress: a second listener for runs' callbacks. Runs get its URL as\n"
            "PAPERCLIP_API_URL; it accepts only agent credentials (run token, agent key).\n"
@@ -169,7 +187,7 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
 
     enum {
         O_DATA = 1, O_BIND, O_PORT, O_LOG, O_AUTH, O_BODY, O_PUBLIC, O_INSECURE, O_HELP,
-        O_AGENT_PORT, O_AGENT_BIND, O_BUDGET, O_HEADER_TO, O_IDLE_TO, O_MAXCONN, O_PERADDR
+        O_AGENT_PORT, O_AGENT_BIND, O_BUDGET, O_HEADER_TO, O_IDLE_TO, O_MAXCONN, O_PERADDR, O_MAXRUNS
     };
     static const struct option opts[] = {
         {"data-dir", required_argument, 0, O_DATA}, {"bind", required_argument, 0, O_BIND},
@@ -184,11 +202,12 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         {"idle-timeout", required_argument, 0, O_IDLE_TO},
         {"max-connections", required_argument, 0, O_MAXCONN},
         {"max-connections-per-address", required_argument, 0, O_PERADDR},
+        {"max-concurrent-runs", required_argument, 0, O_MAXRUNS},
         {0, 0, 0, 0}};
     const char *f_agent_port = NULL, *f_agent_bind = NULL, *f_budget = NULL, *f_header_to = NULL,
                *f_idle_to = NULL, *f_maxconn = NULL, *f_peraddr = NULL;
     const char *f_data = NULL, *f_bind = NULL, *f_port = NULL, *f_log = NULL, *f_auth = NULL,
-               *f_body = NULL, *f_public = NULL;
+               *f_body = NULL, *f_public = NULL, *f_maxruns = NULL;
     bool f_insecure = false;
     optind = 1;
     opterr = 0;
@@ -210,6 +229,7 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         case O_IDLE_TO: f_idle_to = optarg; break;
         case O_MAXCONN: f_maxconn = optarg; break;
         case O_PERADDR: f_peraddr = optarg; break;
+        case O_MAXRUNS: f_maxruns = optarg; break;
         case 'h':
         case O_HELP: pc_usage(); return 1;
         default:
@@ -277,6 +297,15 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
                                                 off ? "," : "", json_string_value(h));
                 }
             }
+        }
+        if ((v = json_object_get(j, "maxConcurrentRuns"))) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > PC_MAX_CONCURRENT_RUNS_LIMIT) {
+                json_decref(j);
+                return pc_error_set(err, 400, "%s: maxConcurrentRuns must be an integer 1-%d",
+                                    path, PC_MAX_CONCURRENT_RUNS_LIMIT);
+            }
+            cfg->max_concurrent_runs = (int)json_integer_value(v);
         }
         cfg->allow_insecure_bind = pc_json_bool(j, "allowInsecureBind", false);
         if ((s = pc_json_str(j, "agentBind")))
@@ -366,6 +395,9 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
             return pc_error_set(err, 400, "invalid PAPERCLIP_ALLOW_PRIVATE_FETCH '%s' (expected 1 or 0)",
                                 e);
     }
+    if ((e = getenv("PAPERCLIP_MAX_CONCURRENT_RUNS")) && *e &&
+        pc_parse_max_runs(e, &cfg->max_concurrent_runs, err) < 0)
+        return -1;
 
     /* Flags. */
     if (f_bind)
@@ -410,6 +442,18 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
                             "body budget %zu is below the body limit %zu: no large body could "
                             "ever be accepted",
                             cfg->body_budget, cfg->body_limit);
+    if (f_maxruns && pc_parse_max_runs(f_maxruns, &cfg->max_concurrent_runs, err) < 0)
+        return -1;
+    if (cfg->max_concurrent_runs == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        /* Runs mostly wait on a model's API, not on the CPU: the cap guards
+         * memory and process count, so it is generous per core. */
+        long n = cpus > 1 ? 8 * cpus : 8;
+        if (n < 8)
+            n = 8;
+        cfg->max_concurrent_runs = (int)(n > PC_MAX_CONCURRENT_RUNS_LIMIT
+                                             ? PC_MAX_CONCURRENT_RUNS_LIMIT : n);
+    }
 
     if (cfg->auth_mode == PC_AUTH_LOCAL_TRUSTED && !pc_config_is_loopback(cfg->bind) &&
         !cfg->allow_insecure_bind)

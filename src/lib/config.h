@@ -6,14 +6,16 @@
  * Environment: PAPERCLIP_HOME, PAPERCLIP_BIND, PAPERCLIP_PORT,
  * PAPERCLIP_LOG_FORMAT, PAPERCLIP_AUTH_MODE (local_trusted|authenticated),
  * PAPERCLIP_BODY_LIMIT (bytes), PAPERCLIP_PUBLIC_URL, PAPERCLIP_API_URL,
- * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_AGENT_PORT, PAPERCLIP_AGENT_BIND,
- * PAPERCLIP_BODY_BUDGET, PAPERCLIP_HEADER_TIMEOUT, PAPERCLIP_IDLE_TIMEOUT,
- * PAPERCLIP_MAX_CONNECTIONS, PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS.
+ * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_MAX_CONCURRENT_RUNS, PAPERCLIP_AGENT_PORT,
+ * PAPERCLIP_AGENT_BIND, PAPERCLIP_BODY_BUDGET, PAPERCLIP_HEADER_TIMEOUT,
+ * PAPERCLIP_IDLE_TIMEOUT, PAPERCLIP_MAX_CONNECTIONS,
+ * PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS.
  * config.json keys: bind, port, logFormat, authMode, bodyLimitBytes,
  * publicUrl, apiUrl, allowedHostnames (array or comma string),
- * allowInsecureBind, agentPort, agentBind, bodyBudgetBytes,
- * headerTimeoutSeconds, idleTimeoutSeconds, maxConnections,
- * maxConnectionsPerAddress. After loading, agent_bind is never empty.
+ * allowInsecureBind, maxConcurrentRuns, agentPort, agentBind,
+ * bodyBudgetBytes, headerTimeoutSeconds, idleTimeoutSeconds,
+ * maxConnections, maxConnectionsPerAddress. After loading, agent_bind is
+ * never empty.
  */
 #ifndef PC_LIB_CONFIG_H
 #define PC_LIB_CONFIG_H
@@ -45,7 +47,10 @@ typedef struct pc_config {
     int idle_timeout_s;         /* a connection with no traffic for this long is closed */
     int max_connections;        /* per listener */
     int max_connections_per_address; /* operator listener, per client address (0 = no limit) */
+    int max_concurrent_runs;    /* runs executing at once, all agents (1..limit) */
 } pc_config;
+
+#define PC_MAX_CONCURRENT_RUNS_LIMIT 1024
 
 /* Parses `serve` arguments (argv[0] is "serve") into cfg. Returns 0, 1 when
  * --help was printed, or -1 with err (status 400 = usage). */
