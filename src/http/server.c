@@ -433,13 +433,13 @@ static int pc_admit(pc_listener *l, struct MHD_Connection *c, const char *url, c
     pc_http *srv = l->srv;
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
     if (!host || !*host)
-        return pc_error_set(err, 403, "Missing Host header. If you want to allow a hostname, run "
-                                      "npx paperclipai allowed-hostname <host>.");
+        return pc_error_set(err, 403, "Missing Host header. To allow a hostname, add it to "
+                                      "allowedHostnames (PAPERCLIP_ALLOWED_HOSTNAMES).");
     /* The Host value is the caller's; it is never echoed back. */
     if (!pc_http_host_allowed(&srv->app->cfg, host))
         return pc_error_set(err, 403, "This hostname is not allowed for this Paperclip instance. "
-                                      "If you want to allow a hostname, run npx paperclipai "
-                                      "allowed-hostname <host>.");
+                                      "To allow a hostname, add it to allowedHostnames "
+                                      "(PAPERCLIP_ALLOWED_HOSTNAMES).");
     if (!pc_http_origin_allowed(method, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
                                 MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site"),
                                 host))
