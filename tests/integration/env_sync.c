@@ -121,14 +121,21 @@ static json_t *run_agent(const char *label, const char *env_id, const char *hws,
 #define AGENT_EDITS                                                                           \
     "test \"$(cat edit.txt)\" = old || { echo \"edit.txt did not arrive in $(pwd)\"; exit 3; }; " \
     "test \"$(cat sub/deep.txt)\" = deep || exit 4; "                                         \
+    "test \"$(wc -c < blob.bin)\" -eq 1500000 || exit 5; "                                     \
     "echo new > edit.txt && echo created > new.txt && rm gone.txt && mkdir -p made/dir && "   \
     "echo x > made/dir/f && echo edits done"
 
 static void good_run(const char *label, const char *env_id)
 {
-    char hws[1024], run[64];
+    char hws[1024], run[64], cmd[5000];
     snprintf(hws, sizeof hws, "%s/host-%s", tmp, label);
     seed(hws);
+    /* Larger than one transfer chunk, so both directions take several. */
+    snprintf(cmd, sizeof cmd,
+             "head -c 1500000 /dev/urandom > '%s/blob.bin' && touch -d '2020-01-01' "
+             "'%s/blob.bin' && sha256sum < '%s/blob.bin' > '%s.sum'",
+             hws, hws, hws, hws);
+    pc_test_sh(cmd);
     json_t *j = run_agent(label, env_id, hws, AGENT_EDITS, NULL, run, sizeof run);
     is_str(js(j, "status"), "succeeded", "%s: run succeeded", label);
     if (strcmp(js(j, "status"), "succeeded") != 0) {
@@ -152,11 +159,13 @@ static void good_run(const char *label, const char *env_id)
     char p[1200];
     snprintf(p, sizeof p, "%s/gone.txt", hws);
     ok(!exists(p), "%s: the deleted file is gone from the host", label);
+    snprintf(cmd, sizeof cmd, "sha256sum < '%s/blob.bin' | cmp -s - '%s.sum'", hws, hws);
+    is_int(pc_test_sh(cmd), 0, "%s: the large file is intact on the host", label);
     char *log = hb_log(run);
     ok(strstr(log, "workspace synced in") && strstr(log, "workspace synced out"),
        "%s: the log records both sync steps", label);
-    ok(strstr(log, "3 written") != NULL || strstr(log, "written") != NULL,
-       "%s: the log counts written entries", label);
+    ok(strstr(log, "5 written, 1 deleted") != NULL,
+       "%s: only the changed entries were written (5) and one deleted", label);
     free(log);
     json_decref(j);
 }
