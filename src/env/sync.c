@@ -883,40 +883,89 @@ static void remote_tmp(pc_lease *lease, char *out, size_t cap)
     snprintf(out, cap, "/tmp/" PC_SYNC_TMP_PREFIX "%s.tar", lease->run_id);
 }
 
+/* A private directory on the host for one step's archive (a provider's
+ * native sync reads or writes it by path). */
+static int host_tmp_dir(pc_lease *lease, char *out, size_t cap, pc_error_t *err)
+{
+    char base[1200];
+    snprintf(base, sizeof base, "%s/tmp", lease->app->cfg.data_dir);
+    if (pc_mkdir_p(base, 0700) < 0)
+        return pc_error_errno(err, errno, "cannot create %s", base);
+    snprintf(out, cap, "%s/sync-XXXXXX", base);
+    if (!mkdtemp(out))
+        return pc_error_errno(err, errno, "cannot create a temporary directory in %s", base);
+    return 0;
+}
+
+static void host_tmp_remove(const char *dir)
+{
+    char p[1400];
+    snprintf(p, sizeof p, "%s/archive.tar", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static int native_call(pc_lease *lease, const char *method, const char *src, const char *dst,
+                       pc_error_t *err)
+{
+    json_t *ops = json_pack("[{s:s,s:[{s:s,s:s,s:s,s:i}]}]", "operationId",
+                            !strcmp(method, "environmentSyncIn") ? "workspace-in"
+                                                                  : "workspace-out",
+                            "files", "sourcePath", src, "targetPath", dst, "kind", "file", "mode",
+                            0600);
+    int rc = pc_sandbox_sync_call(lease, method, ops, err);
+    json_decref(ops);
+    return rc;
+}
+
 int pc_env_sync_in(pc_lease *lease, const char *host_dir, const char *remote_cwd, json_t *env,
                    size_t max_bytes, json_t **manifest, pc_sync_stats *st, pc_error_t *err)
 {
-    FILE *f = tmpfile();
-    if (!f)
-        return pc_error_errno(err, errno, "workspace sync in: cannot create a temporary file");
+    char dir[1300], path[1400], tmp[256];
+    if (host_tmp_dir(lease, dir, sizeof dir, err) < 0) {
+        pc_error_prefix(err, "workspace sync in");
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/archive.tar", dir);
+    remote_tmp(lease, tmp, sizeof tmp);
+    bool native = pc_sandbox_native_sync(lease);
     int64_t entries = 0;
     json_t *m = NULL;
-    int rc = pc_sync_write_archive(host_dir, f, max_bytes, &m, &entries, err);
-    long size = rc == 0 ? ftell(f) : 0;
+    long size = 0;
+    int rc = 0;
+    FILE *f = fopen(path, "w+xe");
+    if (!f)
+        rc = pc_error_errno(err, errno, "cannot create %s", path);
+    if (rc == 0)
+        rc = pc_sync_write_archive(host_dir, f, max_bytes, &m, &entries, err);
+    if (rc == 0)
+        size = ftell(f);
     if (rc == 0 && fseek(f, 0, SEEK_SET) != 0)
         rc = pc_error_errno(err, errno, "cannot rewind the archive");
-    char tmp[256];
-    remote_tmp(lease, tmp, sizeof tmp);
-    unsigned char *raw = pc_xmalloc(PC_SYNC_CHUNK);
-    size_t b64cap = sodium_base64_ENCODED_LEN(PC_SYNC_CHUNK, sodium_base64_VARIANT_ORIGINAL);
-    char *b64 = pc_xmalloc(b64cap);
-    bool first = true;
-    while (rc == 0) {
-        size_t n = fread(raw, 1, PC_SYNC_CHUNK, f);
-        if (n == 0 && !first)
-            break;
-        sodium_bin2base64(b64, b64cap, raw, n, sodium_base64_VARIANT_ORIGINAL);
-        pc_exec_result res;
-        rc = remote_sh(lease, NULL, env, first ? "base64 -d > \"$1\"" : "base64 -d >> \"$1\"",
-                       tmp, "", b64, 4096, &res, err);
-        pc_exec_result_free(&res);
-        first = false;
-        if (n < PC_SYNC_CHUNK)
-            break;
+    if (rc == 0 && native) {
+        rc = native_call(lease, "environmentSyncIn", path, tmp, err);
+    } else if (rc == 0) {
+        unsigned char *raw = pc_xmalloc(PC_SYNC_CHUNK);
+        size_t b64cap = sodium_base64_ENCODED_LEN(PC_SYNC_CHUNK, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = pc_xmalloc(b64cap);
+        for (bool first = true; rc == 0; first = false) {
+            size_t n = fread(raw, 1, PC_SYNC_CHUNK, f);
+            if (n == 0 && !first)
+                break;
+            sodium_bin2base64(b64, b64cap, raw, n, sodium_base64_VARIANT_ORIGINAL);
+            pc_exec_result res;
+            rc = remote_sh(lease, NULL, env, first ? "base64 -d > \"$1\"" : "base64 -d >> \"$1\"",
+                           tmp, "", b64, 4096, &res, err);
+            pc_exec_result_free(&res);
+            if (n < PC_SYNC_CHUNK)
+                break;
+        }
+        free(raw);
+        free(b64);
     }
-    free(raw);
-    free(b64);
-    fclose(f);
+    if (f)
+        fclose(f);
+    host_tmp_remove(dir);
     if (rc == 0) {
         pc_exec_result res;
         rc = remote_sh(lease, NULL, env,
@@ -932,16 +981,51 @@ int pc_env_sync_in(pc_lease *lease, const char *host_dir, const char *remote_cwd
     if (st) {
         st->sent_entries = entries;
         st->sent_bytes = size;
+        st->native = native;
     }
     *manifest = m;
     return 0;
 }
 
+/* Fetches the remote archive of `total` bytes into f, chunk by chunk. */
+static int fetch_chunks(pc_lease *lease, json_t *env, const char *tmp, uint64_t total, FILE *f,
+                        pc_error_t *err)
+{
+    unsigned char *raw = pc_xmalloc(PC_SYNC_CHUNK + 16);
+    size_t cap = sodium_base64_ENCODED_LEN(PC_SYNC_CHUNK, sodium_base64_VARIANT_ORIGINAL) +
+                 PC_SYNC_CHUNK / 38 + 64; /* line breaks of base64's output */
+    uint64_t got = 0;
+    int rc = 0;
+    for (uint64_t blk = 0; rc == 0 && got < total; blk++) {
+        char skip[32];
+        snprintf(skip, sizeof skip, "%" PRIu64, blk);
+        pc_exec_result res;
+        rc = remote_sh(lease, NULL, env,
+                       "dd if=\"$1\" bs=1048576 skip=\"$2\" count=1 2>/dev/null | base64", tmp,
+                       skip, NULL, cap, &res, err);
+        size_t n = 0;
+        if (rc == 0 &&
+            sodium_base642bin(raw, PC_SYNC_CHUNK + 16, res.out.data ? res.out.data : "",
+                              res.out.len, "\r\n ", &n, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) != 0)
+            rc = pc_error_set(err, 502, "the target sent bad base64");
+        if (rc == 0 && (n == 0 || n > PC_SYNC_CHUNK || got + n > total))
+            rc = pc_error_set(err, 502, "the target sent a chunk of %zu bytes", n);
+        if (rc == 0 && fwrite(raw, 1, n, f) != n)
+            rc = pc_error_errno(err, errno, "cannot write a temporary file");
+        got += n;
+        pc_exec_result_free(&res);
+    }
+    free(raw);
+    return rc;
+}
+
 int pc_env_sync_out(pc_lease *lease, const char *host_dir, const char *remote_cwd, json_t *env,
                     size_t max_bytes, json_t *manifest, pc_sync_stats *st, pc_error_t *err)
 {
-    char tmp[256];
+    char tmp[256], dir[1300] = "", path[1400];
     remote_tmp(lease, tmp, sizeof tmp);
+    bool native = pc_sandbox_native_sync(lease);
     pc_exec_result res;
     int rc = remote_sh(lease, NULL, env, "tar -C \"$2\" -cf \"$1\" . && wc -c < \"$1\"", tmp,
                        remote_cwd, NULL, 4096, &res, err);
@@ -964,50 +1048,46 @@ int pc_env_sync_out(pc_lease *lease, const char *host_dir, const char *remote_cw
                           "the workspace coming back (%" PRIu64
                           " bytes archived) is larger than workspaceSyncMaxBytes (%zu bytes)",
                           total, max_bytes);
-    FILE *f = rc == 0 ? tmpfile() : NULL;
-    if (rc == 0 && !f)
-        rc = pc_error_errno(err, errno, "cannot create a temporary file");
-    unsigned char *raw = pc_xmalloc(PC_SYNC_CHUNK + 16);
-    size_t cap = sodium_base64_ENCODED_LEN(PC_SYNC_CHUNK, sodium_base64_VARIANT_ORIGINAL) +
-                 PC_SYNC_CHUNK / 38 + 64; /* line breaks of base64's output */
-    uint64_t got = 0;
-    for (uint64_t blk = 0; rc == 0 && got < total; blk++) {
-        char skip[32];
-        snprintf(skip, sizeof skip, "%" PRIu64, blk);
-        rc = remote_sh(lease, NULL, env,
-                       "dd if=\"$1\" bs=1048576 skip=\"$2\" count=1 2>/dev/null | base64", tmp,
-                       skip, NULL, cap, &res, err);
-        size_t n = 0;
-        if (rc == 0 &&
-            sodium_base642bin(raw, PC_SYNC_CHUNK + 16, res.out.data ? res.out.data : "",
-                              res.out.len, "\r\n ", &n, NULL,
-                              sodium_base64_VARIANT_ORIGINAL) != 0)
-            rc = pc_error_set(err, 502, "the target sent bad base64");
-        if (rc == 0 && (n == 0 || n > PC_SYNC_CHUNK || got + n > total))
-            rc = pc_error_set(err, 502, "the target sent a chunk of %zu bytes", n);
-        if (rc == 0 && fwrite(raw, 1, n, f) != n)
-            rc = pc_error_errno(err, errno, "cannot write a temporary file");
-        got += n;
-        pc_exec_result_free(&res);
+    if (rc == 0)
+        rc = host_tmp_dir(lease, dir, sizeof dir, err);
+    snprintf(path, sizeof path, "%s/archive.tar", dir);
+    FILE *f = NULL;
+    if (rc == 0 && native) {
+        rc = native_call(lease, "environmentSyncOut", tmp, path, err);
+        if (rc == 0 && !(f = fopen(path, "re")))
+            rc = pc_error_errno(err, errno, "the provider left no archive at %s", path);
+        struct stat fst;
+        if (rc == 0 && (fstat(fileno(f), &fst) < 0 || !S_ISREG(fst.st_mode) ||
+                        (uint64_t)fst.st_size != total))
+            rc = pc_error_set(err, 502, "the provider's archive is not the %" PRIu64
+                                        " bytes the target reported", total);
+    } else if (rc == 0) {
+        if (!(f = fopen(path, "w+xe")))
+            rc = pc_error_errno(err, errno, "cannot create %s", path);
+        if (rc == 0)
+            rc = fetch_chunks(lease, env, tmp, total, f, err);
+        if (rc == 0 && (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0))
+            rc = pc_error_errno(err, errno, "cannot rewind the archive");
     }
-    free(raw);
     if (!pc_error_is_set(err) || err->status != 409) {
         pc_error_t cerr = PC_ERROR_INIT;
         remote_sh(lease, NULL, env, "rm -f \"$1\"", tmp, "", NULL, 4096, &res, &cerr);
         pc_exec_result_free(&res);
         pc_error_clear(&cerr);
     }
-    if (rc == 0 && (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0))
-        rc = pc_error_errno(err, errno, "cannot rewind the archive");
     if (rc == 0)
         rc = pc_sync_apply(host_dir, f, max_bytes, manifest, st, err);
     if (f)
         fclose(f);
+    if (dir[0])
+        host_tmp_remove(dir);
     if (rc < 0) {
         pc_error_prefix(err, "workspace sync out");
         return -1;
     }
-    if (st)
+    if (st) {
         st->recv_bytes = (int64_t)total;
+        st->native = native;
+    }
     return 0;
 }

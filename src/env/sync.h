@@ -3,11 +3,15 @@
  * drivers): the agent's host workspace is copied into the realized remote
  * cwd before the command, and what the run changed comes back after it.
  *
- * Both directions move a ustar archive (written and read here, no library)
+ * Both directions move a ustar archive (written and read here, no library).
+ * A sandbox provider that serves environmentSyncIn and environmentSyncOut
+ * moves the archive file itself (one `file` mapping between a private host
+ * directory under <data-dir>/tmp and /tmp on the target). Otherwise it goes
  * through the lease's own execute path, base64-encoded in chunks of
  * PC_SYNC_CHUNK bytes so every transport (an ssh pipe, a provider's JSON
- * stdin/stdout with its output limit) carries it unchanged. The remote side
- * only needs sh, tar, base64, dd and wc.
+ * stdin/stdout with its output limit) carries it unchanged. Either way the
+ * target unpacks and packs with its own tar: it needs sh, tar, wc, and for
+ * the chunked path base64 and dd.
  *
  * The archive that comes back is hostile input. pc_sync_apply() validates
  * every entry before anything in the workspace changes and extracts into a
@@ -19,6 +23,7 @@
 #define PC_ENV_SYNC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -39,6 +44,7 @@ typedef struct pc_sync_stats {
     int64_t recv_bytes;     /* size of the archive that came back */
     int64_t written;        /* entries written into the workspace */
     int64_t deleted;        /* entries removed from the workspace */
+    bool native;            /* moved by the provider's environmentSyncIn/Out */
 } pc_sync_stats;
 
 /* Writes a ustar archive of the directory host_dir to out: regular files,

@@ -469,8 +469,9 @@ static void run_remote(run_ctx *c, pc_lease *lease, const char *host_ws, const c
     if (pc_mkdir_p(host_ws, 0700) < 0) {
         pc_error_errno(&err, errno, "workspace sync in: cannot create %s", host_ws);
     } else if (pc_env_sync_in(lease, host_ws, cwd, env, max, &manifest, &st, &err) == 0) {
-        sys_line(c, "[paperclip] workspace synced in: %lld entries, %lld bytes to %s",
-                 (long long)st.sent_entries, (long long)st.sent_bytes, cwd);
+        sys_line(c, "[paperclip] workspace synced in: %lld entries, %lld bytes to %s%s",
+                 (long long)st.sent_entries, (long long)st.sent_bytes, cwd,
+                 st.native ? " (provider sync)" : "");
     }
     if (pc_error_is_set(&err)) {
         if (err.status == 409 || cancel_requested(c)) {
@@ -498,8 +499,9 @@ static void run_remote(run_ctx *c, pc_lease *lease, const char *host_ws, const c
         pc_error_clear(&err);
         return;
     }
-    sys_line(c, "[paperclip] workspace synced out: %lld bytes, %lld written, %lld deleted in %s",
-             (long long)st.recv_bytes, (long long)st.written, (long long)st.deleted, host_ws);
+    sys_line(c, "[paperclip] workspace synced out: %lld bytes, %lld written, %lld deleted in %s%s",
+             (long long)st.recv_bytes, (long long)st.written, (long long)st.deleted, host_ws,
+             st.native ? " (provider sync)" : "");
 }
 
 static void run_in_environment(run_ctx *c)

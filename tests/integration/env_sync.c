@@ -5,6 +5,9 @@
  * one, creates some, deletes one; after the run the host workspace has
  * exactly those changes.
  *
+ * The same with the fake sandbox provider, which serves
+ * environmentSyncIn/Out, so the archive moves through those instead.
+ *
  * Then hostile targets over SSH: the run's PATH puts a fake `tar` first,
  * which answers the sync's archive request with a crafted archive (a
  * symlink to /etc/passwd, a `../escape` entry, a file over
@@ -125,7 +128,7 @@ static json_t *run_agent(const char *label, const char *env_id, const char *hws,
     "echo new > edit.txt && echo created > new.txt && rm gone.txt && mkdir -p made/dir && "   \
     "echo x > made/dir/f && echo edits done"
 
-static void good_run(const char *label, const char *env_id)
+static void good_run(const char *label, const char *env_id, bool provider_sync)
 {
     char hws[1024], run[64], cmd[5000];
     snprintf(hws, sizeof hws, "%s/host-%s", tmp, label);
@@ -164,6 +167,9 @@ static void good_run(const char *label, const char *env_id)
     char *log = hb_log(run);
     ok(strstr(log, "workspace synced in") && strstr(log, "workspace synced out"),
        "%s: the log records both sync steps", label);
+    ok((strstr(log, "(provider sync)") != NULL) == provider_sync,
+       "%s: moved by %s", label,
+       provider_sync ? "the provider's environmentSyncIn/Out" : "chunks through execute");
     ok(strstr(log, "5 written, 1 deleted") != NULL,
        "%s: only the changed entries were written (5) and one deleted", label);
     free(log);
@@ -242,6 +248,20 @@ int main(void)
     tmp = pc_test_tmpdir("envsync");
     cid = hb_company("Sync Co");
 
+    /* The fake provider serves environmentSyncIn/Out, so the archive moves
+     * as a file mapping instead of through execute. */
+    char fbody[1200];
+    snprintf(fbody, sizeof fbody,
+             "{\"packageName\":\"%s/plugins/fake-sandbox\",\"isLocalPath\":true}",
+             pc_test_root());
+    pc_http_res fr = req("POST", fbody, "/api/plugins/install");
+    ok(fr.status == 200 || fr.status == 201, "fake sandbox plugin installed (%ld)", fr.status);
+    pc_http_res_free(&fr);
+    char *fake = create_env("Fake box", "sandbox",
+                            "{\"provider\":\"fake-plugin\",\"image\":\"fake:test\"}");
+    good_run("fake", fake, true);
+    free(fake);
+
     if (!bwrap_usable()) {
         tap_skip("bwrap is missing or the kernel refuses user namespaces", "sync with bwrap");
     } else {
@@ -255,7 +275,7 @@ int main(void)
         pc_http_res_free(&r);
         char *sbx = create_env("Bwrap box", "sandbox",
                                "{\"provider\":\"bwrap\",\"network\":\"none\"}");
-        good_run("bwrap", sbx);
+        good_run("bwrap", sbx, false);
         free(sbx);
     }
 
@@ -270,7 +290,7 @@ int main(void)
             pc_test_sshd_dump_log(&sshd);
         } else {
             char *ssh = ssh_env("good");
-            good_run("ssh", ssh);
+            good_run("ssh", ssh, false);
             free(ssh);
 
             char fdir[1100], fpath[1200];
