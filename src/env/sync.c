@@ -392,6 +392,9 @@ typedef struct reader {
     json_t *seen;      /* every path the archive has (and its parents) */
     json_t *changed;   /* [[path, type]] in archive order */
     json_t *new_dirs;  /* paths the archive turns into directories */
+    json_t *manifest;  /* what the host sent (may be NULL) */
+    int64_t since;     /* unsent entries older than this are left out (< 0: none) */
+    pc_sync_stats *st;
     pc_error_t *err;
 } reader;
 
@@ -550,10 +553,8 @@ static int r_extract(reader *r, const char *path, char type, unsigned mode, uint
         if (rc == 0 && fchmodat(pfd, base, (mode & 0777) | 0700, 0) < 0)
             rc = pc_error_errno(r->err, errno, "cannot chmod %s", path);
     } else {
-        if (exists && S_ISDIR(st.st_mode))
+        if (exists)
             rc = pc_error_set(r->err, 422, "entry \"%.200s\" appears twice", path);
-        else if (exists)
-            unlinkat(pfd, base, 0); /* a later copy of a name wins, as with tar */
         if (rc == 0 && type == '2') {
             if (symlinkat(link, pfd, base) < 0)
                 rc = pc_error_errno(r->err, errno, "cannot create symlink %s", path);
@@ -666,6 +667,11 @@ static int r_all(reader *r)
             snprintf(name, sizeof name, "%s%s%s", pre, *pre ? "/" : "", nm);
         }
         char link[MAX_PATH_LEN + 1] = "";
+        if (llink && strlen(llink) > MAX_PATH_LEN) {
+            rc = pc_error_set(r->err, 422, "unsafe entry: link target longer than %d bytes",
+                              MAX_PATH_LEN);
+            break;
+        }
         if (llink) {
             snprintf(link, sizeof link, "%s", llink);
         } else {
@@ -717,6 +723,18 @@ static int r_all(reader *r)
                               "workspace",
                               name, link);
             break;
+        }
+        if (r->since >= 0 && (int64_t)mtime < r->since &&
+            !(r->manifest && json_object_get(r->manifest, name))) {
+            /* Left in the remote cwd by someone else (an earlier run in a
+             * kept workspace), not made by this run: not taken back. */
+            if (r->st)
+                r->st->stale++;
+            if (r_skip(r, padded(size)) < 0) {
+                rc = -1;
+                break;
+            }
+            continue;
         }
         mark_seen(r, name);
         if (host_parents_safe(r, name) < 0) {
@@ -773,10 +791,11 @@ static int cmp_desc(const void *a, const void *b)
 }
 
 int pc_sync_apply(const char *host_dir, FILE *in, size_t max_bytes, json_t *manifest,
-                  pc_sync_stats *st, pc_error_t *err)
+                  int64_t since, pc_sync_stats *st, pc_error_t *err)
 {
     reader r = {.in = in, .max = max_bytes, .seen = json_object(), .changed = json_array(),
-                .new_dirs = json_object(), .err = err, .tmp_fd = -1};
+                .new_dirs = json_object(), .manifest = manifest, .since = since, .st = st,
+                .err = err, .tmp_fd = -1};
     char tmp_name[64] = "";
     int rc = -1;
     r.ws_fd = open(host_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -966,11 +985,20 @@ int pc_env_sync_in(pc_lease *lease, const char *host_dir, const char *remote_cwd
     if (f)
         fclose(f);
     host_tmp_remove(dir);
+    long long now = -1;
     if (rc == 0) {
+        /* The target's own clock, read before unpacking: on the way back,
+         * what the host did not send counts only if it is newer. */
         pc_exec_result res;
         rc = remote_sh(lease, NULL, env,
-                       "mkdir -p \"$2\" && tar -C \"$2\" -xf \"$1\"; rc=$?; rm -f \"$1\"; exit $rc",
+                       "mkdir -p \"$2\" && date +%s && tar -C \"$2\" -xf \"$1\"; rc=$?; "
+                       "rm -f \"$1\"; exit $rc",
                        tmp, remote_cwd, NULL, 4096, &res, err);
+        char *end = NULL;
+        if (rc == 0 && res.out.data)
+            now = strtoll(res.out.data, &end, 10);
+        if (rc == 0 && (!end || end == res.out.data || now <= 0))
+            rc = pc_error_set(err, 502, "the target reported no time");
         pc_exec_result_free(&res);
     }
     if (rc < 0) {
@@ -983,7 +1011,8 @@ int pc_env_sync_in(pc_lease *lease, const char *host_dir, const char *remote_cwd
         st->sent_bytes = size;
         st->native = native;
     }
-    *manifest = m;
+    /* One second of slack for mtimes the target rounds down. */
+    *manifest = json_pack("{s:o,s:I}", "paths", m, "since", (json_int_t)(now - 1));
     return 0;
 }
 
@@ -1076,7 +1105,11 @@ int pc_env_sync_out(pc_lease *lease, const char *host_dir, const char *remote_cw
         pc_error_clear(&cerr);
     }
     if (rc == 0)
-        rc = pc_sync_apply(host_dir, f, max_bytes, manifest, st, err);
+        rc = pc_sync_apply(host_dir, f, max_bytes, json_object_get(manifest, "paths"),
+                           json_is_integer(json_object_get(manifest, "since"))
+                               ? (int64_t)json_integer_value(json_object_get(manifest, "since"))
+                               : -1,
+                           st, err);
     if (f)
         fclose(f);
     if (dir[0])

@@ -44,6 +44,7 @@ typedef struct pc_sync_stats {
     int64_t recv_bytes;     /* size of the archive that came back */
     int64_t written;        /* entries written into the workspace */
     int64_t deleted;        /* entries removed from the workspace */
+    int64_t stale;          /* entries left out as older than the run */
     bool native;            /* moved by the provider's environmentSyncIn/Out */
 } pc_sync_stats;
 
@@ -57,17 +58,22 @@ int pc_sync_write_archive(const char *host_dir, FILE *out, size_t max_bytes, jso
 
 /* Validates and applies the archive in `in` (read from its current offset)
  * to host_dir: entries that differ from the host's copy are written,
- * manifest paths the archive no longer has are deleted. Any unsafe entry
+ * manifest paths the archive no longer has are deleted. With since >= 0,
+ * entries not in the manifest whose mtime is older than since (leftovers in
+ * a kept remote cwd) are left out. Any unsafe entry
  * (absolute path, `..`, symlink leaving the workspace, hard link, device,
  * fifo, a path through a symlink) or more than max_bytes of content fails
  * the whole sync with nothing in the workspace changed. manifest may be
  * NULL (nothing is deleted then). */
 int pc_sync_apply(const char *host_dir, FILE *in, size_t max_bytes, json_t *manifest,
-                  pc_sync_stats *st, pc_error_t *err);
+                  int64_t since, pc_sync_stats *st, pc_error_t *err);
 
 /* The two steps of a run. env is the run's environment (the remote tar and
- * base64 are found through its PATH). Errors name the step ("workspace
- * sync in: ..."); a cancelled execute is an error with status 409. */
+ * base64 are found through its PATH). sync_in's *manifest (new object,
+ * opaque to callers) is what sync_out needs: {"paths": what was sent,
+ * "since": the target's clock when it was unpacked, minus 1 s}. Errors name
+ * the step ("workspace sync in: ..."); a cancelled execute is an error with
+ * status 409. */
 int pc_env_sync_in(pc_lease *lease, const char *host_dir, const char *remote_cwd, json_t *env,
                    size_t max_bytes, json_t **manifest, pc_sync_stats *st, pc_error_t *err);
 int pc_env_sync_out(pc_lease *lease, const char *host_dir, const char *remote_cwd, json_t *env,

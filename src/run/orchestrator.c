@@ -499,9 +499,11 @@ static void run_remote(run_ctx *c, pc_lease *lease, const char *host_ws, const c
         pc_error_clear(&err);
         return;
     }
-    sys_line(c, "[paperclip] workspace synced out: %lld bytes, %lld written, %lld deleted in %s%s",
-             (long long)st.recv_bytes, (long long)st.written, (long long)st.deleted, host_ws,
-             st.native ? " (provider sync)" : "");
+    sys_line(c,
+             "[paperclip] workspace synced out: %lld bytes, %lld written, %lld deleted, %lld "
+             "older unsent entries left out, in %s%s",
+             (long long)st.recv_bytes, (long long)st.written, (long long)st.deleted,
+             (long long)st.stale, host_ws, st.native ? " (provider sync)" : "");
 }
 
 static void run_in_environment(run_ctx *c)

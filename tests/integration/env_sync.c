@@ -291,6 +291,26 @@ int main(void)
         } else {
             char *ssh = ssh_env("good");
             good_run("ssh", ssh, false);
+
+            /* The remote workspace outlives the run: what another run left
+             * there (older than this run) does not come back to this one. */
+            char hws[1024], cmd[3000], run[64];
+            snprintf(hws, sizeof hws, "%s/host-second", tmp);
+            seed(hws);
+            snprintf(cmd, sizeof cmd,
+                     "echo old > '%s/remote-good/ws/stale.txt' && "
+                     "touch -d '2021-01-01' '%s/remote-good/ws/stale.txt'",
+                     tmp, tmp);
+            pc_test_sh(cmd);
+            json_t *j = run_agent("second", ssh, hws, "echo fresh > fresh.txt", NULL, run,
+                                  sizeof run);
+            is_str(js(j, "status"), "succeeded", "second run on the kept ssh workspace succeeded");
+            char *s = file(hws, "fresh.txt");
+            is_str(s ? s : "(missing)", "fresh\n", "second: its new file came back");
+            free(s);
+            snprintf(cmd, sizeof cmd, "%s/stale.txt", hws);
+            ok(!exists(cmd), "second: an older file it did not make stays on the target");
+            json_decref(j);
             free(ssh);
 
             char fdir[1100], fpath[1200];
