@@ -28,6 +28,11 @@ json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err);
 json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err);
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err);
 
+/* ---- selection matrix (select.c) ---- */
+
+/* Whether runs of the adapter can use an environment of driver d. */
+bool pc_env_adapter_driver_ok(const char *adapter, const pc_env_driver *d);
+
 /* ---- config per driver (config.c) ---- */
 
 typedef enum {
