@@ -317,7 +317,11 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
 #define HAS(k) (json_object_get(b, k) != NULL)
     if ((HAS("assigneeAgentId") && check_assignee(req->app, cid, assignee, err) < 0) ||
-        check_ews(req->app, cid, ews,
+        check_ews(req->app, cid,
+                  /* a new assignee is checked against the kept selection */
+                  HAS("executionWorkspaceSettings") ? ews
+                  : HAS("assigneeAgentId") ? json_object_get(cur, "executionWorkspaceSettings")
+                                           : NULL,
                   HAS("assigneeAgentId") ? assignee : pc_json_str(cur, "assigneeAgentId"),
                   err) < 0)
         return -1;
