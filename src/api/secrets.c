@@ -42,39 +42,22 @@ static json_t *pc_secret_for_req(pc_req *req, pc_error_t *err)
 }
 
 /* Environments of the company whose config references secret_id, as
- * [{id, name, driver}]. */
+ * [{id, name, driver}]. A config that holds the id anywhere counts: the
+ * drivers' own view of their secret fields (pc_envcfg_secret_ids) needs the
+ * provider's schema, which is unknown while its plugin is down, and a
+ * secret must not be deletable just because a plugin is stopped. The id is
+ * a uuid, so it carries no LIKE wildcard. */
 static json_t *pc_secret_users(pc_app *app, const char *company_id, const char *secret_id,
                                pc_error_t *err)
 {
     json_t *rows = NULL;
-    if (pc_db_query_s(app->db,
-                      "SELECT id, name, driver, config FROM environments WHERE company_id=? "
-                      "ORDER BY created_at, id",
-                      json_pack("[s]", company_id), &rows, err) < 0)
-        return NULL;
-    json_t *out = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_t *cfg = pc_json_from_text(pc_json_str(row, "config"));
-        json_t *ids = json_array();
-        pc_envcfg_secret_ids(app, pc_json_str(row, "driver"), cfg, ids);
-        size_t j;
-        json_t *sid;
-        json_array_foreach(ids, j, sid) {
-            if (!strcmp(json_string_value(sid), secret_id)) {
-                json_array_append_new(out, json_pack("{s:O,s:O,s:O}", "id",
-                                                     json_object_get(row, "id"), "name",
-                                                     json_object_get(row, "name"), "driver",
-                                                     json_object_get(row, "driver")));
-                break;
-            }
-        }
-        json_decref(ids);
-        json_decref(cfg);
-    }
-    json_decref(rows);
-    return out;
+    char *like = pc_xasprintf("%%%s%%", secret_id);
+    int rc = pc_db_query_s(app->db,
+                           "SELECT id, name, driver FROM environments WHERE company_id=? AND "
+                           "config LIKE ? ORDER BY created_at, id",
+                           json_pack("[s,s]", company_id, like), &rows, err);
+    free(like);
+    return rc < 0 ? NULL : rows;
 }
 
 static int pc_secrets_list(pc_req *req, pc_resp *resp, pc_error_t *err)
