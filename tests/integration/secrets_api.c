@@ -362,6 +362,20 @@ static void test_cli(void)
        "cli: the refused create stored nothing");
     ok(!tree_contains(d.data_dir, CANARY_CLI), "cli: the value is sealed at rest");
 
+    /* From stdin, through a pipe as a user would. */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "printf '%%s\\n' '" CANARY_CLI "-stdin' | '%s' --api-url '%s' --json secret create "
+             "%s --name stdin-secret --value-stdin",
+             pc_test_bin(), d.url, cid);
+    char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+    rc = pc_run_capture(sh, &out);
+    ok(rc == 0 && out && strstr(out, "stdin-secret") && !strstr(out, CANARY_CLI),
+       "cli: create from stdin prints metadata only");
+    free(out), out = NULL;
+    ok(db_count("SELECT COUNT(*) FROM company_secrets WHERE name='stdin-secret'") == 1,
+       "cli: the stdin secret is stored");
+
     const char *list[] = {"list", cid, NULL};
     rc = cli(&out, list);
     ok(rc == 0 && out && strstr(out, "cli-secret") && !strstr(out, CANARY_CLI), "cli: list");
@@ -394,7 +408,8 @@ int main(void)
     test_ssh_ref();
     test_env_managed();
     test_cli();
-    ok(!tree_contains(d.data_dir, CANARY2) && !tree_contains(d.data_dir, CANARY),
+    ok(!tree_contains(d.data_dir, CANARY2) && !tree_contains(d.data_dir, CANARY) &&
+           !tree_contains(d.data_dir, CANARY_CLI),
        "daemon log and store: no value anywhere at the end");
     pc_daemon_stop(&d);
     char cmd[700];
