@@ -277,15 +277,16 @@ static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         return pc_error_set(err, 403, "Agents can only update themselves");
     }
     agent_body ab = {0};
-    if (agent_body_check(b, 0, &ab, err) < 0 ||
-        pc_agent_check_reports_to(req->app, cid, id, ab.reports, err) < 0 ||
-        pc_agent_check_env(req->app, cid,
-                           /* a new adapter is checked against the kept
-                            * environment too */
-                           ab.env ? ab.env
-                           : ab.adapter && !json_is_null(json_object_get(b, "defaultEnvironmentId"))
-                               ? pc_json_str(a, "defaultEnvironmentId")
-                               : NULL,
+    if (agent_body_check(b, 0, &ab, err) < 0) {
+        json_decref(a);
+        return -1;
+    }
+    /* A new adapter is checked against the kept default environment too. */
+    const char *sel_env = ab.env;
+    if (!sel_env && ab.adapter && !json_object_get(b, "defaultEnvironmentId"))
+        sel_env = pc_json_str(a, "defaultEnvironmentId");
+    if (pc_agent_check_reports_to(req->app, cid, id, ab.reports, err) < 0 ||
+        pc_agent_check_env(req->app, cid, sel_env,
                            ab.adapter ? ab.adapter : pc_json_str(a, "adapterType"), err) < 0) {
         json_decref(a);
         return -1;

@@ -196,7 +196,8 @@ static int issues_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     if (!c)
         return -1;
     json_decref(c);
-    if (check_assignee(req->app, cid, assignee, err) < 0 || check_ews(req->app, cid, ews, assignee, err) < 0)
+    if (check_assignee(req->app, cid, assignee, err) < 0 ||
+        check_ews(req->app, cid, ews, assignee, err) < 0)
         return -1;
     if (parent) {
         _cleanup_json_ json_t *p = pc_db_query_one_s(
