@@ -203,8 +203,6 @@ static json_t *pc_secret_from_row(json_t *r)
                           "createdByAgentId", "createdByUserId", "createdAt",
                           json_object_get(r, "created_at"), "updatedAt",
                           json_object_get(r, "updated_at"));
-    if (json_is_null(json_object_get(o, "description")) || !json_object_get(o, "description"))
-        json_object_set_new(o, "description", json_null());
     return o;
 }
 
