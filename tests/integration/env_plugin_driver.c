@@ -128,6 +128,21 @@ int main(void)
            "default", "the plugin's normalizedConfig is stored");
     pc_http_res_free(&r);
 
+    /* The CLI's plugin flags. */
+    char *argv[] = {(char *)pc_test_bin(), "--api-url", d.url, "--json", "env", "create", cid,
+                    "--name", "CLI host dir", "--driver", "plugin", "--plugin", PKEY,
+                    "--driver-key", "host-dir", "--driver-config", "{\"label\":\"cli\"}",
+                    NULL};
+    char *out = NULL;
+    int rc = pc_run_capture(argv, &out);
+    json_t *cj = json_loads(out ? out : "", 0, NULL);
+    json_t *cc = json_object_get(cj, "config");
+    ok(rc == 0 && !strcmp(js(cc, "pluginKey"), PKEY) && !strcmp(js(cc, "driverKey"), "host-dir") &&
+           !strcmp(js(json_object_get(cc, "driverConfig"), "label"), "cli"),
+       "cli: env create --plugin --driver-key --driver-config");
+    json_decref(cj);
+    free(out);
+
     r = create_env("Host dir", cfg);
     is_int(r.status, 201, "plugin environment created");
     char *env_id = strdup(pc_res_str(&r, "id"));
@@ -215,8 +230,9 @@ int main(void)
     }
     ok(gone, "the command died with the plugin worker");
     r = req("GET", NULL, "/api/environment-leases/%s", js(j, "leaseId"));
-    ok(r.status == 200 && strcmp(pc_res_str(&r, "status"), "active") != 0,
-       "the lease is closed (%s)", pc_res_str(&r, "status"));
+    is_str(pc_res_str(&r, "status"), "failed", "the lease is closed as failed");
+    is_str(pc_res_str(&r, "cleanupStatus"), "failed",
+           "its release could not reach the plugin (cleanupStatus failed)");
     pc_http_res_free(&r);
     json_decref(j);
     free(run);
