@@ -13,7 +13,9 @@
  *    its output is in the run log, it ran in the lease directory, and the
  *    lease row names the plugin driver and is released (directory gone);
  *  - the plugin stopped mid-run: the run fails, its command is gone, the
- *    lease is closed, and probes/runs say the driver is not ready.
+ *    lease is closed, and probes/runs say the driver is not ready;
+ *  - kill -9 of the daemon with a plugin lease active: the restarted daemon
+ *    destroys it through the plugin (the lease directory goes).
  */
 #include <signal.h>
 #include <sys/stat.h>
@@ -84,7 +86,9 @@ static void set_default_env(const char *agent, const char *env_id)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (pc_daemon_start(&d, NULL) < 0) {
+    static const char *const hook_env[] = {"PAPERCLIP_ENABLE_TEST_HOOKS=1", NULL};
+    pc_daemon_opts o = {.env = hook_env};
+    if (pc_daemon_start(&d, &o) < 0) {
         ok(0, "daemon starts");
         return tap_done();
     }
@@ -251,9 +255,50 @@ int main(void)
     json_decref(j);
     free(run);
 
+    /* Crash with a plugin lease active; start-up reconciliation destroys it
+     * through the plugin once its worker is running again. */
+    r = req("POST", NULL, "/api/plugins/" PKEY "/enable");
+    is_int(r.status, 200, "plugin enabled again");
+    pc_http_res_free(&r);
+    r = req("POST", "{}", "/api/environments/%s/test-lease", env_id);
+    is_int(r.status, 200, "crash: a plugin lease is active");
+    json_t *lease = json_object_get(r.json, "lease");
+    char *crash_lease = strdup(js(lease, "id"));
+    char lease_root[900];
+    snprintf(lease_root, sizeof lease_root, "%s/%s", tmp, js(lease, "providerLeaseId"));
+    ok(*js(lease, "providerLeaseId") && file_exists(lease_root),
+       "crash: the lease directory exists");
+    pc_http_res_free(&r);
+    pc_daemon_kill9(&d);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", d.data_dir);
+    o.data_dir = dir;
+    if (pc_daemon_start(&d, &o) < 0) {
+        ok(0, "crash: daemon restarts");
+    } else {
+        json_t *row = NULL;
+        for (int i = 0; i < 1200 && !row; i++) {
+            r = req("GET", NULL, "/api/environment-leases/%s", crash_lease);
+            if (r.status == 200 && strcmp(pc_res_str(&r, "status"), "active") != 0)
+                row = json_incref(r.json);
+            pc_http_res_free(&r);
+            if (!row)
+                pc_test_sleep_ms(50);
+        }
+        ok(row != NULL, "crash: the lease was reconciled after restart");
+        is_str(js(row, "status"), "expired", "crash: lease expired");
+        is_str(js(row, "cleanupStatus"), "success", "crash: destroyed through the plugin");
+        ok(!file_exists(lease_root), "crash: the plugin removed the lease directory");
+        json_decref(row);
+    }
+    free(crash_lease);
+
     is_int(db_count("SELECT COUNT(*) FROM environment_leases WHERE status='active'"), 0,
            "no lease left active");
     free(env_id), free(agent), free(sleeper), free(cid);
+    if (tap_failures())
+        pc_daemon_dump_log(&d);
+    d.keep_dir = false;
     is_int(pc_daemon_stop(&d), 0, "daemon stops cleanly");
     pc_test_rmrf(tmp);
     free(tmp);
