@@ -127,8 +127,9 @@ static int pc_plugin_validate(pc_app *app, json_t *cfg, pc_error_t *err)
     pc_pdrv pd;
     if (pc_pdrv_resolve(app, pk, dk, &pd, err) < 0)
         return -1;
-    json_t *params = json_pack("{s:s,s:O}", "driverKey", dk, "config",
-                               json_object_get(cfg, "driverConfig"));
+    json_t *dc = json_object_get(cfg, "driverConfig");
+    json_t *params = json_pack("{s:s,s:o}", "driverKey", dk, "config",
+                               json_is_object(dc) ? json_incref(dc) : json_object());
     json_t *result = NULL;
     pc_error_t e = PC_ERROR_INIT;
     int rc = -1;
@@ -184,6 +185,16 @@ static json_t *pc_plugin_normalize(pc_envcfg_ctx *c, json_t *input, json_t *base
 
 /* -------------------------------------------------------------- probe */
 
+/* Base params of every driver hook. */
+static json_t *pc_pdrv_params(const char *dk, const char *company_id, const char *env_id,
+                              const char *issue_id, json_t *driver_config)
+{
+    return json_pack("{s:s,s:s,s:s,s:s?,s:O}", "driverKey", dk, "companyId", company_id,
+                     "environmentId", env_id, "issueId", issue_id && *issue_id ? issue_id : NULL,
+                     "config", json_is_object(driver_config) ? driver_config : json_object());
+}
+
+
 static json_t *pc_plugin_probe(pc_app *app, const char *company_id, const char *env_id,
                                json_t *cfg, pc_error_t *err)
 {
@@ -197,9 +208,8 @@ static json_t *pc_plugin_probe(pc_app *app, const char *company_id, const char *
         pc_error_clear(&e);
         return out;
     }
-    json_t *params = json_pack("{s:s,s:s,s:s,s:O}", "driverKey", dk, "companyId", company_id,
-                               "environmentId", env_id, "config",
-                               json_object_get(cfg, "driverConfig"));
+    json_t *params = pc_pdrv_params(dk, company_id, env_id, NULL,
+                                    json_object_get(cfg, "driverConfig"));
     json_t *result = NULL;
     int rc = pc_lease_rpc(app, NULL, pk, "environmentProbe", params, 0, &result, &e);
     json_decref(params);
@@ -233,15 +243,6 @@ static json_t *pc_plugin_probe(pc_app *app, const char *company_id, const char *
 }
 
 /* ------------------------------------------------------------- leases */
-
-/* Base params of every driver hook. */
-static json_t *pc_pdrv_params(const char *dk, const char *company_id, const char *env_id,
-                              const char *issue_id, json_t *driver_config)
-{
-    return json_pack("{s:s,s:s,s:s,s:s?,s:O}", "driverKey", dk, "companyId", company_id,
-                     "environmentId", env_id, "issueId", issue_id && *issue_id ? issue_id : NULL,
-                     "config", json_is_object(driver_config) ? driver_config : json_object());
-}
 
 static int pc_plugin_admit(pc_lease *l, const char **row_provider, pc_error_t *err)
 {
