@@ -182,6 +182,9 @@ int main(void)
     is_str(js(j, "environmentId"), env_id, "ran in the plugin environment");
     char *log = hb_log(run);
     ok(strstr(log, "plugin-run-ok") != NULL, "the command's output is in the run log");
+    char *second = strstr(log, "plugin-run-ok");
+    ok(second && !strstr(second + 1, "plugin-run-ok"),
+       "streamed output is not appended a second time");
     char *cwd = log_value(log, "cwd=");
     char prefix[700];
     snprintf(prefix, sizeof prefix, "%s/paperclip-env-driver-", tmp);
@@ -208,12 +211,15 @@ int main(void)
     char marker[700];
     snprintf(marker, sizeof marker, "%s/started.pid", tmp);
     char script[2400];
-    snprintf(script, sizeof script, "echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 120", marker,
-             marker, marker);
+    snprintf(script, sizeof script,
+             "echo plugin-stream-live; echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 120",
+             marker, marker, marker);
     char *sleeper = hb_sh_agent(cid, "Sleeper", script, NULL, NULL);
     set_default_env(sleeper, env_id);
     run = hb_wake(sleeper, NULL);
     ok(wait_file(marker, 60000), "the long command started through the plugin");
+    ok(hb_wait_log(run, "plugin-stream-live", 30000),
+       "output the plugin streams reaches the run log while the command runs");
     r = req("POST", NULL, "/api/plugins/" PKEY "/disable");
     is_int(r.status, 200, "plugin disabled mid-run");
     pc_http_res_free(&r);

@@ -3,7 +3,8 @@
  * environment_driver) that runs commands on the daemon's host, each lease
  * in its own directory $TMPDIR/paperclip-env-driver-XXXXXX whose name is
  * the providerLeaseId. Commands get exactly the environment the host sends
- * (plus a default PATH) and run in their own process group.
+ * (plus a default PATH) and run in their own process group; their output
+ * is streamed to the host (execute.log) as it is produced.
  *
  * driverConfig: {label?: string, timeoutMs?: positive number}; anything
  * else is rejected by environmentValidateConfig, so the tests can see the
@@ -121,6 +122,12 @@ static int realize(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugi
     return 0;
 }
 
+/* Output goes to the run log as it is produced (execute.log). */
+static void stream_out(void *arg, int stream, const char *data, size_t len)
+{
+    pc_plugin_execute_log(arg, stream == 1 ? "stdout" : "stderr", data, len);
+}
+
 static void strv_free(char **v)
 {
     for (size_t i = 0; v && v[i]; i++)
@@ -130,7 +137,6 @@ static void strv_free(char **v)
 
 static int execute(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
 {
-    (void)ctx;
     char dir[PATH_MAX];
     if (check_driver(params, err) < 0 || lease_dir(params, dir, sizeof dir, err) < 0)
         return -1;
@@ -178,6 +184,8 @@ static int execute(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugi
         .stdin_data = json_string_value(jstdin),
         .stdin_len = json_is_string(jstdin) ? json_string_length(jstdin) : 0,
         .timeout_ms = json_is_number(jt) ? (int64_t)json_number_value(jt) : 0,
+        .on_output = stream_out,
+        .on_output_arg = ctx,
     };
     pc_plugin_exec_result r;
     int rc = pc_plugin_exec(&o, &r, err);
