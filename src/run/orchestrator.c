@@ -490,6 +490,17 @@ static void run_remote(run_ctx *c, pc_lease *lease, const char *host_ws, const c
     if (run_interrupted(c))
         return;
     if (pc_env_sync_out(lease, host_ws, cwd, env, max, manifest, &st, &err) < 0) {
+        if (err.status == 409 || cancel_requested(c)) {
+            /* Cancelled while the changes came back: the run is cancelled
+             * (its result keeps what the command reported). */
+            if (atomic_load(&c->ar->cancel) == PC_RUN_CANCEL_SHUTDOWN)
+                run_fail(c, "interrupted", "daemon_shutdown",
+                         "Run interrupted: the daemon stopped");
+            else
+                run_fail(c, "cancelled", "cancelled", "Cancelled by request");
+            pc_error_clear(&err);
+            return;
+        }
         _cleanup_free_ char *msg = pc_runlog_redact(c->log, err.msg, strlen(err.msg));
         sys_line(c, "[paperclip] %s", msg);
         if (!strcmp(c->status, "succeeded")) {
