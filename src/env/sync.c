@@ -87,7 +87,9 @@ static int w_header(writer *w, const char *name, char type, unsigned mode, uint6
     unsigned char h[BLK];
     memset(h, 0, sizeof h);
     memcpy(h, name, strnlen(name, 99));
-    octal((char *)h + 100, 8, mode & 07777);
+    /* Permission bits only: a set-id bit would let a workspace file become
+     * a set-id program where a privileged user unpacks it. */
+    octal((char *)h + 100, 8, mode & 0777);
     octal((char *)h + 108, 8, 0);
     octal((char *)h + 116, 8, 0);
     octal((char *)h + 124, 12, size);
