@@ -770,10 +770,20 @@ static int apply_one(reader *r, const char *tmp_name, const char *path, const ch
     struct stat st;
     bool exists = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
     if (!strcmp(t, "d")) {
+        /* Its extracted copy has the archive's mode; the directory itself is
+         * made anew here, since its changed entries move one by one. */
+        char src[MAX_PATH_LEN + 300];
+        snprintf(src, sizeof src, "%s/%s", tmp_name, path);
+        struct stat tst;
+        mode_t mode = fstatat(r->ws_fd, src, &tst, AT_SYMLINK_NOFOLLOW) == 0
+                          ? (tst.st_mode & 0777)
+                          : 0755;
         if (exists && !S_ISDIR(st.st_mode) && unlinkat(pfd, base, 0) < 0)
             rc = pc_error_errno(r->err, errno, "cannot replace %s", path);
-        if (rc == 0 && (!exists || !S_ISDIR(st.st_mode)) && mkdirat(pfd, base, 0755) < 0)
+        if (rc == 0 && (!exists || !S_ISDIR(st.st_mode)) && mkdirat(pfd, base, 0700) < 0)
             rc = pc_error_errno(r->err, errno, "cannot create %s", path);
+        if (rc == 0 && fchmodat(pfd, base, mode, 0) < 0)
+            rc = pc_error_errno(r->err, errno, "cannot chmod %s", path);
     } else {
         if (exists && S_ISDIR(st.st_mode) && remove_at(pfd, base) < 0)
             rc = pc_error_errno(r->err, errno, "cannot replace directory %s", path);
