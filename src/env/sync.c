@@ -1014,6 +1014,14 @@ int pc_env_sync_in(pc_lease *lease, const char *host_dir, const char *remote_cwd
         pc_exec_result_free(&res);
     }
     if (rc < 0) {
+        if (err->status != 409) {
+            /* A transfer that broke off may have left part of the archive. */
+            pc_exec_result res;
+            pc_error_t cerr = PC_ERROR_INIT;
+            remote_sh(lease, NULL, env, "rm -f \"$1\"", tmp, "", NULL, 4096, &res, &cerr);
+            pc_exec_result_free(&res);
+            pc_error_clear(&cerr);
+        }
         json_decref(m);
         pc_error_prefix(err, "workspace sync in");
         return -1;

@@ -8,6 +8,9 @@
  * The same with the fake sandbox provider, which serves
  * environmentSyncIn/Out, so the archive moves through those instead.
  *
+ * A host workspace over workspaceSyncMaxBytes fails the run at sync-in,
+ * before the command runs.
+ *
  * Then hostile targets over SSH: the run's PATH puts a fake `tar` first,
  * which answers the sync's archive request with a crafted archive (a
  * symlink to /etc/passwd, a `../escape` entry, a file over
@@ -312,6 +315,26 @@ int main(void)
             ok(!exists(cmd), "second: an older file it did not make stays on the target");
             json_decref(j);
             free(ssh);
+
+            /* A host workspace over the limit never leaves the host, and
+             * the command does not run. */
+            snprintf(hws, sizeof hws, "%s/host-toolarge", tmp);
+            seed(hws);
+            snprintf(cmd, sizeof cmd, "head -c 2500000 /dev/zero > '%s/big'", hws);
+            pc_test_sh(cmd);
+            char *ssh2 = ssh_env("toolarge");
+            j = run_agent("toolarge", ssh2, hws, "echo ran > ran.txt", NULL, run, sizeof run);
+            is_str(js(j, "status"), "failed", "toolarge: the run failed");
+            is_str(js(j, "errorCode"), "workspace_sync_failed", "toolarge: error code");
+            ok(!strncmp(js(j, "error"), "workspace sync in: ", 19) &&
+                   strstr(js(j, "error"), "workspaceSyncMaxBytes"),
+               "toolarge: error names the step and the limit: %s", js(j, "error"));
+            snprintf(cmd, sizeof cmd, "%s/remote-toolarge/ws/ran.txt", tmp);
+            ok(!exists(cmd), "toolarge: the command did not run");
+            snprintf(cmd, sizeof cmd, "ls /tmp/.paperclip-sync-%s.tar >/dev/null 2>&1", run);
+            ok(pc_test_sh(cmd) != 0, "toolarge: no partial archive left on the target");
+            json_decref(j);
+            free(ssh2);
 
             char fdir[1100], fpath[1200];
             snprintf(fdir, sizeof fdir, "%s/faketar", tmp);
