@@ -555,24 +555,35 @@ const char *pc_lease_issue_closed(pc_app *app, const char *issue_id)
     return out;
 }
 
-int pc_lease_schedule_cleanup(pc_app *app, const char *lease_id, const char *from_status,
-                              const char *reason)
+/* The claim itself. hold_ms > 0 keeps the sweeper off the lease for that
+ * long because the caller destroys it at once; 0 hands it to the sweeper. */
+static int pc_lease_claim(pc_app *app, const char *lease_id, const char *from_status,
+                          const char *reason, int64_t hold_ms)
 {
-    char ts[PC_ISO_LEN + 1];
-    pc_iso_now(ts);
+    char ts[PC_ISO_LEN + 1], hold[PC_ISO_LEN + 1];
+    int64_t now = pc_now_ms();
+    pc_iso8601(now, ts);
+    pc_iso8601(now + hold_ms, hold);
     int64_t changed = 0;
     pc_error_t e = PC_ERROR_INIT;
     if (pc_db_exec_s(app->db,
                      "UPDATE environment_leases SET status='pending_cleanup', "
-                     "cleanup_status='pending', failure_reason=?, next_cleanup_at=NULL, "
+                     "cleanup_status='pending', failure_reason=?, next_cleanup_at=?, "
                      "updated_at=? WHERE id=? AND status=?",
-                     json_pack("[s,s,s,s]", reason, ts, lease_id, from_status), &changed,
-                     &e) < 0)
+                     json_pack("[s,s?,s,s,s]", reason, hold_ms > 0 ? hold : NULL, ts, lease_id,
+                               from_status),
+                     &changed, &e) < 0)
         pc_warn("cannot schedule cleanup of lease %s: %s", lease_id, e.msg);
     pc_error_clear(&e);
-    if (changed > 0)
+    if (changed > 0 && hold_ms <= 0)
         pc_sweep_wake();
     return changed > 0;
+}
+
+int pc_lease_schedule_cleanup(pc_app *app, const char *lease_id, const char *from_status,
+                              const char *reason)
+{
+    return pc_lease_claim(app, lease_id, from_status, reason, 0);
 }
 
 /* Destroys the provider side of one stored lease row through its driver. */
@@ -679,7 +690,8 @@ static int pc_cleanup_attempt(pc_app *app, const char *lease_id)
 }
 
 /* Claims the retained leases in scope (pending_cleanup) and returns their
- * ids, plus those already pending there when with_pending. */
+ * ids. with_pending: the caller destroys them itself (the sweeper keeps
+ * off them) and wants the ids of those already pending there too. */
 static json_t *pc_cleanup_claim(pc_app *app, const char *company_id, const char *env_id,
                                 const char *issue_id, const char *reason, bool with_pending,
                                 pc_error_t *err)
@@ -698,7 +710,9 @@ static json_t *pc_cleanup_claim(pc_app *app, const char *company_id, const char 
     json_array_foreach(rows, i, row) {
         const char *id = pc_json_str(row, "id");
         bool retained = !strcmp(pc_json_str(row, "status"), "retained");
-        if (retained ? pc_lease_schedule_cleanup(app, id, "retained", reason) : with_pending)
+        if (retained ? pc_lease_claim(app, id, "retained", reason,
+                                      with_pending ? PC_CLEANUP_BACKOFF_MAX_MS : 0)
+                     : with_pending)
             json_array_append_new(ids, json_string(id));
     }
     json_decref(rows);
