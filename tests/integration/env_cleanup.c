@@ -15,7 +15,8 @@
  * - delete-blast-radius (counts, blocked reasons, who may read it) and
  *   DELETE without the flag (409 listing deleteBlockedReasons), with a lease
  *   held by a run (409 active_leases), cross-site (403), and with
- *   ?destroyReusableSandboxLeases=true (200, destroyedReusableSandboxLeaseCount);
+ *   ?destroyReusableSandboxLeases=true (200, destroyedReusableSandboxLeaseCount),
+ *   and `paperclip env delete` with and without --destroy-reusable-leases;
  * - the idle TTL (PAPERCLIP_LEASE_IDLE_TTL_SEC=1) hands a retained lease to
  *   cleanup; with every destroy failing it stays pending_cleanup across a
  *   daemon restart, and the restarted daemon (no faults) finishes it.
@@ -467,6 +468,29 @@ static void test_delete(void)
     r = req("GET", NULL, "/api/environments/%s", env);
     is_int(r.status, 404, "delete: the environment is gone");
     pc_http_res_free(&r);
+
+    /* The CLI: refused without --destroy-reusable-leases, done with it. */
+    char *cenv = make_sandbox("CLI doomed", "{\"provider\":\"fake-plugin\",\"image\":\"fake:cli\","
+                                            "\"reuseLease\":true}");
+    json_decref(run_once(cenv, NULL, &acq));
+    char *croot = strdup(jstr(json_object_get(acq, "metadata"), "fakeRootDir", NULL));
+    json_decref(acq);
+    char *out = NULL;
+    char *argv1[] = {(char *)pc_test_bin(), "--api-url", d.url, "--json", "env", "delete", cenv,
+                     NULL};
+    int rc = pc_run_capture(argv1, &out);
+    ok(rc != 0 && dir_exists(croot), "cli: env delete without the flag is refused");
+    free(out);
+    out = NULL;
+    char *argv2[] = {(char *)pc_test_bin(), "--api-url", d.url, "--json", "env", "delete", cenv,
+                     "--destroy-reusable-leases", NULL};
+    rc = pc_run_capture(argv2, &out);
+    json_t *j = json_loads(out ? out : "", 0, NULL);
+    ok(rc == 0 && json_integer_value(json_object_get(j, "destroyedReusableSandboxLeaseCount")) == 1,
+       "cli: env delete --destroy-reusable-leases destroys the lease");
+    ok(!dir_exists(croot), "cli: the provider directory is gone");
+    json_decref(j);
+    free(out), free(croot), free(cenv);
 
     /* An environment without leases deletes with or without the flag. */
     char *plain_env = make_sandbox("Unused", "{\"provider\":\"fake-plugin\",\"image\":\"fake:x\"}");
