@@ -545,6 +545,12 @@ const char *pc_lease_issue_closed(pc_app *app, const char *issue_id)
     pc_error_t e = PC_ERROR_INIT;
     json_t *row = pc_db_query_one_s(app->db, "SELECT status FROM issues WHERE id=?",
                                     json_pack("[s]", issue_id), &e);
+    if (!row && pc_error_is_set(&e)) {
+        /* Unknown is not closed: the lease stays for its idle TTL. */
+        pc_warn("cannot read issue %s: %s", issue_id, e.msg);
+        pc_error_clear(&e);
+        return NULL;
+    }
     pc_error_clear(&e);
     const char *st = row ? pc_json_str(row, "status") : NULL;
     const char *out = !row                               ? "deleted"
@@ -1064,4 +1070,5 @@ void pc_env_service_stop(pc_app *app)
     if (sweep_started)
         pthread_join(sweep_thread, NULL);
     sweep_started = false;
+    pthread_cond_destroy(&sweep_cv);
 }
