@@ -12,6 +12,9 @@
  *   no fake provider directory, no bwrap lease directory, none of the
  *   cgroups the bwrap leases recorded and no process under the bwrap
  *   plugin's data directory;
+ * - real heartbeat runs (process adapter) in a reusable sandbox: a run that
+ *   leaves its issue open retains the lease until the issue is cancelled; a
+ *   run whose agent marks its issue done has its lease destroyed at release;
  * - delete-blast-radius (counts, blocked reasons, who may read it) and
  *   DELETE without the flag (409 listing deleteBlockedReasons), with a lease
  *   held by a run (409 active_leases), cross-site (403), and with
@@ -348,6 +351,108 @@ static void test_many_runs(bool bwrap, const char *plugin_data)
     free(froot), free(fenv), free(benv);
 }
 
+/* ------------------------------------------------------ heartbeat runs */
+
+static char *make_process_agent(const char *name, const char *args_json)
+{
+    char body[1500];
+    snprintf(body, sizeof body,
+             "{\"name\":\"%s\",\"adapterType\":\"process\",\"adapterConfig\":"
+             "{\"command\":\"sh\",\"args\":%s}}",
+             name, args_json);
+    pc_http_res r = req("POST", body, "/api/companies/%s/agents", cid);
+    if (r.status != 201)
+        tap_diag("agent create: %ld %s", r.status, r.body);
+    char *id = res_dup(&r, "id");
+    pc_http_res_free(&r);
+    return id;
+}
+
+/* Assigns a new issue (in env) to agent and waits for its run to finish;
+ * returns the run (new ref) and the issue id in issue. */
+static json_t *heartbeat_run(const char *agent, const char *env, char issue[64])
+{
+    char body[600];
+    snprintf(body, sizeof body,
+             "{\"title\":\"heartbeat job\",\"assigneeAgentId\":\"%s\","
+             "\"executionWorkspaceSettings\":{\"environmentId\":\"%s\"}}",
+             agent, env);
+    pc_http_res r = req("POST", body, "/api/companies/%s/issues", cid);
+    snprintf(issue, 64, "%s", pc_res_str(&r, "id"));
+    pc_http_res_free(&r);
+    char run[64] = "";
+    for (int i = 0; i < 500 && !run[0]; i++) {
+        r = req("GET", NULL, "/api/issues/%s/runs", issue);
+        if (json_array_size(r.json) >= 1)
+            snprintf(run, sizeof run, "%s", jstr(json_array_get(r.json, 0), "id", NULL));
+        pc_http_res_free(&r);
+        if (!run[0])
+            pc_test_sleep_ms(20);
+    }
+    for (int i = 0; run[0] && i < 3000; i++) {
+        r = req("GET", NULL, "/api/heartbeat-runs/%s", run);
+        const char *st = pc_res_str(&r, "status");
+        if (!strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "cancelled") ||
+            !strcmp(st, "timed_out")) {
+            json_t *j = json_incref(r.json);
+            pc_http_res_free(&r);
+            return j;
+        }
+        pc_http_res_free(&r);
+        pc_test_sleep_ms(20);
+    }
+    tap_diag("no finished run for issue %s", issue);
+    return NULL;
+}
+
+/* The run orchestrator's release: a run that leaves its issue open retains
+ * the lease until the issue closes; a run whose agent marks its issue done
+ * cleans its lease up at release. */
+static void test_heartbeat_runs(void)
+{
+    char *env = make_sandbox("Heartbeat reuse",
+                             "{\"provider\":\"fake-plugin\",\"image\":\"fake:hb\","
+                             "\"reuseLease\":true}");
+    char *idle = make_process_agent("Idler", "[\"-c\",\"echo working\"]");
+    char issue[64];
+    json_t *run = heartbeat_run(idle, env, issue);
+    is_str(jstr(run, "status", NULL), "succeeded", "heartbeat: the run succeeded");
+    char *lid = strdup(jstr(run, "leaseId", NULL));
+    json_decref(run);
+    pc_http_res r = req("GET", NULL, "/api/environment-leases/%s", lid);
+    is_str(pc_res_str(&r, "status"), "retained", "heartbeat: the run's lease is retained");
+    is_str(pc_res_str(&r, "issueId"), issue, "heartbeat: the lease records the run's issue");
+    char *root = strdup(jstr(json_object_get(r.json, "metadata"), "fakeRootDir", NULL));
+    pc_http_res_free(&r);
+    ok(dir_exists(root), "heartbeat: the sandbox is kept for the next run");
+    is_int(close_issue(issue, "cancelled"), 200, "heartbeat: issue cancelled");
+    json_t *row = wait_lease(lid, "pending_cleanup", 1);
+    is_str(jstr(row, "status", NULL), "released", "heartbeat: lease released after the close");
+    is_str(jstr(row, "failureReason", NULL), "issue cancelled", "heartbeat: reason issue cancelled");
+    ok(!dir_exists(root), "heartbeat: the sandbox is gone");
+    json_decref(row);
+    free(lid), free(root);
+
+    char script[1200];
+    snprintf(script, sizeof script, "[\"%s/tests/agents/checkout_agent.sh\"]", pc_test_root());
+    char *closer = make_process_agent("Closer", script);
+    run = heartbeat_run(closer, env, issue);
+    is_str(jstr(run, "status", NULL), "succeeded", "heartbeat: the closing agent's run succeeded");
+    lid = strdup(jstr(run, "leaseId", NULL));
+    json_decref(run);
+    r = req("GET", NULL, "/api/issues/%s", issue);
+    is_str(pc_res_str(&r, "status"), "done", "heartbeat: the agent marked its issue done");
+    pc_http_res_free(&r);
+    row = wait_lease(lid, "pending_cleanup", 1);
+    is_str(jstr(row, "status", NULL), "released",
+           "heartbeat: the lease of a run that closed its issue is destroyed at release");
+    is_str(jstr(row, "cleanupStatus", NULL), "success", "heartbeat: cleanupStatus success");
+    root = strdup(jstr(json_object_get(row, "metadata"), "fakeRootDir", NULL));
+    ok(!dir_exists(root), "heartbeat: that sandbox is gone too");
+    json_decref(row);
+    free(lid), free(root), free(idle), free(closer), free(env);
+}
+
 /* ------------------------------------------------------- delete, radius */
 
 static json_t *radius(const char *token, const char *env, long *status)
@@ -575,6 +680,7 @@ int main(void)
                  "bwrap runs with reuse");
     test_failed_cleanup_retried();
     test_many_runs(bwrap, plugin_data);
+    test_heartbeat_runs();
     test_delete();
     if (tap_failures())
         pc_daemon_dump_log(&d);
