@@ -10,14 +10,19 @@
  *   realize   the directory commands run in (host / remote / sandbox)
  *   execute   any number of commands, each bounded and cancellable
  *   release   upstream's status mapping; the driver gives the lease back
- *             (cleanupStatus) or asks to retain it for the next run ->
- *             activity environment.lease_released
+ *             (cleanupStatus) or asks to retain it for the next run (status
+ *             retained, unless its issue closed meanwhile) -> activity
+ *             environment.lease_released
+ *   cleanup   retained leases whose issue closed, that sat idle too long or
+ *             whose environment is deleted are destroyed by the driver's
+ *             destroy hook, retried with backoff (pending_cleanup) by the
+ *             sweeper thread of the env service (see "cleanup" below)
  *
  * Because the row exists before the provider lease, a daemon that dies at
  * any point leaves a row that start-up reconciliation (pc_lease_reconcile)
  * finds. A driver that holds leases outside the daemon (destroy hook) gets
- * reusable ones resumed (or destroyed when that fails) and the others
- * destroyed; a row still "acquiring" means the provider may have created a
+ * reusable ones resumed (or handed to cleanup when that fails) and the
+ * others destroyed; a row still "acquiring" means the provider may have created a
  * lease we never heard of, so it is marked failed with cleanupStatus failed
  * for an operator to see. Other leases are closed after the driver's
  * reconcile hook killed what their commands left running.
