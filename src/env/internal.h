@@ -28,6 +28,11 @@ json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err);
 json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err);
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err);
 
+/* ---- selection matrix (select.c) ---- */
+
+/* Whether runs of the adapter can use an environment of driver d. */
+bool pc_env_adapter_driver_ok(const char *adapter, const pc_env_driver *d);
+
 /* ---- config per driver (config.c) ---- */
 
 typedef enum {
@@ -112,6 +117,20 @@ char *pc_ssh_remote_command(const char *cwd, json_t *env, const char *command,
                             const char *const *args);
 /* Appends s single-quoted for a POSIX shell. */
 void pc_sh_quote(pc_buf *b, const char *s);
+
+/* ---- plugin-backed leases (sandbox.c; used by sandbox.c and plugin.c) ---- */
+
+/* environmentRealizeWorkspace on the lease's plugin: p (consumed) holds the
+ * base params {driverKey, companyId, environmentId, issueId, config}; lease
+ * and workspace {localPath, remotePath, mode} are added here. Cancellable. */
+int pc_env_rpc_realize(pc_lease *l, json_t *p, const char *local_path, const char *remote_path,
+                       char **dir, pc_error_t *err);
+/* environmentExecute on the lease's plugin: p (consumed) holds the base
+ * params; config_timeout_ms applies when the request sets no timeout.
+ * Fills res (its buffers always initialised); a cancelled call is 0 with
+ * res->cancelled. */
+int pc_env_rpc_execute(pc_lease *l, json_t *p, int64_t config_timeout_ms,
+                       const pc_exec_request *req, pc_exec_result *res, pc_error_t *err);
 
 /* ---- probes (driver.c) ---- */
 
