@@ -201,6 +201,14 @@ void pc_lease_close_row(pc_app *app, const char *lease_id, const char *status,
  * their pid files (see pc_proc_opts.pid_file); returns how many. */
 int pc_lease_kill_processes(pc_app *app, json_t *row);
 
+/* Moves lease_id from from_status to pending_cleanup (cleanupStatus
+ * pending, failureReason reason) and wakes the sweeper; 1 if this call
+ * claimed it, 0 if the row was not in from_status. */
+int pc_lease_schedule_cleanup(pc_app *app, const char *lease_id, const char *from_status,
+                              const char *reason);
+/* "done", "cancelled" or "deleted" when the issue is closed, else NULL. */
+const char *pc_lease_issue_closed(pc_app *app, const char *issue_id);
+
 /* Start-up reconciliation of leases a dead daemon left active. */
 void pc_lease_reconcile(pc_app *app);
 

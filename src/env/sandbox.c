@@ -423,15 +423,18 @@ static json_t *pc_sbx_params(const char *provider, const char *company_id, const
                      "config", pc_sandbox_driver_config(resolved_cfg));
 }
 
-/* An active reusable lease of env whose stored provider config equals the
- * current one (a different image or any other field means no reuse). */
+/* A retained reusable lease of env whose stored provider config equals the
+ * current one (a different image or any other field means no reuse),
+ * claimed for this run (status active again) so that neither another run
+ * nor the cleanup sweeper takes it meanwhile. */
 static json_t *pc_find_reusable(pc_app *app, const char *env_id, json_t *config)
 {
     json_t *rows = NULL;
     pc_error_t e = PC_ERROR_INIT;
     if (pc_db_query_s(app->db,
-                      "SELECT * FROM environment_leases WHERE environment_id=? AND status='active' "
-                      "AND lease_policy='reuse_by_environment' AND provider_lease_id IS NOT NULL "
+                      "SELECT * FROM environment_leases WHERE environment_id=? AND "
+                      "status='retained' AND lease_policy='reuse_by_environment' AND "
+                      "provider_lease_id IS NOT NULL "
                       "ORDER BY last_used_at DESC",
                       json_pack("[s]", env_id), &rows, &e) < 0) {
         pc_error_clear(&e);
@@ -444,7 +447,13 @@ static json_t *pc_find_reusable(pc_app *app, const char *env_id, json_t *config)
         json_t *m = pc_json_from_text(pc_json_str(row, "metadata"));
         bool same = json_equal(json_object_get(m, "providerConfig"), config);
         json_decref(m);
-        if (same) {
+        int64_t claimed = 0;
+        if (same && pc_db_exec_s(app->db,
+                                 "UPDATE environment_leases SET status='active' WHERE id=? AND "
+                                 "status='retained'",
+                                 json_pack("[s]", pc_json_str(row, "id")), &claimed, &e) < 0)
+            pc_error_clear(&e);
+        if (same && claimed > 0) {
             found = json_incref(row);
             break;
         }
