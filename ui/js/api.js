@@ -14,6 +14,7 @@ export const auth = {
   get key() { return sessionStorage.getItem(KEY); },
   set key(v) { v ? sessionStorage.setItem(KEY, v) : sessionStorage.removeItem(KEY); },
   onUnauthorized: null,
+  checking: false, // a key being tried: a 401 is its answer, not a reason to re-ask
 };
 
 function headers(body) {
@@ -29,7 +30,7 @@ export async function api(method, path, body) {
   const text = await r.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = { error: text.slice(0, 300) }; }
-  if (r.status === 401 && auth.onUnauthorized) auth.onUnauthorized();
+  if (r.status === 401 && auth.onUnauthorized && !auth.checking) auth.onUnauthorized();
   if (!r.ok) throw new ApiError(r.status, json);
   return json;
 }

@@ -16,6 +16,7 @@ let cleanup = [];
 
 const routes = [
   ["/", pickerView],
+  ["/companies", pickerView],
   ["/companies/:cid", dashboardView],
   ["/companies/:cid/environments", environmentsView],
   ["/companies/:cid/environments/new", environmentFormView],
@@ -50,6 +51,13 @@ export function navigate(path, replace = false) {
 
 // Views register what must stop when the page changes (timers, streams).
 export function onLeave(fn) { cleanup.push(fn); }
+
+// Pages reached without a company in their URL (a run) name it once loaded.
+export function setCompany(cid) {
+  if (state.cid === cid) return;
+  state.cid = cid;
+  renderSidebar(location.pathname);
+}
 
 export function setTitle(text) {
   document.title = `${text} · Paperclip`;
@@ -90,7 +98,7 @@ function renderSidebar(path) {
     cid ? h("ul", { class: "nav" },
       [["", "Dashboard"], ["/agents", "Agents"], ["/issues", "Issues"], ["/runs", "Runs"],
        ["/activity", "Activity"]].map(([p, l]) => h("li", {}, link(`/companies/${cid}${p}`, l))),
-      h("li", { class: "nav-group", role: "presentation" }, "Settings"),
+      h("li", { class: "nav-group" }, "Settings"),
       h("li", {}, link(`/companies/${cid}/environments`, "Environments")),
       h("li", {}, link(`/companies/${cid}/plugins`, "Plugins"))) : null,
     h("div", { class: "sidebar-foot" },
@@ -169,10 +177,13 @@ function loginView() {
     e.preventDefault();
     auth.key = form.elements.key.value.trim();
     const msg = form.querySelector(".result");
+    auth.checking = true;
     try {
-      await get("/api/companies");
+      state.companies = await get("/api/companies");
+      auth.checking = false;
       render();
     } catch (err) {
+      auth.checking = false;
       auth.key = null;
       msg.textContent = err.status === 401 ? "That key was not accepted." : err.message;
       msg.hidden = false;

@@ -79,23 +79,31 @@ export async function agentFormView(el, { cid, id }) {
       : `The ${adapter.value} adapter runs on this host only, or no other environment fits it.`;
   };
   const envHint = h("p", { class: "hint" });
+  // Both editors are built once, so switching the adapter back and forth
+  // keeps what was typed.
+  const cmd = h("input", { name: "command", value: ac.command || "", spellcheck: "false", class: "mono" });
+  const args = h("textarea", { name: "args", rows: 3, class: "mono", value: (ac.args || []).join("\n") });
+  const cwd = h("input", { name: "cwd", value: ac.cwd || "", spellcheck: "false", class: "mono" });
+  const timeout = h("input", { name: "timeoutSec", type: "number", min: 0, value: ac.timeoutSec ?? 0 });
+  const raw = h("textarea", { name: "adapterConfig", rows: 6, class: "mono", value: JSON.stringify(ac, null, 2) });
+  cmd.dataset.errMatch = "command";
+  const processFields = [
+    field("Command", cmd, { required: true, name: "adapterConfig.command", hint: "Program to run on each heartbeat, e.g. sh." }),
+    field("Timeout (seconds)", timeout, { name: "adapterConfig.timeoutSec", hint: "0 means no limit." }),
+    field("Arguments", args, { name: "adapterConfig.args", wide: true, hint: "One argument per line." }),
+    field("Working directory", cwd, { name: "adapterConfig.cwd", hint: "Absolute, or relative to the workspace." })];
+  const rawField = field("Adapter config (JSON)", raw, { name: "adapterConfig", wide: true, hint: "Settings for this adapter, e.g. model or url." });
   const renderAdapter = () => {
     if (adapter.value === "process") {
-      const cmd = h("input", { name: "command", value: ac.command || "", spellcheck: "false", class: "mono" });
-      const args = h("textarea", { name: "args", rows: 3, class: "mono", value: (ac.args || []).join("\n") });
-      const cwd = h("input", { name: "cwd", value: ac.cwd || "", spellcheck: "false", class: "mono" });
-      const timeout = h("input", { name: "timeoutSec", type: "number", min: 0, value: ac.timeoutSec ?? 0 });
-      cmd.dataset.errMatch = "command";
-      clear(adapterBox,
-        field("Command", cmd, { required: true, name: "adapterConfig.command", hint: "Program to run on each heartbeat, e.g. sh." }),
-        field("Timeout (seconds)", timeout, { name: "adapterConfig.timeoutSec", hint: "0 means no limit." }),
-        field("Arguments", args, { name: "adapterConfig.args", wide: true, hint: "One argument per line." }),
-        field("Working directory", cwd, { name: "adapterConfig.cwd", hint: "Absolute, or relative to the workspace." }));
-      readConfig = () => ({ ...ac, command: cmd.value.trim(), args: args.value.split("\n").filter((s) => s !== ""),
-        ...(cwd.value.trim() ? { cwd: cwd.value.trim() } : {}), timeoutSec: Number(timeout.value || 0) });
+      clear(adapterBox, ...processFields);
+      readConfig = () => {
+        if (!cmd.value.trim())
+          throw Object.assign(new Error("A process agent needs a command."), { details: [{ path: ["adapterConfig", "command"], message: "Give the program to run, e.g. sh." }] });
+        return { ...ac, command: cmd.value.trim(), args: args.value.split("\n").filter((s) => s !== ""),
+          ...(cwd.value.trim() ? { cwd: cwd.value.trim() } : {}), timeoutSec: Number(timeout.value || 0) };
+      };
     } else {
-      const raw = h("textarea", { name: "adapterConfig", rows: 6, class: "mono", value: JSON.stringify(ac, null, 2) });
-      clear(adapterBox, field("Adapter config (JSON)", raw, { name: "adapterConfig", wide: true, hint: "Settings for this adapter, e.g. model or url." }));
+      clear(adapterBox, rawField);
       readConfig = () => {
         try { return JSON.parse(raw.value || "{}"); } catch (e) {
           throw Object.assign(new Error("Adapter config is not valid JSON"), { details: [{ path: ["adapterConfig"], message: e.message }] });

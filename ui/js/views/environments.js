@@ -26,7 +26,9 @@ export function probeResult(slot, res) {
   const diag = [d.error, d.stderr].filter(Boolean).join("\n");
   clear(slot, h("strong", {}, res.ok ? "Connection works. " : "Test failed. "), res.summary || "",
     diag && !String(res.summary || "").includes(diag) ? h("pre", { class: "diag" }, diag) : null,
-    !res.ok && d.exitCode !== undefined ? h("p", { class: "small" }, `exit code ${d.exitCode}${d.timedOut ? ", timed out" : ""}`) : null);
+    !res.ok && d.exitCode !== undefined ? h("p", { class: "small" }, `exit code ${d.exitCode}${d.timedOut ? ", timed out" : ""}`) : null,
+    Array.isArray(d.diagnostics) && d.diagnostics.length ? h("ul", { class: "diagnostics small" },
+      d.diagnostics.map((x) => h("li", {}, h("strong", {}, `${x.severity || "info"}: `), x.message || x.code || ""))) : null);
   slot.className = `result ${res.ok ? "good" : "bad"}`;
   slot.hidden = false;
 }

@@ -3,7 +3,7 @@
 // auto-scrolling until the reader scrolls up.
 import { h, clear, pill, time, empty, short } from "../dom.js";
 import { get, post, follow } from "../api.js";
-import { onLeave, setTitle } from "../app.js";
+import { onLeave, setTitle, setCompany } from "../app.js";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled", "timed_out", "interrupted"]);
 
@@ -36,6 +36,7 @@ export async function runsView(el, { cid }, query) {
 
 export async function runView(el, { id }) {
   const run = await get(`/api/heartbeat-runs/${id}`);
+  setCompany(run.companyId);
   const agent = await get(`/api/agents/${run.agentId}`).catch(() => null);
   setTitle(`Run ${short(id)}`);
   const status = h("span", {}, pill(run.status));
