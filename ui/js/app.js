@@ -93,7 +93,7 @@ function renderSidebar(path) {
   const link = (href, label) => h("a", { href, class: "nav-link",
     "aria-current": path === href || (href !== `/companies/${cid}` && path.startsWith(href + "/")) ? "page" : null }, label);
   clear(sidebar,
-    h("a", { href: "/", class: "brand" }, h("span", { class: "logo", "aria-hidden": "true" }, "📎"), "Paperclip"),
+    h("a", { href: "/", class: "brand" }, h("img", { class: "logo", src: "/favicon.svg", alt: "" }), "Paperclip"),
     cid ? h("div", { class: "company-name", title: company?.name || "" }, company?.name || short(cid)) : null,
     cid ? h("ul", { class: "nav" },
       [["", "Dashboard"], ["/agents", "Agents"], ["/issues", "Issues"], ["/runs", "Runs"],

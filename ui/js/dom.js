@@ -74,7 +74,7 @@ export function ago(d) {
 }
 
 export function empty(text, action) {
-  return h("div", { class: "empty" }, h("p", {}, text), action || null);
+  return h("div", { class: "empty" }, h("p", {}, text), action ? [" ", action] : null);
 }
 
 export function toast(text, tone = "info") {
