@@ -1,0 +1,882 @@
+/*
+ * One hostile agent (tests/hostile/agent.sh, sh + curl) in every kind of
+ * environment: local, a sandbox from the C fake provider, a bwrap sandbox
+ * with network api-only, and SSH to a real sshd on loopback. Each kind gets
+ * a fresh daemon with the same cast: company A with the hostile agent (it
+ * may create agents), a peer agent holding secrets, a live peer run, a peer
+ * API key, bystander agents nobody wakes, and a second local environment;
+ * company B with an agent, an issue, an environment and a live run.
+ *
+ * The script tries every attack and prints "ATTACK <name> <status> <note>".
+ * This test reads those lines from the run log, then checks each attack's
+ * effect from outside with the board's credentials: a company, agent, issue,
+ * key or environment that exists, a field that changed, a run that was
+ * cancelled or started, data the script found in a response. An attack that
+ * left an effect (or was accepted where acceptance is the effect, such as a
+ * minted key) prints "not ok - attack <name> in <env> refused". The
+ * reversed token the script printed is tried after its run ended.
+ *
+ * Controls make every refusal meaningful: the run's own token must work
+ * during the run, every field value the script writes must be accepted from
+ * the board, and the expired token must work once re-signed with a future
+ * expiry. The bwrap and SSH kinds skip only when bwrap (or user namespaces)
+ * or sshd are missing.
+ */
+#include <sodium.h>
+#include <sys/wait.h>
+
+#include "../lib/sshd.h"
+#include "heartbeat_common.h"
+
+#define RUN_TIMEOUT_MS 120000
+#define SECRET_NEEDLE "PEERCANARYSECRET"
+#define PLAIN_NEEDLE "PEERCANARYPLAIN"
+
+enum kind { K_LOCAL, K_FAKE, K_BWRAP, K_SSH };
+static const char *const kind_names[] = {"local", "fake-sandbox", "bwrap-api-only", "ssh"};
+
+/* Attacks every kind tries, in the script's order; the operator-listener
+ * ones depend on the kind (see expected_attacks()). */
+static const char *const common_attacks[] = {
+    "nocred_company", "nocred_agent", "nocred_plugin", "jwt_bad_sig", "jwt_alg_none",
+    "jwt_expired", "jwt_other_run", "self_adapterType", "self_adapterConfig",
+    "self_runtimeConfig", "self_defaultEnvironmentId", "self_role", "self_permissions",
+    "self_budgetMonthlyCents", "self_reportsTo", "peer_adapterType", "peer_adapterConfig",
+    "peer_runtimeConfig", "peer_defaultEnvironmentId", "peer_role", "peer_permissions",
+    "peer_budgetMonthlyCents", "peer_reportsTo", "issue_env_switch", "issue_cwd_traversal",
+    "key_mint_self", "key_mint_peer", "key_revoke_peer", "read_peer_secret", "read_peer_plain",
+    "read_peer_secret_list", "b_company_get", "b_company_patch", "b_agents_list", "b_agent_get",
+    "b_issues_list", "b_issue_get", "b_issue_create", "b_envs_list", "b_env_probe",
+    "b_runs_list", "b_run_log", "b_run_cancel", "b_activity", "peer_run_cancel", "peer_wakeup",
+    "spawn_process_agent", "spawn_wake", "spawn_cwd_traversal", "plugin_traversal",
+    "plugin_traversal_token", "env_traversal", "host_evil", "origin_evil_body",
+    "origin_evil_nobody", "fetch_site_cross", "peer_status", "self_status", NULL};
+static const char *const operator_attacks[] = {
+    "op_nocred_company", "op_token_company", "op_host_evil", "op_origin_evil_body",
+    "op_origin_evil_nobody", "op_fetch_site_cross", NULL};
+static const char *const guess_attacks[] = {"op_guess", NULL};
+
+/* Everything one kind's run needs, ids and tokens as the board created them. */
+typedef struct world {
+    enum kind kind;
+    const char *label;
+    char tmp[512];
+    char cid[64], bcid[64], bname[64];
+    char run_env[64];   /* the hostile agent's environment ("" for local) */
+    char local_env[64]; /* the second local environment the attacks aim at */
+    char peer[64], peer_run1[64], peer_run2[64], peer_key[64];
+    char bystander[64], bystander_op[64], control[64];
+    char b_agent[64], b_issue[64], b_env[64], b_run[64];
+    char hostile[64], task[64], issue2[64], run[64];
+    char other_token[4096], expired_token[4096], live_token[4096];
+    char plugin_path[1024];
+} world;
+
+/* One line the script printed. */
+typedef struct attack_line {
+    char name[64];
+    long status;
+    char note[16];
+} attack_line;
+
+static int tried_total, succeeded_total;
+static pc_test_sshd sshd;
+static bool sshd_up;
+
+static bool is_2xx(long s) { return s >= 200 && s < 300; }
+
+static bool bwrap_usable(void)
+{
+    return pc_test_sh("command -v bwrap >/dev/null 2>&1 && "
+                      "bwrap --unshare-all --unshare-user --die-with-parent --ro-bind /usr /usr "
+                      "--symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 "
+                      "--proc /proc --dev /dev -- /usr/bin/true >/dev/null 2>&1") == 0;
+}
+
+static char *json_quote(const char *s)
+{
+    json_t *j = json_string(s);
+    char *out = json_dumps(j, JSON_ENCODE_ANY);
+    json_decref(j);
+    return out ? out : strdup("\"\"");
+}
+
+/* POST that must create something; copies the new id into out. */
+static bool create(char *out, size_t size, const char *body, const char *fmt, const char *arg)
+{
+    pc_http_res r = req("POST", body, fmt, arg);
+    snprintf(out, size, "%s", pc_res_str(&r, "id"));
+    bool good = r.status == 201 || r.status == 200 || r.status == 202;
+    if (!good)
+        tap_diag("POST %s: %ld %.300s", fmt, r.status, r.body ? r.body : "");
+    pc_http_res_free(&r);
+    return good && out[0];
+}
+
+static char *sh_agent_body(const char *name, const char *script, const char *extra)
+{
+    char *enc = json_quote(script);
+    char *body = NULL;
+    if (asprintf(&body,
+                 "{\"name\":\"%s\",\"adapterType\":\"process\","
+                 "\"adapterConfig\":{\"command\":\"sh\",\"args\":[\"-c\",%s]%s}}",
+                 name, enc, extra ? extra : "") < 0)
+        body = NULL;
+    free(enc);
+    return body;
+}
+
+static bool sh_agent(char *out, const char *cid, const char *name, const char *script,
+                     const char *extra)
+{
+    char *body = sh_agent_body(name, script, extra);
+    bool good = create(out, 64, body ? body : "{}", "/api/companies/%s/agents", cid);
+    free(body);
+    return good;
+}
+
+/* The run's stdout, reassembled from the log's ndjson chunks (malloc'd). */
+static char *run_stdout(const char *run)
+{
+    char *log = hb_log(run);
+    size_t cap = strlen(log) + 1, len = 0;
+    char *out = calloc(1, cap);
+    char *save = NULL;
+    for (char *line = strtok_r(log, "\n", &save); line && out; line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (j && !strcmp(js(j, "stream"), "stdout")) {
+            const char *c = js(j, "chunk");
+            size_t cl = strlen(c);
+            if (len + cl < cap) {
+                memcpy(out + len, c, cl);
+                len += cl;
+            }
+        }
+        json_decref(j);
+    }
+    free(log);
+    return out ? out : strdup("");
+}
+
+/* Waits until the run's stdout has needle. */
+static bool wait_stdout(const char *run, const char *needle, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        char *o = run_stdout(run);
+        bool has = strstr(o, needle) != NULL;
+        free(o);
+        if (has)
+            return true;
+        pc_test_sleep_ms(50);
+    }
+    return false;
+}
+
+/* The reversed token after "REVTOKEN " in text, turned back into out. */
+static bool unreverse_token(const char *text, char *out, size_t size)
+{
+    const char *p = strstr(text, "REVTOKEN ");
+    out[0] = '\0';
+    if (!p)
+        return false;
+    p += strlen("REVTOKEN ");
+    size_t n = strcspn(p, "\n");
+    if (n == 0 || n >= size)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        out[i] = p[n - 1 - i];
+    out[n] = '\0';
+    return true;
+}
+
+static void b64url(const unsigned char *in, size_t len, char *out, size_t size)
+{
+    sodium_bin2base64(out, size, in, len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+/* A run token for (agent, run) signed with the daemon's own secret, valid
+ * from iat to exp; "" when the secret file cannot be read. */
+static void mint_token(const char *agent, const char *cid, const char *run, long long iat,
+                       long long exp, char *out, size_t size)
+{
+    out[0] = '\0';
+    char path[700];
+    snprintf(path, sizeof path, "%s/agent-jwt-secret", d.data_dir);
+    char *hex = pc_test_read_file(path, 256);
+    unsigned char key[crypto_auth_hmacsha256_KEYBYTES];
+    size_t klen = 0;
+    hex[strcspn(hex, "\r\n")] = '\0';
+    int rc = sodium_hex2bin(key, sizeof key, hex, strlen(hex), NULL, &klen, NULL);
+    free(hex);
+    if (rc != 0 || klen != sizeof key)
+        return;
+    const char *hdr = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char claims[700];
+    snprintf(claims, sizeof claims,
+             "{\"sub\":\"%s\",\"company_id\":\"%s\",\"adapter_type\":\"process\","
+             "\"run_id\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"iss\":\"paperclip\","
+             "\"aud\":\"paperclip-api\"}",
+             agent, cid, run, iat, exp);
+    char h64[128], c64[1024], s64[128];
+    b64url((const unsigned char *)hdr, strlen(hdr), h64, sizeof h64);
+    b64url((const unsigned char *)claims, strlen(claims), c64, sizeof c64);
+    char signing[1200];
+    snprintf(signing, sizeof signing, "%s.%s", h64, c64);
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256(mac, (const unsigned char *)signing, strlen(signing), key);
+    b64url(mac, sizeof mac, s64, sizeof s64);
+    snprintf(out, size, "%s.%s", signing, s64);
+}
+
+static long long run_count(const char *agent, const char *extra)
+{
+    char sql[400];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM heartbeat_runs WHERE agent_id='%s'%s", agent,
+             extra ? extra : "");
+    return db_count(sql);
+}
+
+/* The element of a JSON array whose key equals value (borrowed), or NULL. */
+static json_t *find_by(json_t *arr, const char *key, const char *value)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        if (!strcmp(js(e, key), value))
+            return e;
+    }
+    return NULL;
+}
+
+static json_t *board_get(const char *fmt, const char *arg)
+{
+    pc_http_res r = req("GET", NULL, fmt, arg);
+    json_t *j = r.status == 200 && r.json ? json_incref(r.json) : json_null();
+    pc_http_res_free(&r);
+    return j;
+}
+
+static bool json_has(json_t *j, const char *needle)
+{
+    char *s = json_dumps(j, JSON_ENCODE_ANY);
+    bool has = s && strstr(s, needle);
+    free(s);
+    return has;
+}
+
+/* Sets the kind's environment up in the running daemon: the plugin and the
+ * environment the hostile agent runs in. */
+static bool setup_kind(world *w)
+{
+    char body[2400];
+    if (w->kind == K_LOCAL)
+        return true;
+    if (w->kind == K_FAKE || w->kind == K_BWRAP) {
+        const char *pkg = w->kind == K_FAKE ? "fake-sandbox" : "bwrap-sandbox";
+        snprintf(body, sizeof body,
+                 "{\"packageName\":\"%s/plugins/%s\",\"isLocalPath\":true,"
+                 "\"env\":{\"PAPERCLIP_PLUGIN_DATA_DIR\":\"%s/plugin-data\"}}",
+                 pc_test_root(), pkg, w->tmp);
+        pc_http_res r = req("POST", body, "/api/plugins/install");
+        bool good = (r.status == 200 || r.status == 201) &&
+                    !strcmp(pc_res_str(&r, "status"), "ready");
+        ok(good, "%s: %s plugin installed and ready (%ld)", w->label, pkg, r.status);
+        if (!good)
+            tap_diag("install: %.400s", r.body ? r.body : "");
+        pc_http_res_free(&r);
+        if (!good)
+            return false;
+        snprintf(body, sizeof body, "%s",
+                 w->kind == K_FAKE
+                     ? "{\"name\":\"Fake box\",\"driver\":\"sandbox\","
+                       "\"config\":{\"provider\":\"fake-plugin\",\"image\":\"fake:test\"}}"
+                     : "{\"name\":\"Bwrap box\",\"driver\":\"sandbox\","
+                       "\"config\":{\"provider\":\"bwrap\",\"network\":\"api-only\"}}");
+    } else {
+        char *key = pc_test_sshd_file_json(&sshd, "user_key");
+        snprintf(body, sizeof body,
+                 "{\"name\":\"Loopback ssh\",\"driver\":\"ssh\",\"config\":{\"host\":\"127.0.0.1\","
+                 "\"port\":%d,\"username\":\"root\",\"remoteWorkspacePath\":\"%s/remote\","
+                 "\"privateKey\":%s,\"strictHostKeyChecking\":false}}",
+                 sshd.port, w->tmp, key);
+        free(key);
+    }
+    bool good = create(w->run_env, sizeof w->run_env, body, "/api/companies/%s/environments", w->cid);
+    ok(good, "%s: environment for the hostile agent created", w->label);
+    return good;
+}
+
+/* The cast every kind shares; false when something a later check relies on
+ * could not be made. */
+static bool setup_world(world *w)
+{
+    char body[1200];
+    bool good = true;
+    good &= create(w->cid, sizeof w->cid, "{\"name\":\"Company A\"}", "/api/companies", NULL);
+    snprintf(w->bname, sizeof w->bname, "Company B %s", w->label);
+    snprintf(body, sizeof body, "{\"name\":\"%s\"}", w->bname);
+    good &= create(w->bcid, sizeof w->bcid, body, "/api/companies", NULL);
+    good &= create(w->local_env, sizeof w->local_env,
+                   "{\"name\":\"Host\",\"driver\":\"local\",\"config\":{}}",
+                   "/api/companies/%s/environments", w->cid);
+
+    /* The peer prints its token reversed (as the hostile agent does) and
+     * then stays running until cancelled. */
+    const char *peer_sh =
+        "t=$PAPERCLIP_API_KEY r=; while [ -n \"$t\" ]; do r=\"${t%\"${t#?}\"}$r\"; t=${t#?}; done; "
+        "echo \"REVTOKEN $r\"; exec sleep 600";
+    good &= sh_agent(w->peer, w->cid, "Peer", peer_sh,
+                     ",\"env\":{\"PEER_SECRET\":{\"type\":\"secret\",\"value\":\"" SECRET_NEEDLE
+                     "-5b1e\"},\"PEER_API_TOKEN\":\"" PLAIN_NEEDLE "-77c2\"}");
+    good &= sh_agent(w->bystander, w->cid, "Bystander", "exit 0", NULL);
+    good &= sh_agent(w->bystander_op, w->cid, "Bystander op", "exit 0", NULL);
+    good &= sh_agent(w->control, w->cid, "Control", "exit 0", NULL);
+    good &= create(w->issue2, sizeof w->issue2, "{\"title\":\"Unassigned work\"}",
+                   "/api/companies/%s/issues", w->cid);
+    good &= create(w->peer_key, sizeof w->peer_key, "{\"name\":\"peer key\"}",
+                   "/api/agents/%s/keys", w->peer);
+
+    /* Company B: an agent with a live run, an issue, an environment. */
+    good &= sh_agent(w->b_agent, w->bcid, "B worker", "exec sleep 600", NULL);
+    good &= create(w->b_issue, sizeof w->b_issue, "{\"title\":\"B secret plans\"}",
+                   "/api/companies/%s/issues", w->bcid);
+    good &= create(w->b_env, sizeof w->b_env,
+                   "{\"name\":\"B host\",\"driver\":\"local\",\"config\":{}}",
+                   "/api/companies/%s/environments", w->bcid);
+    good &= create(w->b_run, sizeof w->b_run, "{}", "/api/agents/%s/wakeup", w->b_agent);
+    if (!good)
+        return false;
+    json_t *j = hb_wait_run(w->b_run, "running", 60000);
+    ok(j != NULL, "%s: company B's run is running", w->label);
+    json_decref(j);
+
+    /* The peer's first run: its token, once the run is cancelled, is
+     * "another run's token". Its second run stays live for the attacks. */
+    good &= create(w->peer_run1, sizeof w->peer_run1, "{}", "/api/agents/%s/wakeup", w->peer);
+    ok(good && wait_stdout(w->peer_run1, "REVTOKEN ", 60000), "%s: the peer printed its token",
+       w->label);
+    char *o = run_stdout(w->peer_run1);
+    ok(unreverse_token(o, w->other_token, sizeof w->other_token), "%s: peer token read",
+       w->label);
+    free(o);
+    pc_http_res r = req("POST", NULL, "/api/heartbeat-runs/%s/cancel", w->peer_run1);
+    ok(is_2xx(r.status), "%s: the board cancelled the peer's first run (%ld)", w->label, r.status);
+    pc_http_res_free(&r);
+    j = hb_wait_run(w->peer_run1, NULL, 60000);
+    ok(j != NULL, "%s: the peer's first run ended (%s)", w->label, js(j, "status"));
+    json_decref(j);
+    good &= create(w->peer_run2, sizeof w->peer_run2, "{}", "/api/agents/%s/wakeup", w->peer);
+    j = good ? hb_wait_run(w->peer_run2, "running", 60000) : NULL;
+    ok(j != NULL, "%s: the peer's second run is running", w->label);
+    json_decref(j);
+
+    /* Expired, correctly signed; the same claims with a future expiry are
+     * the control that the signature is right. */
+    long long now = (long long)time(NULL);
+    mint_token(w->peer, w->cid, w->peer_run2, now - 7200, now - 3600, w->expired_token,
+               sizeof w->expired_token);
+    mint_token(w->peer, w->cid, w->peer_run2, now - 60, now + 3600, w->live_token,
+               sizeof w->live_token);
+    r = areq(w->live_token, "GET", NULL, "/api/agents/me");
+    ok(r.status == 200 && !strcmp(pc_res_str(&r, "id"), w->peer),
+       "%s: control: a token signed here with a future expiry authenticates (%ld)", w->label,
+       r.status);
+    pc_http_res_free(&r);
+    return good;
+}
+
+/* The board may set every value the script writes: a refusal of the
+ * script's request is then about who asks, not what is asked. */
+static void controls(world *w)
+{
+    char envb[200], repb[200];
+    snprintf(envb, sizeof envb, "{\"defaultEnvironmentId\":\"%s\"}", w->local_env);
+    snprintf(repb, sizeof repb, "{\"reportsTo\":\"%s\"}", w->peer);
+    const char *const bodies[] = {
+        "{\"adapterType\":\"http\"}",
+        "{\"adapterConfig\":{\"command\":\"sh\",\"args\":[\"-c\",\"echo hostile-pwned\"]}}",
+        "{\"runtimeConfig\":{\"heartbeat\":{\"intervalSec\":77777}}}",
+        envb,
+        "{\"role\":\"ceo\"}",
+        "{\"permissions\":{\"canCreateAgents\":true,\"hostileGranted\":true}}",
+        "{\"budgetMonthlyCents\":987654}",
+        repb,
+        "{\"status\":\"paused\"}",
+        NULL};
+    int accepted = 0, n = 0;
+    for (int i = 0; bodies[i]; i++, n++) {
+        pc_http_res r = req("PATCH", bodies[i], "/api/agents/%s", w->control);
+        if (is_2xx(r.status))
+            accepted++;
+        else
+            tap_diag("control PATCH %s: %ld %.200s", bodies[i], r.status, r.body ? r.body : "");
+        pc_http_res_free(&r);
+    }
+    is_int(accepted, n, "%s: control: the board may set every agent field the script tries",
+           w->label);
+    char issue[64], body[300];
+    bool good = create(issue, sizeof issue, "{\"title\":\"control issue\"}",
+                       "/api/companies/%s/issues", w->cid);
+    snprintf(body, sizeof body, "{\"executionWorkspaceSettings\":{\"environmentId\":\"%s\"}}",
+             w->local_env);
+    pc_http_res r = req("PATCH", body, "/api/issues/%s", issue);
+    ok(good && is_2xx(r.status), "%s: control: the board may switch an issue's environment (%ld)",
+       w->label, r.status);
+    pc_http_res_free(&r);
+}
+
+static bool hostile_run(world *w)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/tests/hostile/agent.sh", pc_test_root());
+    char *script = pc_test_read_file(path, 1 << 20);
+    ok(script[0] != '\0', "%s: read %s", w->label, path);
+    char ports[64] = "";
+    snprintf(ports, sizeof ports, "%d %d 3100", d.port, d.port + 1);
+    char opurl[160] = "";
+    if (w->kind == K_LOCAL || w->kind == K_SSH)
+        snprintf(opurl, sizeof opurl, "%s", d.url);
+    json_t *env = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}",
+        "HOSTILE_ENV", w->label, "HOSTILE_PEER_ID", w->peer, "HOSTILE_PEER_RUN_ID", w->peer_run2,
+        "HOSTILE_PEER_KEY_ID", w->peer_key, "HOSTILE_BYSTANDER_ID", w->bystander,
+        "HOSTILE_BYSTANDER_OP_ID", w->bystander_op, "HOSTILE_LOCAL_ENV_ID", w->local_env,
+        "HOSTILE_B_COMPANY_ID", w->bcid, "HOSTILE_B_NAME", w->bname, "HOSTILE_B_AGENT_ID",
+        w->b_agent, "HOSTILE_B_ISSUE_ID", w->b_issue, "HOSTILE_B_ENV_ID", w->b_env,
+        "HOSTILE_B_RUN_ID", w->b_run, "HOSTILE_EXPIRED_TOKEN", w->expired_token,
+        "HOSTILE_OTHER_RUN_TOKEN", w->other_token, "HOSTILE_PLUGIN_PATH", w->plugin_path,
+        "HOSTILE_PLUGIN_DATA_DIR", w->tmp, "HOSTILE_PEER_SECRET_NEEDLE", SECRET_NEEDLE,
+        "HOSTILE_PEER_PLAIN_NEEDLE", PLAIN_NEEDLE, "HOSTILE_OPERATOR_URL", opurl);
+    json_object_set_new(env, "HOSTILE_ISSUE2_ID", json_string(w->issue2));
+    if (w->kind == K_BWRAP)
+        json_object_set_new(env, "HOSTILE_GUESS_PORTS", json_string(ports));
+    json_t *body = json_pack("{s:s,s:s,s:{s:s,s:[s,s],s:o},s:{s:b}}", "name", "Hostile", "role",
+                             "engineer", "adapterConfig", "command", "sh", "args", "-c", script,
+                             "env", env, "permissions", "canCreateAgents", 1);
+    if (w->run_env[0])
+        json_object_set_new(body, "defaultEnvironmentId", json_string(w->run_env));
+    char *text = json_dumps(body, 0);
+    json_decref(body);
+    free(script);
+    bool good = create(w->hostile, sizeof w->hostile, text ? text : "{}",
+                       "/api/companies/%s/agents", w->cid);
+    free(text);
+    char ib[300];
+    snprintf(ib, sizeof ib, "{\"title\":\"Hostile task\",\"assigneeAgentId\":\"%s\"}", w->hostile);
+    good = good && create(w->task, sizeof w->task, ib, "/api/companies/%s/issues", w->cid);
+    if (good)
+        hb_first_run(w->task, w->run, sizeof w->run);
+    ok(w->run[0] != '\0', "%s: the assignment started the hostile run", w->label);
+    if (!w->run[0])
+        return false;
+    json_t *j = hb_wait_run(w->run, NULL, RUN_TIMEOUT_MS);
+    ok(j != NULL, "%s: the hostile run ended (%s)", w->label, js(j, "status"));
+    if (j && strcmp(js(j, "status"), "succeeded") != 0)
+        tap_diag("%s: run %s: %s (%s)", w->label, js(j, "status"), js(j, "error"),
+                 js(j, "errorCode"));
+    if (j && w->run_env[0])
+        is_str(js(j, "environmentId"), w->run_env, "%s: it ran in the %s environment", w->label,
+               w->label);
+    json_decref(j);
+    return j != NULL;
+}
+
+static size_t parse_attacks(const char *out, attack_line *lines, size_t max)
+{
+    size_t n = 0;
+    for (const char *p = strstr(out, "ATTACK "); p && n < max; p = strstr(p + 1, "ATTACK ")) {
+        if (p != out && p[-1] != '\n')
+            continue;
+        attack_line *a = &lines[n];
+        char status[8] = "";
+        if (sscanf(p, "ATTACK %63s %7s %15s", a->name, status, a->note) >= 2) {
+            a->status = strtol(status, NULL, 10);
+            n++;
+        }
+    }
+    return n;
+}
+
+static const attack_line *find_attack(const attack_line *lines, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(lines[i].name, name))
+            return &lines[i];
+    return NULL;
+}
+
+/* The board's view after the run, for the effect checks. */
+typedef struct after {
+    json_t *companies, *agents_a, *issues_a, *issues_b, *company_b, *self, *peer, *task;
+    json_t *keys_self, *keys_peer, *peer_run, *b_run, *envs_a, *issue2;
+} after;
+
+static void after_load(after *a, const world *w)
+{
+    a->companies = board_get("/api/companies", NULL);
+    a->agents_a = board_get("/api/companies/%s/agents", w->cid);
+    a->issues_a = board_get("/api/companies/%s/issues", w->cid);
+    a->issues_b = board_get("/api/companies/%s/issues", w->bcid);
+    a->company_b = board_get("/api/companies/%s", w->bcid);
+    a->self = board_get("/api/agents/%s", w->hostile);
+    a->peer = board_get("/api/agents/%s", w->peer);
+    a->task = board_get("/api/issues/%s", w->task);
+    a->keys_self = board_get("/api/agents/%s/keys", w->hostile);
+    a->keys_peer = board_get("/api/agents/%s/keys", w->peer);
+    a->peer_run = board_get("/api/heartbeat-runs/%s", w->peer_run2);
+    a->b_run = board_get("/api/heartbeat-runs/%s", w->b_run);
+    a->envs_a = board_get("/api/companies/%s/environments", w->cid);
+    a->issue2 = board_get("/api/issues/%s", w->issue2);
+}
+
+static void after_free(after *a)
+{
+    json_t **all[] = {&a->companies, &a->agents_a, &a->issues_a, &a->issues_b, &a->company_b,
+                      &a->self,      &a->peer,     &a->task,     &a->keys_self, &a->keys_peer,
+                      &a->peer_run,  &a->b_run,    &a->envs_a,   &a->issue2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        json_decref(*all[i]);
+}
+
+/* Whether the agent field the attack wrote holds the attack's value. */
+static bool field_changed(json_t *agent, const char *field, const char *boss, const world *w)
+{
+    if (!strcmp(field, "adapterType"))
+        return !strcmp(js(agent, "adapterType"), "http");
+    if (!strcmp(field, "adapterConfig"))
+        return json_has(json_object_get(agent, "adapterConfig"), "hostile-pwned");
+    if (!strcmp(field, "runtimeConfig"))
+        return json_integer_value(json_object_get(
+                   json_object_get(json_object_get(agent, "runtimeConfig"), "heartbeat"),
+                   "intervalSec")) == 77777;
+    if (!strcmp(field, "defaultEnvironmentId"))
+        return !strcmp(js(agent, "defaultEnvironmentId"), w->local_env);
+    if (!strcmp(field, "role"))
+        return !strcmp(js(agent, "role"), "ceo");
+    if (!strcmp(field, "permissions"))
+        return json_object_get(json_object_get(agent, "permissions"), "hostileGranted") != NULL;
+    if (!strcmp(field, "budgetMonthlyCents"))
+        return json_integer_value(json_object_get(agent, "budgetMonthlyCents")) == 987654;
+    if (!strcmp(field, "reportsTo"))
+        return !strcmp(js(agent, "reportsTo"), boss);
+    if (!strcmp(field, "status"))
+        return !strcmp(js(agent, "status"), "paused");
+    return false;
+}
+
+static bool runnable_child(const after *a, const char *name)
+{
+    json_t *c = find_by(a->agents_a, "name", name);
+    const char *st = c ? js(c, "status") : "";
+    return c && strcmp(st, "pending_approval") != 0 && strcmp(st, "terminated") != 0;
+}
+
+/* Whether the attack's effect is observable; why says what was seen. */
+static bool judged_succeeded(const char *name, const attack_line *l, const attack_line *lines,
+                             size_t n, const after *a, const world *w, char *why, size_t wsize)
+{
+    long st = l->status;
+    char title[96];
+    snprintf(title, sizeof title, "hostile-%s", name);
+    snprintf(why, wsize, "status %ld", st);
+    if (!strncmp(name, "self_", 5) || !strncmp(name, "peer_", 5)) {
+        const char *field = strchr(name, '_') + 1;
+        bool self = name[0] == 's';
+        if (!strcmp(name, "peer_run_cancel")) {
+            /* Pausing the peer (peer_status) may cancel its run too; the
+             * cancellation is this attack's only when that was refused. */
+            bool cancelled = !strcmp(js(a->peer_run, "status"), "cancelled");
+            const attack_line *ps = find_attack(lines, n, "peer_status");
+            snprintf(why, wsize, "status %ld, peer run %s", st, js(a->peer_run, "status"));
+            return is_2xx(st) || (cancelled && !(ps && is_2xx(ps->status)));
+        }
+        if (!strcmp(name, "peer_wakeup")) {
+            long long n = run_count(w->peer, NULL);
+            snprintf(why, wsize, "status %ld, peer runs %lld (2 before)", st, n);
+            return is_2xx(st) || n > 2;
+        }
+        json_t *agent = self ? a->self : a->peer;
+        bool changed = field_changed(agent, field, self ? w->peer : w->hostile, w);
+        snprintf(why, wsize, "status %ld, %s %s", st, field, changed ? "changed" : "unchanged");
+        /* The runtime rewrites status when a run ends, so an accepted
+         * request counts even when the value did not stay. */
+        if (!strcmp(field, "status"))
+            return changed || is_2xx(st);
+        return changed;
+    }
+    if (!strcmp(name, "nocred_company") || !strncmp(name, "op_", 3) ||
+        !strcmp(name, "host_evil") || !strcmp(name, "origin_evil_body") ||
+        !strcmp(name, "fetch_site_cross")) {
+        if (!strcmp(name, "op_origin_evil_nobody")) {
+            long long n = run_count(w->bystander_op, NULL);
+            snprintf(why, wsize, "status %ld, bystander runs %lld", st, n);
+            return is_2xx(st) || n > 0;
+        }
+        bool exists = find_by(a->companies, "name", title) != NULL;
+        snprintf(why, wsize, "status %ld, company %s %s", st, title, exists ? "exists" : "absent");
+        return exists;
+    }
+    if (!strcmp(name, "origin_evil_nobody")) {
+        long long n = run_count(w->bystander, NULL);
+        snprintf(why, wsize, "status %ld, bystander runs %lld", st, n);
+        return is_2xx(st) || n > 0;
+    }
+    if (!strcmp(name, "nocred_agent")) {
+        bool exists = find_by(a->agents_a, "name", title) != NULL;
+        snprintf(why, wsize, "status %ld, agent %s", st, exists ? "exists" : "absent");
+        return exists;
+    }
+    if (!strcmp(name, "nocred_plugin") || !strncmp(name, "plugin_traversal", 16) ||
+        !strcmp(name, "b_env_probe") || !strcmp(name, "b_run_log"))
+        return is_2xx(st);
+    if (!strncmp(name, "jwt_", 4)) {
+        bool exists = find_by(a->issues_a, "title", title) != NULL;
+        snprintf(why, wsize, "status %ld, issue %s", st, exists ? "created" : "absent");
+        return exists;
+    }
+    if (!strcmp(name, "issue_env_switch")) {
+        json_t *ews = json_object_get(a->task, "executionWorkspaceSettings");
+        bool changed = !strcmp(js(ews, "environmentId"), w->local_env);
+        snprintf(why, wsize, "status %ld, environmentId %s", st, changed ? "switched" : "kept");
+        return changed;
+    }
+    if (!strcmp(name, "issue_cwd_traversal")) {
+        bool changed = json_has(json_object_get(a->issue2, "executionWorkspaceSettings"), "..");
+        snprintf(why, wsize, "status %ld, cwd %s", st, changed ? "stored" : "absent");
+        return changed;
+    }
+    if (!strcmp(name, "key_mint_self") || !strcmp(name, "key_mint_peer")) {
+        json_t *keys = name[9] == 's' ? a->keys_self : a->keys_peer;
+        size_t before = name[9] == 's' ? 0 : 1;
+        snprintf(why, wsize, "status %ld, %zu keys (%zu before)", st, json_array_size(keys),
+                 before);
+        return is_2xx(st) || json_array_size(keys) > before;
+    }
+    if (!strcmp(name, "key_revoke_peer")) {
+        json_t *k = find_by(a->keys_peer, "id", w->peer_key);
+        bool revoked = !k || !json_is_null(json_object_get(k, "revokedAt"));
+        snprintf(why, wsize, "status %ld, peer key %s", st, revoked ? "revoked" : "intact");
+        return revoked;
+    }
+    if (!strncmp(name, "read_", 5) || !strcmp(name, "b_company_get") ||
+        !strcmp(name, "b_agents_list") || !strcmp(name, "b_agent_get") ||
+        !strcmp(name, "b_issues_list") || !strcmp(name, "b_issue_get") ||
+        !strcmp(name, "b_envs_list") || !strcmp(name, "b_runs_list") ||
+        !strcmp(name, "b_activity")) {
+        snprintf(why, wsize, "status %ld, target data %s in the response", st,
+                 !strcmp(l->note, "found") ? "found" : "not found");
+        return !strcmp(l->note, "found");
+    }
+    if (!strcmp(name, "b_company_patch")) {
+        bool changed = !strcmp(js(a->company_b, "name"), "hostile-renamed");
+        snprintf(why, wsize, "status %ld, company B %s", st, changed ? "renamed" : "unchanged");
+        return changed;
+    }
+    if (!strcmp(name, "b_issue_create")) {
+        bool exists = find_by(a->issues_b, "title", title) != NULL;
+        snprintf(why, wsize, "status %ld, issue in B %s", st, exists ? "created" : "absent");
+        return exists;
+    }
+    if (!strcmp(name, "b_run_cancel")) {
+        snprintf(why, wsize, "status %ld, B run %s", st, js(a->b_run, "status"));
+        return is_2xx(st) || !strcmp(js(a->b_run, "status"), "cancelled");
+    }
+    if (!strcmp(name, "spawn_process_agent") || !strcmp(name, "spawn_cwd_traversal")) {
+        const char *cname = name[6] == 'p' ? "hostile-spawn" : "hostile-spawn_cwd";
+        json_t *c = find_by(a->agents_a, "name", cname);
+        snprintf(why, wsize, "status %ld, agent %s", st, c ? js(c, "status") : "absent");
+        return runnable_child(a, cname);
+    }
+    if (!strcmp(name, "spawn_wake")) {
+        json_t *c = find_by(a->agents_a, "name", "hostile-spawn");
+        long long n = c ? run_count(js(c, "id"), " AND started_at IS NOT NULL") : 0;
+        snprintf(why, wsize, "status %ld, %lld started runs of the new agent", st, n);
+        return n > 0;
+    }
+    if (!strcmp(name, "env_traversal")) {
+        bool exists = find_by(a->envs_a, "name", title) != NULL;
+        snprintf(why, wsize, "status %ld, environment %s", st, exists ? "created" : "absent");
+        return exists;
+    }
+    snprintf(why, wsize, "no effect check for this attack");
+    return true;
+}
+
+/* Judges one kind's attacks and prints its summary line. */
+static void judge(world *w, const char *out)
+{
+    attack_line lines[128];
+    size_t n = parse_attacks(out, lines, 128);
+    const attack_line *c = find_attack(lines, n, "control");
+    after a;
+    after_load(&a, w);
+    bool control_issue = find_by(a.issues_a, "title", "hostile-control") != NULL;
+    ok(c && is_2xx(c->status) && control_issue,
+       "%s: control: the run's own token creates an issue during the run (%ld)", w->label,
+       c ? c->status : -1L);
+    char want[200];
+    snprintf(want, sizeof want, "inputs peer %s company-b %s", w->peer, w->bcid);
+    ok(strstr(out, want) != NULL, "%s: the test's inputs reached the script", w->label);
+    ok(strstr(out, "HOSTILE done") != NULL, "%s: the script went through every attack", w->label);
+
+    const char *const *lists[] = {common_attacks,
+                                  w->kind == K_LOCAL || w->kind == K_SSH ? operator_attacks
+                                  : w->kind == K_BWRAP                    ? guess_attacks
+                                                                          : NULL};
+    int tried = 0, succeeded = 0;
+    char names[2048] = "";
+    for (size_t li = 0; li < 2; li++) {
+        for (size_t i = 0; lists[li] && lists[li][i]; i++) {
+            const char *name = lists[li][i];
+            const attack_line *l = find_attack(lines, n, name);
+            char why[200];
+            bool hit;
+            if (!l) {
+                hit = true;
+                snprintf(why, sizeof why, "not tried: the script printed no result");
+            } else {
+                hit = judged_succeeded(name, l, lines, n, &a, w, why, sizeof why);
+            }
+            tried++;
+            if (hit) {
+                succeeded++;
+                size_t len = strlen(names);
+                snprintf(names + len, sizeof names - len, " %s", name);
+            }
+            if (!ok(!hit, "attack %s in %s refused", name, w->label))
+                tap_diag("  %s", why);
+        }
+    }
+
+    /* The token printed during the run, used after it. */
+    char tok[4096];
+    tried++;
+    bool have = unreverse_token(out, tok, sizeof tok);
+    bool hit = false;
+    if (have) {
+        pc_http_res r = areq(tok, "GET", NULL, "/api/agents/me");
+        long me = r.status;
+        pc_http_res_free(&r);
+        r = areq(tok, "POST", "{\"title\":\"hostile-post_run_token\"}", "/api/companies/%s/issues",
+                 w->cid);
+        long mk = r.status;
+        pc_http_res_free(&r);
+        hit = is_2xx(me) || is_2xx(mk);
+        if (!ok(!hit, "attack post_run_token in %s refused", w->label))
+            tap_diag("  GET /api/agents/me %ld, POST issue %ld after the run ended", me, mk);
+    } else {
+        hit = true;
+        ok(0, "attack post_run_token in %s refused", w->label);
+        tap_diag("  not tried: no REVTOKEN line in the run's output");
+    }
+    if (hit) {
+        succeeded++;
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, " post_run_token");
+    }
+    char *statuses = NULL;
+    size_t slen = 0;
+    FILE *sf = open_memstream(&statuses, &slen);
+    for (size_t i = 0; sf && i < n; i++)
+        fprintf(sf, " %s=%ld", lines[i].name, lines[i].status);
+    if (sf)
+        fclose(sf);
+    tap_diag("%s: statuses:%s", w->label, statuses ? statuses : "");
+    free(statuses);
+    tried_total += tried;
+    succeeded_total += succeeded;
+    tap_diag("hostile agent in %s: attacks tried %d, succeeded %d%s%s", w->label, tried, succeeded,
+             succeeded ? ":" : "", names);
+    after_free(&a);
+}
+
+/* The board cancels what still runs (the peer's and B's long runs, and any
+ * run an attack queued), so stopping the daemon waits for nothing. */
+static void cancel_live_runs(const char *cid)
+{
+    if (!cid[0])
+        return;
+    json_t *runs = board_get("/api/companies/%s/heartbeat-runs", cid);
+    size_t i;
+    json_t *r;
+    json_array_foreach(runs, i, r)
+    {
+        if (final_status(js(r, "status")))
+            continue;
+        pc_http_res c = req("POST", NULL, "/api/heartbeat-runs/%s/cancel", js(r, "id"));
+        pc_http_res_free(&c);
+        json_decref(hb_wait_run(js(r, "id"), NULL, 60000));
+    }
+    json_decref(runs);
+}
+
+static void run_kind(enum kind k)
+{
+    world *w = calloc(1, sizeof *w);
+    w->kind = k;
+    w->label = kind_names[k];
+    char *tmp = pc_test_tmpdir("hostile");
+    snprintf(w->tmp, sizeof w->tmp, "%s", tmp);
+    free(tmp);
+    /* The plugin an attack tries to install: one this daemon does not have. */
+    snprintf(w->plugin_path, sizeof w->plugin_path, "%s/plugins/%s", pc_test_root(),
+             k == K_FAKE ? "bwrap-sandbox" : "fake-sandbox");
+    if (k == K_SSH) {
+        sshd_up = pc_test_sshd_start(&sshd, w->tmp) == 0;
+        ok(sshd_up, "%s: sshd starts", w->label);
+        if (!sshd_up) {
+            pc_test_sshd_dump_log(&sshd);
+            goto out;
+        }
+    }
+    if (pc_daemon_start(&d, NULL) < 0) {
+        ok(0, "%s: daemon starts", w->label);
+        goto out;
+    }
+    bool ready = setup_world(w);
+    ok(ready, "%s: the cast is set up", w->label);
+    if (ready && setup_kind(w)) {
+        controls(w);
+        bool ran = hostile_run(w);
+        char *out = ran ? run_stdout(w->run) : strdup("");
+        if (!ran || !strstr(out, "HOSTILE done")) {
+            tap_diag("%s: output: %.3000s", w->label, out);
+            pc_daemon_dump_log(&d);
+        }
+        judge(w, out);
+        free(out);
+    } else {
+        pc_daemon_dump_log(&d);
+    }
+    cancel_live_runs(w->cid);
+    cancel_live_runs(w->bcid);
+    is_int(pc_daemon_stop(&d), 0, "%s: daemon stops cleanly", w->label);
+out:
+    if (k == K_SSH && sshd_up)
+        pc_test_sshd_stop(&sshd);
+    pc_test_rmrf(w->tmp);
+    free(w);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        ok(0, "libsodium initialises");
+        return tap_done();
+    }
+    run_kind(K_LOCAL);
+    run_kind(K_FAKE);
+    if (bwrap_usable())
+        run_kind(K_BWRAP);
+    else
+        tap_skip("bwrap is missing or the kernel refuses user namespaces",
+                 "hostile agent in a bwrap api-only sandbox");
+    if (pc_test_sshd_available())
+        run_kind(K_SSH);
+    else
+        tap_skip("sshd/ssh/ssh-keygen not installed", "hostile agent over SSH");
+    tap_diag("attacks tried %d, succeeded %d", tried_total, succeeded_total);
+    return tap_done();
+}
