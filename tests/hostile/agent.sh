@@ -248,6 +248,18 @@ req "" POST "$API/api/companies" '{"name":"hostile-fetch_site_cross"}' \
     -H 'Sec-Fetch-Site: cross-site'
 report fetch_site_cross
 
+# The same with the run's token: the guards hold on every listener, whatever
+# the credentials.
+req "$TOK" POST "$API/api/companies/$CID/issues" '{"title":"hostile-host_evil_token"}' \
+    -H 'Host: evil.example'
+report host_evil_token
+req "$TOK" POST "$API/api/companies/$CID/issues" '{"title":"hostile-origin_evil_token"}' \
+    -H 'Origin: http://evil.example'
+report origin_evil_token
+req "$TOK" POST "$API/api/companies/$CID/issues" '{"title":"hostile-fetch_site_token"}' \
+    -H 'Sec-Fetch-Site: same-site'
+report fetch_site_token
+
 # Status last: pausing itself or the peer may end what runs.
 patch_agent peer "$PEER" '"status":"paused"'
 report peer_status

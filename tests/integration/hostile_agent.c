@@ -50,7 +50,8 @@ static const char *const common_attacks[] = {
     "b_runs_list", "b_run_log", "b_run_cancel", "b_activity", "peer_run_cancel", "peer_wakeup",
     "spawn_process_agent", "spawn_wake", "spawn_cwd_traversal", "plugin_traversal",
     "plugin_traversal_token", "env_traversal", "host_evil", "origin_evil_body",
-    "origin_evil_nobody", "fetch_site_cross", "peer_status", "self_status", NULL};
+    "origin_evil_nobody", "fetch_site_cross", "host_evil_token", "origin_evil_token",
+    "fetch_site_token", "peer_status", "self_status", NULL};
 static const char *const operator_attacks[] = {
     "op_nocred_company", "op_token_company", "op_host_evil", "op_origin_evil_body",
     "op_origin_evil_nobody", "op_fetch_site_cross", NULL};
@@ -465,8 +466,12 @@ static bool hostile_run(world *w)
     char ib[300];
     snprintf(ib, sizeof ib, "{\"title\":\"Hostile task\",\"assigneeAgentId\":\"%s\"}", w->hostile);
     good = good && create(w->task, sizeof w->task, ib, "/api/companies/%s/issues", w->cid);
-    if (good)
+    /* The assignment queues the run; a loaded machine may take a while. */
+    for (int i = 0; good && i < 12 && !w->run[0]; i++) {
         hb_first_run(w->task, w->run, sizeof w->run);
+        if (!w->run[0])
+            pc_test_sleep_ms(100);
+    }
     ok(w->run[0] != '\0', "%s: the assignment started the hostile run", w->label);
     if (!w->run[0])
         return false;
@@ -630,7 +635,8 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
     if (!strcmp(name, "nocred_plugin") || !strncmp(name, "plugin_traversal", 16) ||
         !strcmp(name, "b_env_probe") || !strcmp(name, "b_run_log"))
         return is_2xx(st);
-    if (!strncmp(name, "jwt_", 4)) {
+    if (!strncmp(name, "jwt_", 4) || !strcmp(name, "host_evil_token") ||
+        !strcmp(name, "origin_evil_token") || !strcmp(name, "fetch_site_token")) {
         bool exists = find_by(a->issues_a, "title", title) != NULL;
         snprintf(why, wsize, "status %ld, issue %s", st, exists ? "created" : "absent");
         return exists;
@@ -647,8 +653,9 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         return changed;
     }
     if (!strcmp(name, "key_mint_self") || !strcmp(name, "key_mint_peer")) {
-        json_t *keys = name[9] == 's' ? a->keys_self : a->keys_peer;
-        size_t before = name[9] == 's' ? 0 : 1;
+        bool self = !strcmp(name, "key_mint_self");
+        json_t *keys = self ? a->keys_self : a->keys_peer;
+        size_t before = self ? 0 : 1; /* the test gave the peer one key */
         snprintf(why, wsize, "status %ld, %zu keys (%zu before)", st, json_array_size(keys),
                  before);
         return is_2xx(st) || json_array_size(keys) > before;
@@ -683,7 +690,8 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         return is_2xx(st) || !strcmp(js(a->b_run, "status"), "cancelled");
     }
     if (!strcmp(name, "spawn_process_agent") || !strcmp(name, "spawn_cwd_traversal")) {
-        const char *cname = name[6] == 'p' ? "hostile-spawn" : "hostile-spawn_cwd";
+        const char *cname =
+            !strcmp(name, "spawn_process_agent") ? "hostile-spawn" : "hostile-spawn_cwd";
         json_t *c = find_by(a->agents_a, "name", cname);
         snprintf(why, wsize, "status %ld, agent %s", st, c ? js(c, "status") : "absent");
         return runnable_child(a, cname);
