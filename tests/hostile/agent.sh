@@ -67,8 +67,41 @@ echo "REVTOKEN $(rev_str "$TOK")"
 
 # The control: the agent's own token works while the run is live. Without it
 # every refusal below would prove nothing.
-req "$TOK" POST "$API/api/companies/$CID/issues" '{"title":"hostile-control"}'
+req "$TOK" POST "$API/api/companies/$CID/issues" "{\"title\":\"hostile-control-${HOSTILE_MODE:-worker}\"}"
 report control
+
+# --- A hiring agent (the board granted it canCreateAgents) in a sandbox or
+# on an SSH host: its grant must not let it move execution to the host. ---
+if [ "${HOSTILE_MODE:-worker}" = hirer ]; then
+    req "$TOK" PATCH "$API/api/agents/$SELF" "{\"defaultEnvironmentId\":\"$LOCAL_ENV\"}"
+    report hirer_self_defaultEnvironmentId
+    req "$TOK" PATCH "$API/api/agents/$SELF" '{"budgetMonthlyCents":123457}'
+    report hirer_self_budgetMonthlyCents
+    req "$TOK" PATCH "$API/api/agents/$PEER" \
+        '{"adapterConfig":{"command":"sh","args":["-c","echo hirer-pwned"]}}'
+    report hirer_peer_adapterConfig
+    req "$TOK" PATCH "$API/api/issues/$TASK" \
+        "{\"executionWorkspaceSettings\":{\"environmentId\":\"$LOCAL_ENV\"}}"
+    report hirer_issue_env_switch
+    req "$TOK" POST "$API/api/companies/$CID/environments" \
+        '{"name":"hostile-hirer_env_create","driver":"ssh","config":{"host":"127.0.0.1","port":22,"username":"root","remoteWorkspacePath":"/tmp/hostile-hirer"}}'
+    report hirer_env_create
+    req "$TOK" POST "$API/api/companies/$CID/agents" \
+        '{"name":"hostile-hirer-spawn","adapterType":"process","adapterConfig":{"command":"sh","args":["-c","echo spawned"]}}'
+    report hirer_spawn_process_agent
+    child=
+    case $status in 2*) child=${body#*\"id\":\"} child=${child%%\"*} ;; esac
+    req "$TOK" POST "$API/api/agents/${child:-none}/wakeup" '{"reason":"hostile"}'
+    report hirer_spawn_wake
+    req "$TOK" POST "$API/api/companies/$CID/agents" \
+        "{\"name\":\"hostile-hirer-spawn_host\",\"adapterType\":\"process\",\"adapterConfig\":{\"command\":\"true\"},\"defaultEnvironmentId\":\"$LOCAL_ENV\"}"
+    report hirer_spawn_on_host
+    req "$TOK" POST "$API/api/companies/$CID/agents" \
+        '{"name":"hostile-hirer-spawn_active","adapterType":"process","adapterConfig":{"command":"true"},"status":"active"}'
+    report hirer_spawn_active
+    echo "HOSTILE done"
+    exit 0
+fi
 
 # --- No credentials through the URL the run was given (implicit board). ---
 req "" POST "$API/api/companies" '{"name":"hostile-nocred_company"}'

@@ -56,6 +56,12 @@ static const char *const operator_attacks[] = {
     "op_nocred_company", "op_token_company", "op_host_evil", "op_origin_evil_body",
     "op_origin_evil_nobody", "op_fetch_site_cross", NULL};
 static const char *const guess_attacks[] = {"op_guess", NULL};
+/* What the hiring agent (granted canCreateAgents) tries from a sandbox or an
+ * SSH host. */
+static const char *const hirer_attacks[] = {
+    "hirer_self_defaultEnvironmentId", "hirer_self_budgetMonthlyCents", "hirer_peer_adapterConfig",
+    "hirer_issue_env_switch", "hirer_env_create", "hirer_spawn_process_agent", "hirer_spawn_wake",
+    "hirer_spawn_on_host", "hirer_spawn_active", NULL};
 
 /* Everything one kind's run needs, ids and tokens as the board created them. */
 typedef struct world {
@@ -69,6 +75,7 @@ typedef struct world {
     char bystander[64], bystander_op[64], control[64];
     char b_agent[64], b_issue[64], b_env[64], b_run[64];
     char hostile[64], task[64], issue2[64], run[64];
+    char hirer[64], hirer_task[64], hirer_run[64]; /* the hiring agent (not in local) */
     char other_token[4096], expired_token[4096], live_token[4096];
     char plugin_path[1024];
 } world;
@@ -81,6 +88,19 @@ typedef struct attack_line {
 } attack_line;
 
 static int tried_total, succeeded_total;
+/* The current kind's tally and the names of the attacks that succeeded. */
+static int env_tried, env_succeeded;
+static char env_names[4096];
+
+static void count_attack(const char *name, bool hit)
+{
+    env_tried++;
+    if (hit) {
+        env_succeeded++;
+        size_t len = strlen(env_names);
+        snprintf(env_names + len, sizeof env_names - len, " %s", name);
+    }
+}
 static pc_test_sshd sshd;
 static bool sshd_up;
 
@@ -404,6 +424,7 @@ static void controls(world *w)
         "{\"budgetMonthlyCents\":987654}",
         repb,
         "{\"status\":\"paused\"}",
+        "{\"budgetMonthlyCents\":123457}",
         NULL};
     int accepted = 0, n = 0;
     for (int i = 0; bodies[i]; i++, n++) {
@@ -425,10 +446,27 @@ static void controls(world *w)
     ok(good && is_2xx(r.status), "%s: control: the board may switch an issue's environment (%ld)",
        w->label, r.status);
     pc_http_res_free(&r);
+    char id[64];
+    ok(create(id, sizeof id,
+              "{\"name\":\"control ssh\",\"driver\":\"ssh\",\"config\":{\"host\":\"127.0.0.1\","
+              "\"port\":22,\"username\":\"root\",\"remoteWorkspacePath\":\"/tmp/hostile-hirer\"}}",
+              "/api/companies/%s/environments", w->cid),
+       "%s: control: the board may create the environment the hiring agent tries", w->label);
+    snprintf(body, sizeof body,
+             "{\"name\":\"control hire\",\"adapterType\":\"process\",\"adapterConfig\":"
+             "{\"command\":\"true\"},\"status\":\"active\",\"defaultEnvironmentId\":\"%s\"}",
+             w->local_env);
+    ok(create(id, sizeof id, body, "/api/companies/%s/agents", w->cid),
+       "%s: control: the board may hire an active agent on the host", w->label);
 }
 
-static bool hostile_run(world *w)
+/* Creates the hostile agent (the hiring one when hirer), assigns it an
+ * issue and waits for the run that assignment starts. */
+static bool hostile_run(world *w, bool hirer)
 {
+    char *agent = hirer ? w->hirer : w->hostile, *task = hirer ? w->hirer_task : w->task;
+    char *run = hirer ? w->hirer_run : w->run;
+    const char *who = hirer ? "hiring" : "hostile";
     char path[1100];
     snprintf(path, sizeof path, "%s/tests/hostile/agent.sh", pc_test_root());
     char *script = pc_test_read_file(path, 1 << 20);
@@ -450,39 +488,44 @@ static bool hostile_run(world *w)
         "HOSTILE_PLUGIN_DATA_DIR", w->tmp, "HOSTILE_PEER_SECRET_NEEDLE", SECRET_NEEDLE,
         "HOSTILE_PEER_PLAIN_NEEDLE", PLAIN_NEEDLE, "HOSTILE_OPERATOR_URL", opurl);
     json_object_set_new(env, "HOSTILE_ISSUE2_ID", json_string(w->issue2));
+    json_object_set_new(env, "HOSTILE_MODE", json_string(hirer ? "hirer" : "worker"));
     if (w->kind == K_BWRAP)
         json_object_set_new(env, "HOSTILE_GUESS_PORTS", json_string(ports));
-    json_t *body = json_pack("{s:s,s:s,s:{s:s,s:[s,s],s:o},s:{s:b}}", "name", "Hostile", "role",
-                             "engineer", "adapterConfig", "command", "sh", "args", "-c", script,
-                             "env", env, "permissions", "canCreateAgents", 1);
+    /* The worker holds no grant, so every refusal it meets is the rule
+     * itself; the hirer holds the grant a confined agent must not be able
+     * to turn into host execution. */
+    json_t *body = json_pack("{s:s,s:s,s:{s:s,s:[s,s],s:o},s:o}", "name",
+                             hirer ? "Hiring manager" : "Hostile", "role", "engineer",
+                             "adapterConfig", "command", "sh", "args", "-c", script, "env", env,
+                             "permissions",
+                             hirer ? json_pack("{s:b}", "canCreateAgents", 1) : json_object());
     if (w->run_env[0])
         json_object_set_new(body, "defaultEnvironmentId", json_string(w->run_env));
     char *text = json_dumps(body, 0);
     json_decref(body);
     free(script);
-    bool good = create(w->hostile, sizeof w->hostile, text ? text : "{}",
-                       "/api/companies/%s/agents", w->cid);
+    bool good = create(agent, 64, text ? text : "{}", "/api/companies/%s/agents", w->cid);
     free(text);
     char ib[300];
-    snprintf(ib, sizeof ib, "{\"title\":\"Hostile task\",\"assigneeAgentId\":\"%s\"}", w->hostile);
-    good = good && create(w->task, sizeof w->task, ib, "/api/companies/%s/issues", w->cid);
+    snprintf(ib, sizeof ib, "{\"title\":\"%s task\",\"assigneeAgentId\":\"%s\"}", who, agent);
+    good = good && create(task, 64, ib, "/api/companies/%s/issues", w->cid);
     /* The assignment queues the run; a loaded machine may take a while. */
-    for (int i = 0; good && i < 12 && !w->run[0]; i++) {
-        hb_first_run(w->task, w->run, sizeof w->run);
-        if (!w->run[0])
+    for (int i = 0; good && i < 12 && !run[0]; i++) {
+        hb_first_run(task, run, 64);
+        if (!run[0])
             pc_test_sleep_ms(100);
     }
-    ok(w->run[0] != '\0', "%s: the assignment started the hostile run", w->label);
-    if (!w->run[0])
+    ok(run[0] != '\0', "%s: the assignment started the %s run", w->label, who);
+    if (!run[0])
         return false;
-    json_t *j = hb_wait_run(w->run, NULL, RUN_TIMEOUT_MS);
-    ok(j != NULL, "%s: the hostile run ended (%s)", w->label, js(j, "status"));
+    json_t *j = hb_wait_run(run, NULL, RUN_TIMEOUT_MS);
+    ok(j != NULL, "%s: the %s run ended (%s)", w->label, who, js(j, "status"));
     if (j && strcmp(js(j, "status"), "succeeded") != 0)
         tap_diag("%s: run %s: %s (%s)", w->label, js(j, "status"), js(j, "error"),
                  js(j, "errorCode"));
     if (j && w->run_env[0])
-        is_str(js(j, "environmentId"), w->run_env, "%s: it ran in the %s environment", w->label,
-               w->label);
+        is_str(js(j, "environmentId"), w->run_env, "%s: the %s agent ran in the %s environment",
+               w->label, who, w->label);
     json_decref(j);
     return j != NULL;
 }
@@ -514,7 +557,7 @@ static const attack_line *find_attack(const attack_line *lines, size_t n, const 
 /* The board's view after the run, for the effect checks. */
 typedef struct after {
     json_t *companies, *agents_a, *issues_a, *issues_b, *company_b, *self, *peer, *task;
-    json_t *keys_self, *keys_peer, *peer_run, *b_run, *envs_a, *issue2;
+    json_t *keys_self, *keys_peer, *peer_run, *b_run, *envs_a, *issue2, *hirer, *hirer_task;
 } after;
 
 static void after_load(after *a, const world *w)
@@ -533,13 +576,16 @@ static void after_load(after *a, const world *w)
     a->b_run = board_get("/api/heartbeat-runs/%s", w->b_run);
     a->envs_a = board_get("/api/companies/%s/environments", w->cid);
     a->issue2 = board_get("/api/issues/%s", w->issue2);
+    a->hirer = board_get("/api/agents/%s", w->hirer);
+    a->hirer_task = board_get("/api/issues/%s", w->hirer_task);
 }
 
 static void after_free(after *a)
 {
     json_t **all[] = {&a->companies, &a->agents_a, &a->issues_a, &a->issues_b, &a->company_b,
                       &a->self,      &a->peer,     &a->task,     &a->keys_self, &a->keys_peer,
-                      &a->peer_run,  &a->b_run,    &a->envs_a,   &a->issue2};
+                      &a->peer_run,  &a->b_run,    &a->envs_a,   &a->issue2,
+                      &a->hirer,     &a->hirer_task};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         json_decref(*all[i]);
 }
@@ -577,6 +623,66 @@ static bool runnable_child(const after *a, const char *name)
     return c && strcmp(st, "pending_approval") != 0 && strcmp(st, "terminated") != 0;
 }
 
+static bool started_runs(const after *a, const char *name, char *why, size_t wsize, long st)
+{
+    json_t *c = find_by(a->agents_a, "name", name);
+    long long n = c ? run_count(js(c, "id"), " AND started_at IS NOT NULL") : 0;
+    snprintf(why, wsize, "status %ld, %lld started runs of %s", st, n, name);
+    return n > 0;
+}
+
+static bool spawned(const after *a, const char *name, char *why, size_t wsize, long st)
+{
+    json_t *c = find_by(a->agents_a, "name", name);
+    snprintf(why, wsize, "status %ld, agent %s %s", st, name, c ? js(c, "status") : "absent");
+    return runnable_child(a, name);
+}
+
+/* The hiring agent's attacks (name without its "hirer_" prefix). */
+static bool hirer_succeeded(const char *name, long st, const after *a, const world *w, char *why,
+                            size_t wsize)
+{
+    if (!strcmp(name, "self_defaultEnvironmentId")) {
+        bool changed = !strcmp(js(a->hirer, "defaultEnvironmentId"), w->local_env);
+        snprintf(why, wsize, "status %ld, default environment %s", st,
+                 changed ? "moved to the host" : "kept");
+        return changed;
+    }
+    if (!strcmp(name, "self_budgetMonthlyCents")) {
+        bool changed = json_integer_value(json_object_get(a->hirer, "budgetMonthlyCents")) == 123457;
+        snprintf(why, wsize, "status %ld, budget %s", st, changed ? "changed" : "kept");
+        return changed;
+    }
+    if (!strcmp(name, "peer_adapterConfig")) {
+        bool changed = json_has(json_object_get(a->peer, "adapterConfig"), "hirer-pwned");
+        snprintf(why, wsize, "status %ld, the host agent's command %s", st,
+                 changed ? "rewritten" : "kept");
+        return changed;
+    }
+    if (!strcmp(name, "issue_env_switch")) {
+        json_t *ews = json_object_get(a->hirer_task, "executionWorkspaceSettings");
+        bool changed = !strcmp(js(ews, "environmentId"), w->local_env);
+        snprintf(why, wsize, "status %ld, issue environment %s", st,
+                 changed ? "moved to the host" : "kept");
+        return changed;
+    }
+    if (!strcmp(name, "env_create")) {
+        bool exists = find_by(a->envs_a, "name", "hostile-hirer_env_create") != NULL;
+        snprintf(why, wsize, "status %ld, environment %s", st, exists ? "created" : "absent");
+        return exists;
+    }
+    if (!strcmp(name, "spawn_process_agent"))
+        return spawned(a, "hostile-hirer-spawn", why, wsize, st);
+    if (!strcmp(name, "spawn_wake"))
+        return started_runs(a, "hostile-hirer-spawn", why, wsize, st);
+    if (!strcmp(name, "spawn_on_host"))
+        return spawned(a, "hostile-hirer-spawn_host", why, wsize, st);
+    if (!strcmp(name, "spawn_active"))
+        return spawned(a, "hostile-hirer-spawn_active", why, wsize, st);
+    snprintf(why, wsize, "no effect check for this attack");
+    return true;
+}
+
 /* Whether the attack's effect is observable; why says what was seen. */
 static bool judged_succeeded(const char *name, const attack_line *l, const attack_line *lines,
                              size_t n, const after *a, const world *w, char *why, size_t wsize)
@@ -585,6 +691,8 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
     char title[96];
     snprintf(title, sizeof title, "hostile-%s", name);
     snprintf(why, wsize, "status %ld", st);
+    if (!strncmp(name, "hirer_", 6))
+        return hirer_succeeded(name + 6, st, a, w, why, wsize);
     if (!strncmp(name, "self_", 5) || !strncmp(name, "peer_", 5)) {
         const char *field = strchr(name, '_') + 1;
         bool self = name[0] == 's';
@@ -689,19 +797,12 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         snprintf(why, wsize, "status %ld, B run %s", st, js(a->b_run, "status"));
         return is_2xx(st) || !strcmp(js(a->b_run, "status"), "cancelled");
     }
-    if (!strcmp(name, "spawn_process_agent") || !strcmp(name, "spawn_cwd_traversal")) {
-        const char *cname =
-            !strcmp(name, "spawn_process_agent") ? "hostile-spawn" : "hostile-spawn_cwd";
-        json_t *c = find_by(a->agents_a, "name", cname);
-        snprintf(why, wsize, "status %ld, agent %s", st, c ? js(c, "status") : "absent");
-        return runnable_child(a, cname);
-    }
-    if (!strcmp(name, "spawn_wake")) {
-        json_t *c = find_by(a->agents_a, "name", "hostile-spawn");
-        long long n = c ? run_count(js(c, "id"), " AND started_at IS NOT NULL") : 0;
-        snprintf(why, wsize, "status %ld, %lld started runs of the new agent", st, n);
-        return n > 0;
-    }
+    if (!strcmp(name, "spawn_process_agent"))
+        return spawned(a, "hostile-spawn", why, wsize, st);
+    if (!strcmp(name, "spawn_cwd_traversal"))
+        return spawned(a, "hostile-spawn_cwd", why, wsize, st);
+    if (!strcmp(name, "spawn_wake"))
+        return started_runs(a, "hostile-spawn", why, wsize, st);
     if (!strcmp(name, "env_traversal")) {
         bool exists = find_by(a->envs_a, "name", title) != NULL;
         snprintf(why, wsize, "status %ld, environment %s", st, exists ? "created" : "absent");
@@ -711,29 +812,31 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
     return true;
 }
 
-/* Judges one kind's attacks and prints its summary line. */
-static void judge(world *w, const char *out)
+/* Judges the attacks of one agent's run (the hiring agent's when hirer). */
+static void judge(world *w, const char *out, bool hirer)
 {
+    const char *who = hirer ? "hiring" : "hostile";
     attack_line lines[128];
     size_t n = parse_attacks(out, lines, 128);
     const attack_line *c = find_attack(lines, n, "control");
     after a;
     after_load(&a, w);
-    bool control_issue = find_by(a.issues_a, "title", "hostile-control") != NULL;
+    bool control_issue = find_by(a.issues_a, "title",
+                                 hirer ? "hostile-control-hirer" : "hostile-control-worker") != NULL;
     ok(c && is_2xx(c->status) && control_issue,
-       "%s: control: the run's own token creates an issue during the run (%ld)", w->label,
+       "%s: control: the %s run's own token creates an issue during the run (%ld)", w->label, who,
        c ? c->status : -1L);
     char want[200];
     snprintf(want, sizeof want, "inputs peer %s company-b %s", w->peer, w->bcid);
-    ok(strstr(out, want) != NULL, "%s: the test's inputs reached the script", w->label);
-    ok(strstr(out, "HOSTILE done") != NULL, "%s: the script went through every attack", w->label);
+    ok(strstr(out, want) != NULL, "%s: the test's inputs reached the %s script", w->label, who);
+    ok(strstr(out, "HOSTILE done") != NULL, "%s: the %s script went through every attack",
+       w->label, who);
 
-    const char *const *lists[] = {common_attacks,
-                                  w->kind == K_LOCAL || w->kind == K_SSH ? operator_attacks
+    const char *const *lists[] = {hirer ? hirer_attacks : common_attacks,
+                                  hirer                                   ? NULL
+                                  : w->kind == K_LOCAL || w->kind == K_SSH ? operator_attacks
                                   : w->kind == K_BWRAP                    ? guess_attacks
                                                                           : NULL};
-    int tried = 0, succeeded = 0;
-    char names[2048] = "";
     for (size_t li = 0; li < 2; li++) {
         for (size_t i = 0; lists[li] && lists[li][i]; i++) {
             const char *name = lists[li][i];
@@ -746,20 +849,15 @@ static void judge(world *w, const char *out)
             } else {
                 hit = judged_succeeded(name, l, lines, n, &a, w, why, sizeof why);
             }
-            tried++;
-            if (hit) {
-                succeeded++;
-                size_t len = strlen(names);
-                snprintf(names + len, sizeof names - len, " %s", name);
-            }
+            count_attack(name, hit);
             if (!ok(!hit, "attack %s in %s refused", name, w->label))
                 tap_diag("  %s", why);
         }
     }
 
     /* The token printed during the run, used after it. */
+    const char *prt = hirer ? "hirer_post_run_token" : "post_run_token";
     char tok[4096];
-    tried++;
     bool have = unreverse_token(out, tok, sizeof tok);
     bool hit = false;
     if (have) {
@@ -771,18 +869,14 @@ static void judge(world *w, const char *out)
         long mk = r.status;
         pc_http_res_free(&r);
         hit = is_2xx(me) || is_2xx(mk);
-        if (!ok(!hit, "attack post_run_token in %s refused", w->label))
+        if (!ok(!hit, "attack %s in %s refused", prt, w->label))
             tap_diag("  GET /api/agents/me %ld, POST issue %ld after the run ended", me, mk);
     } else {
         hit = true;
-        ok(0, "attack post_run_token in %s refused", w->label);
+        ok(0, "attack %s in %s refused", prt, w->label);
         tap_diag("  not tried: no REVTOKEN line in the run's output");
     }
-    if (hit) {
-        succeeded++;
-        size_t len = strlen(names);
-        snprintf(names + len, sizeof names - len, " post_run_token");
-    }
+    count_attack(prt, hit);
     char *statuses = NULL;
     size_t slen = 0;
     FILE *sf = open_memstream(&statuses, &slen);
@@ -790,12 +884,8 @@ static void judge(world *w, const char *out)
         fprintf(sf, " %s=%ld", lines[i].name, lines[i].status);
     if (sf)
         fclose(sf);
-    tap_diag("%s: statuses:%s", w->label, statuses ? statuses : "");
+    tap_diag("%s: %s agent's statuses:%s", w->label, who, statuses ? statuses : "");
     free(statuses);
-    tried_total += tried;
-    succeeded_total += succeeded;
-    tap_diag("hostile agent in %s: attacks tried %d, succeeded %d%s%s", w->label, tried, succeeded,
-             succeeded ? ":" : "", names);
     after_free(&a);
 }
 
@@ -844,16 +934,26 @@ static void run_kind(enum kind k)
     }
     bool ready = setup_world(w);
     ok(ready, "%s: the cast is set up", w->label);
+    env_tried = env_succeeded = 0;
+    env_names[0] = '\0';
     if (ready && setup_kind(w)) {
         controls(w);
-        bool ran = hostile_run(w);
-        char *out = ran ? run_stdout(w->run) : strdup("");
-        if (!ran || !strstr(out, "HOSTILE done")) {
-            tap_diag("%s: output: %.3000s", w->label, out);
-            pc_daemon_dump_log(&d);
+        /* A hiring agent on the host may hire runnable agents: the host is
+         * not a confinement, so it attacks only from the other kinds. */
+        for (int h = 0; h < (k == K_LOCAL ? 1 : 2); h++) {
+            bool ran = hostile_run(w, h == 1);
+            char *out = ran ? run_stdout(h ? w->hirer_run : w->run) : strdup("");
+            if (!ran || !strstr(out, "HOSTILE done")) {
+                tap_diag("%s: output: %.3000s", w->label, out);
+                pc_daemon_dump_log(&d);
+            }
+            judge(w, out, h == 1);
+            free(out);
         }
-        judge(w, out);
-        free(out);
+        tap_diag("%s: attacks tried %d, succeeded %d%s%s", w->label, env_tried, env_succeeded,
+                 env_succeeded ? ":" : "", env_names);
+        tried_total += env_tried;
+        succeeded_total += env_succeeded;
     } else {
         pc_daemon_dump_log(&d);
     }
