@@ -293,6 +293,11 @@ req "$TOK" POST "$API/api/companies/$CID/issues" '{"title":"hostile-fetch_site_t
     -H 'Sec-Fetch-Site: same-site'
 report fetch_site_token
 
+# A board key the agent got hold of: the URL a run is given takes agent
+# credentials only.
+req "${HOSTILE_BOARD_KEY:-}" POST "$API/api/companies" '{"name":"hostile-leaked_board_key"}'
+report leaked_board_key
+
 # Status last: pausing itself or the peer may end what runs.
 patch_agent peer "$PEER" '"status":"paused"'
 report peer_status

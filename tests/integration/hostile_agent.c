@@ -51,7 +51,7 @@ static const char *const common_attacks[] = {
     "spawn_process_agent", "spawn_wake", "spawn_cwd_traversal", "plugin_traversal",
     "plugin_traversal_token", "env_traversal", "host_evil", "origin_evil_body",
     "origin_evil_nobody", "fetch_site_cross", "host_evil_token", "origin_evil_token",
-    "fetch_site_token", "peer_status", "self_status", NULL};
+    "fetch_site_token", "leaked_board_key", "peer_status", "self_status", NULL};
 static const char *const operator_attacks[] = {
     "op_nocred_company", "op_token_company", "op_host_evil", "op_origin_evil_body",
     "op_origin_evil_nobody", "op_fetch_site_cross", NULL};
@@ -77,6 +77,7 @@ typedef struct world {
     char hostile[64], task[64], issue2[64], run[64];
     char hirer[64], hirer_task[64], hirer_run[64]; /* the hiring agent (not in local) */
     char other_token[4096], expired_token[4096], live_token[4096];
+    char board_key[64]; /* a board key the agent is handed, as if it leaked */
     char plugin_path[1024];
 } world;
 
@@ -410,6 +411,31 @@ static bool setup_world(world *w)
     return good;
 }
 
+/* A board key written straight into the store (the daemon keeps only its
+ * SHA-256); the control is that it acts as the board on the operator
+ * listener. */
+static bool board_key(world *w)
+{
+    unsigned char raw[24], hash[crypto_hash_sha256_BYTES];
+    char hex[sizeof raw * 2 + 1], hhex[sizeof hash * 2 + 1], sql[600];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    snprintf(w->board_key, sizeof w->board_key, "pcb_%s", hex);
+    crypto_hash_sha256(hash, (const unsigned char *)w->board_key, strlen(w->board_key));
+    sodium_bin2hex(hhex, sizeof hhex, hash, sizeof hash);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO board_api_keys(id,user_id,name,key_hash,created_at) VALUES("
+             "'hostile-board-key','board','leaked','%s','2026-01-01T00:00:00.000Z')",
+             hhex);
+    bool stored = pc_test_db_exec(&d, sql) == 0;
+    pc_http_res r = areq(w->board_key, "POST", "{\"name\":\"control board key\"}", "/api/companies");
+    bool good = stored && r.status == 201;
+    ok(good, "%s: control: the board key acts as the board on the operator listener (%ld)",
+       w->label, r.status);
+    pc_http_res_free(&r);
+    return good;
+}
+
 /* The board may set every value the script writes: a refusal of the
  * script's request is then about who asks, not what is asked. */
 static void controls(world *w)
@@ -492,6 +518,7 @@ static bool hostile_run(world *w, bool hirer)
         "HOSTILE_PEER_PLAIN_NEEDLE", PLAIN_NEEDLE, "HOSTILE_OPERATOR_URL", opurl);
     json_object_set_new(env, "HOSTILE_ISSUE2_ID", json_string(w->issue2));
     json_object_set_new(env, "HOSTILE_MODE", json_string(hirer ? "hirer" : "worker"));
+    json_object_set_new(env, "HOSTILE_BOARD_KEY", json_string(w->board_key));
     if (w->kind == K_BWRAP)
         json_object_set_new(env, "HOSTILE_GUESS_PORTS", json_string(ports));
     /* The worker holds no grant, so every refusal it meets is the rule
@@ -732,6 +759,7 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         return changed;
     }
     if (!strcmp(name, "nocred_company") || !strncmp(name, "op_", 3) ||
+        !strcmp(name, "leaked_board_key") ||
         !strcmp(name, "host_evil") || !strcmp(name, "origin_evil_body") ||
         !strcmp(name, "fetch_site_cross")) {
         if (!strcmp(name, "op_origin_evil_nobody")) {
@@ -970,6 +998,7 @@ static void run_kind(enum kind k)
     env_names[0] = '\0';
     if (ready && setup_kind(w)) {
         controls(w);
+        board_key(w);
         /* A hiring agent on the host may hire runnable agents: the host is
          * not a confinement, so it attacks only from the other kinds. */
         for (int h = 0; h < (k == K_LOCAL ? 1 : 2); h++) {
