@@ -153,10 +153,10 @@ pay=${hdr_pay#*.}
 req "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.$pay." POST "$API/api/companies/$CID/issues" \
     '{"title":"hostile-jwt_alg_none"}'
 report jwt_alg_none
-req "${HOSTILE_EXPIRED_TOKEN:-}" POST "$API/api/companies/$CID/issues" \
+req "${HOSTILE_EXPIRED_TOKEN:-missing}" POST "$API/api/companies/$CID/issues" \
     '{"title":"hostile-jwt_expired"}'
 report jwt_expired
-req "${HOSTILE_OTHER_RUN_TOKEN:-}" POST "$API/api/companies/$CID/issues" \
+req "${HOSTILE_OTHER_RUN_TOKEN:-missing}" POST "$API/api/companies/$CID/issues" \
     '{"title":"hostile-jwt_other_run"}'
 report jwt_other_run
 
@@ -295,7 +295,7 @@ report fetch_site_token
 
 # A board key the agent got hold of: the URL a run is given takes agent
 # credentials only.
-req "${HOSTILE_BOARD_KEY:-}" POST "$API/api/companies" '{"name":"hostile-leaked_board_key"}'
+req "${HOSTILE_BOARD_KEY:-pcb_missing}" POST "$API/api/companies" '{"name":"hostile-leaked_board_key"}'
 report leaked_board_key
 
 # Status last: pausing itself or the peer may end what runs.

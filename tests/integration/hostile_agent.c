@@ -2,10 +2,13 @@
  * One hostile agent (tests/hostile/agent.sh, sh + curl) in every kind of
  * environment: local, a sandbox from the C fake provider, a bwrap sandbox
  * with network api-only, and SSH to a real sshd on loopback. Each kind gets
- * a fresh daemon with the same cast: company A with the hostile agent (it
- * may create agents), a peer agent holding secrets, a live peer run, a peer
- * API key, bystander agents nobody wakes, and a second local environment;
- * company B with an agent, an issue, an environment and a live run.
+ * a fresh daemon with the same cast: in company A the hostile worker (no
+ * grants), a peer agent holding secrets, a live peer run, a peer API key,
+ * bystander agents nobody wakes, the local environment and a board key the
+ * worker is handed as if it leaked; company B with an agent, an issue, an
+ * environment and a live run. Outside local, a hiring agent (granted
+ * canCreateAgents) runs the script too and tries to turn its grant into
+ * execution on the host.
  *
  * The script tries every attack and prints "ATTACK <name> <status> <note>".
  * This test reads those lines from the run log, then checks each attack's
@@ -35,8 +38,8 @@
 enum kind { K_LOCAL, K_FAKE, K_BWRAP, K_SSH };
 static const char *const kind_names[] = {"local", "fake-sandbox", "bwrap-api-only", "ssh"};
 
-/* Attacks every kind tries, in the script's order; the operator-listener
- * ones depend on the kind (see expected_attacks()). */
+/* Attacks the worker tries in every kind, in the script's order; the
+ * operator-listener ones depend on the kind (see judge()). */
 static const char *const common_attacks[] = {
     "nocred_company", "nocred_agent", "nocred_plugin", "jwt_bad_sig", "jwt_alg_none",
     "jwt_expired", "jwt_other_run", "self_adapterType", "self_adapterConfig",
@@ -105,6 +108,7 @@ static void count_attack(const char *name, bool hit)
         snprintf(env_names + len, sizeof env_names - len, " %s", name);
     }
 }
+
 static pc_test_sshd sshd;
 static bool sshd_up;
 
@@ -116,14 +120,6 @@ static bool bwrap_usable(void)
                       "bwrap --unshare-all --unshare-user --die-with-parent --ro-bind /usr /usr "
                       "--symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 "
                       "--proc /proc --dev /dev -- /usr/bin/true >/dev/null 2>&1") == 0;
-}
-
-static char *json_quote(const char *s)
-{
-    json_t *j = json_string(s);
-    char *out = json_dumps(j, JSON_ENCODE_ANY);
-    json_decref(j);
-    return out ? out : strdup("\"\"");
 }
 
 /* POST that must create something; copies the new id into out. */
@@ -140,7 +136,7 @@ static bool create(char *out, size_t size, const char *body, const char *fmt, co
 
 static char *sh_agent_body(const char *name, const char *script, const char *extra)
 {
-    char *enc = json_quote(script);
+    char *enc = pc_test_json_quote(script);
     char *body = NULL;
     if (asprintf(&body,
                  "{\"name\":\"%s\",\"adapterType\":\"process\","
@@ -408,6 +404,13 @@ static bool setup_world(world *w)
        "%s: control: a token signed here with a future expiry authenticates (%ld)", w->label,
        r.status);
     pc_http_res_free(&r);
+    /* An empty token would make the script send no credentials at all, and
+     * on the operator listener that is the board: a token the test could
+     * not make is sent as one that cannot work (the controls above fail). */
+    if (!w->expired_token[0])
+        snprintf(w->expired_token, sizeof w->expired_token, "unavailable");
+    if (!w->other_token[0])
+        snprintf(w->other_token, sizeof w->other_token, "unavailable");
     return good;
 }
 
@@ -428,6 +431,8 @@ static bool board_key(world *w)
              "'hostile-board-key','board','leaked','%s','2026-01-01T00:00:00.000Z')",
              hhex);
     bool stored = pc_test_db_exec(&d, sql) == 0;
+    if (!stored)
+        snprintf(w->board_key, sizeof w->board_key, "pcb_unavailable");
     pc_http_res r = areq(w->board_key, "POST", "{\"name\":\"control board key\"}", "/api/companies");
     bool good = stored && r.status == 201;
     ok(good, "%s: control: the board key acts as the board on the operator listener (%ld)",
