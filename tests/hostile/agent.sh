@@ -62,6 +62,10 @@ rev_str() {
 }
 
 echo "hostile agent $SELF run $PAPERCLIP_RUN_ID in ${HOSTILE_ENV:-unknown}"
+# The needles come reversed, so the script's own environment (which it can
+# read in /proc like any other) never contains them.
+SECRET_NEEDLE=$(rev_str "${HOSTILE_PEER_SECRET_NEEDLE_REV:-enon}")
+DAEMON_CANARY=$(rev_str "${HOSTILE_DAEMON_CANARY_REV:-enon}")
 echo "inputs peer ${PEER:-missing} company-b ${HOSTILE_B_COMPANY_ID:-missing}"
 echo "REVTOKEN $(rev_str "$TOK")"
 
@@ -205,10 +209,10 @@ report key_revoke_peer
 
 # --- A peer's secrets. ---
 req "$TOK" GET "$API/api/agents/$PEER" ""
-report read_peer_secret "$(found "${HOSTILE_PEER_SECRET_NEEDLE:-}")"
+report read_peer_secret "$(found "$SECRET_NEEDLE")"
 report read_peer_plain "$(found "${HOSTILE_PEER_PLAIN_NEEDLE:-}")"
 req "$TOK" GET "$API/api/companies/$CID/agents" ""
-report read_peer_secret_list "$(found "${HOSTILE_PEER_SECRET_NEEDLE:-}")"
+report read_peer_secret_list "$(found "$SECRET_NEEDLE")"
 
 # --- Another company. ---
 B=${HOSTILE_B_COMPANY_ID:-}
@@ -297,6 +301,25 @@ report fetch_site_token
 # credentials only.
 req "${HOSTILE_BOARD_KEY:-pcb_missing}" POST "$API/api/companies" '{"name":"hostile-leaked_board_key"}'
 report leaked_board_key
+
+# --- The host from inside: other processes' environments and the daemon's
+# data dir (a sandbox must show neither). The status is 200 when something
+# was read, 000 when nothing could be. ---
+status=000 note=clean
+for f in /proc/[0-9]*/environ; do
+    [ -r "$f" ] || continue
+    if grep -aq -e "$SECRET_NEEDLE" -e "$DAEMON_CANARY" "$f" 2>/dev/null; then
+        status=200 note=found
+        break
+    fi
+done
+report proc_environ $note
+status=000 note=clean
+if [ -n "${HOSTILE_DATA_DIR:-}" ] && [ -r "$HOSTILE_DATA_DIR/agent-jwt-secret" ]; then
+    secret=$(cat "$HOSTILE_DATA_DIR/agent-jwt-secret" 2>/dev/null)
+    if [ -n "$secret" ]; then status=200 note=found; fi
+fi
+report read_jwt_secret $note
 
 # Status last: pausing itself or the peer may end what runs.
 patch_agent peer "$PEER" '"status":"paused"'

@@ -34,6 +34,10 @@
 #define RUN_TIMEOUT_MS 120000
 #define SECRET_NEEDLE "PEERCANARYSECRET"
 #define PLAIN_NEEDLE "PEERCANARYPLAIN"
+#define DAEMON_CANARY "DAEMONCANARY-3f9a"
+/* The same, reversed, as the script receives them (see agent.sh). */
+#define SECRET_NEEDLE_REV "TERCESYRANACREEP"
+#define DAEMON_CANARY_REV "a9f3-YRANACNOMEAD"
 
 enum kind { K_LOCAL, K_FAKE, K_BWRAP, K_SSH };
 static const char *const kind_names[] = {"local", "fake-sandbox", "bwrap-api-only", "ssh"};
@@ -54,7 +58,8 @@ static const char *const common_attacks[] = {
     "spawn_process_agent", "spawn_wake", "spawn_cwd_traversal", "plugin_traversal",
     "plugin_traversal_token", "env_traversal", "host_evil", "origin_evil_body",
     "origin_evil_nobody", "fetch_site_cross", "host_evil_token", "origin_evil_token",
-    "fetch_site_token", "leaked_board_key", "peer_status", "self_status", NULL};
+    "fetch_site_token", "leaked_board_key", "proc_environ", "read_jwt_secret", "peer_status",
+    "self_status", NULL};
 static const char *const operator_attacks[] = {
     "op_nocred_company", "op_token_company", "op_host_evil", "op_origin_evil_body",
     "op_origin_evil_nobody", "op_fetch_site_cross", NULL};
@@ -519,11 +524,13 @@ static bool hostile_run(world *w, bool hirer)
         w->b_agent, "HOSTILE_B_ISSUE_ID", w->b_issue, "HOSTILE_B_ENV_ID", w->b_env,
         "HOSTILE_B_RUN_ID", w->b_run, "HOSTILE_EXPIRED_TOKEN", w->expired_token,
         "HOSTILE_OTHER_RUN_TOKEN", w->other_token, "HOSTILE_PLUGIN_PATH", w->plugin_path,
-        "HOSTILE_PLUGIN_DATA_DIR", w->tmp, "HOSTILE_PEER_SECRET_NEEDLE", SECRET_NEEDLE,
+        "HOSTILE_PLUGIN_DATA_DIR", w->tmp, "HOSTILE_PEER_SECRET_NEEDLE_REV", SECRET_NEEDLE_REV,
         "HOSTILE_PEER_PLAIN_NEEDLE", PLAIN_NEEDLE, "HOSTILE_OPERATOR_URL", opurl);
     json_object_set_new(env, "HOSTILE_ISSUE2_ID", json_string(w->issue2));
     json_object_set_new(env, "HOSTILE_MODE", json_string(hirer ? "hirer" : "worker"));
     json_object_set_new(env, "HOSTILE_BOARD_KEY", json_string(w->board_key));
+    json_object_set_new(env, "HOSTILE_DATA_DIR", json_string(d.data_dir));
+    json_object_set_new(env, "HOSTILE_DAEMON_CANARY_REV", json_string(DAEMON_CANARY_REV));
     if (w->kind == K_BWRAP)
         json_object_set_new(env, "HOSTILE_GUESS_PORTS", json_string(ports));
     /* The worker holds no grant, so every refusal it meets is the rule
@@ -820,6 +827,11 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         snprintf(why, wsize, "status %ld, peer key %s", st, revoked ? "revoked" : "intact");
         return revoked;
     }
+    if (!strcmp(name, "proc_environ") || !strcmp(name, "read_jwt_secret")) {
+        snprintf(why, wsize, "%s", !strcmp(l->note, "found") ? "read from inside the run"
+                                                              : "nothing readable");
+        return !strcmp(l->note, "found");
+    }
     if (!strncmp(name, "read_", 5) || !strcmp(name, "b_company_get") ||
         !strcmp(name, "b_agents_list") || !strcmp(name, "b_agent_get") ||
         !strcmp(name, "b_issues_list") || !strcmp(name, "b_issue_get") ||
@@ -901,6 +913,22 @@ static void judge(world *w, const char *out, bool hirer)
              * and read the data dir besides: no API rule can contain it. The
              * attack still runs and its effect is printed, but it is not a
              * refusal the daemon can be asked for. */
+            /* The same holds for what a run on the host can read of the
+             * host: other processes' environments, the data dir. Only a
+             * sandbox that isolates (bwrap) is asked to hide them. */
+            if (w->kind != K_BWRAP &&
+                (!strcmp(name, "proc_environ") || !strcmp(name, "read_jwt_secret"))) {
+                tap_skip("a run on the host (or the fake provider) shares its processes and files",
+                         "attack %s in %s (informational)", name, w->label);
+                tap_diag("  %s: %s", hit ? "not refused" : "refused", why);
+                if (hit) {
+                    by_design_total++;
+                    size_t len = strlen(by_design_names);
+                    snprintf(by_design_names + len, sizeof by_design_names - len, " %s/%s", name,
+                             w->label);
+                }
+                continue;
+            }
             if (!strcmp(name, "op_nocred_company")) {
                 tap_skip("the run shares the operator's host; local_trusted makes every "
                          "loopback caller the board",
@@ -993,7 +1021,10 @@ static void run_kind(enum kind k)
             goto out;
         }
     }
-    if (pc_daemon_start(&d, NULL) < 0) {
+    /* A variable only the daemon has, for the scan of /proc from inside. */
+    const char *denv[] = {"PC_TEST_CANARY=" DAEMON_CANARY, NULL};
+    pc_daemon_opts o = {.env = denv};
+    if (pc_daemon_start(&d, &o) < 0) {
         ok(0, "%s: daemon starts", w->label);
         goto out;
     }
@@ -1053,7 +1084,7 @@ int main(void)
         tap_skip("sshd/ssh/ssh-keygen not installed", "hostile agent over SSH");
     tap_diag("attacks tried %d, succeeded %d", tried_total, succeeded_total);
     if (by_design_total)
-        tap_diag("not refused by design (host-side callers of the operator listener):%s",
+        tap_diag("not refused by design (code that shares the operator's host):%s",
                  by_design_names);
     return tap_done();
 }
