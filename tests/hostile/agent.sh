@@ -243,6 +243,24 @@ report b_run_cancel
 req "$TOK" GET "$API/api/companies/$B/activity" ""
 report b_activity "$(found "${HOSTILE_B_AGENT_ID:-}")"
 
+req "$TOK" POST "$API/api/issues/${HOSTILE_B_ISSUE_ID:-}/comments" '{"body":"hostile-b_comment"}'
+report b_comment
+req "$TOK" DELETE "$API/api/agents/${HOSTILE_B_DOOMED_ID:-}" ""
+report b_agent_delete
+req "$TOK" DELETE "$API/api/companies/${HOSTILE_C_COMPANY_ID:-}" ""
+report c_company_delete
+
+# --- Other agents' work. ---
+req "$TOK" POST "$API/api/companies/$CID/issues" \
+    "{\"title\":\"hostile-assign_peer\",\"assigneeAgentId\":\"$PEER\"}"
+report assign_peer
+req "$TOK" PATCH "$API/api/issues/${HOSTILE_ISSUE2_ID:-}" "{\"assigneeAgentId\":\"$PEER\"}"
+report reassign_peer
+req "$TOK" DELETE "$API/api/agents/${HOSTILE_DOOMED_ID:-}" ""
+report peer_delete
+req "$TOK" DELETE "$API/api/environments/${HOSTILE_DOOMED_ENV_ID:-}" ""
+report env_delete
+
 # --- Other agents' runs. ---
 req "$TOK" POST "$API/api/heartbeat-runs/${HOSTILE_PEER_RUN_ID:-}/cancel" ""
 report peer_run_cancel

@@ -54,7 +54,9 @@ static const char *const common_attacks[] = {
     "key_mint_self", "key_mint_peer", "key_revoke_peer", "read_peer_secret", "read_peer_plain",
     "read_peer_secret_list", "b_company_get", "b_company_patch", "b_agents_list", "b_agent_get",
     "b_issues_list", "b_issue_get", "b_issue_create", "b_envs_list", "b_env_probe",
-    "b_runs_list", "b_run_log", "b_run_cancel", "b_activity", "peer_run_cancel", "peer_wakeup",
+    "b_runs_list", "b_run_log", "b_run_cancel", "b_activity", "b_comment", "b_agent_delete",
+    "c_company_delete", "assign_peer", "reassign_peer", "peer_delete", "env_delete",
+    "peer_run_cancel", "peer_wakeup",
     "spawn_process_agent", "spawn_wake", "spawn_cwd_traversal", "plugin_traversal",
     "plugin_traversal_token", "env_traversal", "host_evil", "origin_evil_body",
     "origin_evil_nobody", "fetch_site_cross", "host_evil_token", "origin_evil_token",
@@ -82,6 +84,9 @@ typedef struct world {
     char peer[64], peer_run1[64], peer_run2[64], peer_key[64];
     char bystander[64], bystander_op[64], control[64];
     char b_agent[64], b_issue[64], b_env[64], b_run[64];
+    /* Targets only the delete attacks touch, so no other check loses its
+     * object: an agent and an environment in A, an agent in B, company C. */
+    char doomed[64], doomed_env[64], b_doomed[64], ccid[64];
     char hostile[64], task[64], issue2[64], run[64];
     char hirer[64], hirer_task[64], hirer_run[64]; /* the hiring agent (not in local) */
     char other_token[4096], expired_token[4096], live_token[4096];
@@ -371,6 +376,14 @@ static bool setup_world(world *w)
                    "{\"name\":\"B host\",\"driver\":\"local\",\"config\":{}}",
                    "/api/companies/%s/environments", w->bcid);
     good &= create(w->b_run, sizeof w->b_run, "{}", "/api/agents/%s/wakeup", w->b_agent);
+    good &= sh_agent(w->doomed, w->cid, "Doomed", "exit 0", NULL);
+    good &= sh_agent(w->b_doomed, w->bcid, "B doomed", "exit 0", NULL);
+    good &= create(w->doomed_env, sizeof w->doomed_env,
+                   "{\"name\":\"Doomed ssh\",\"driver\":\"ssh\",\"config\":{\"host\":"
+                   "\"127.0.0.1\",\"port\":22,\"username\":\"root\","
+                   "\"remoteWorkspacePath\":\"/tmp/hostile-doomed\"}}",
+                   "/api/companies/%s/environments", w->cid);
+    good &= create(w->ccid, sizeof w->ccid, "{\"name\":\"Company C\"}", "/api/companies", NULL);
     if (!good)
         return false;
     json_t *j = hb_wait_run(w->b_run, "running", 60000);
@@ -529,6 +542,10 @@ static bool hostile_run(world *w, bool hirer)
     json_object_set_new(env, "HOSTILE_ISSUE2_ID", json_string(w->issue2));
     json_object_set_new(env, "HOSTILE_MODE", json_string(hirer ? "hirer" : "worker"));
     json_object_set_new(env, "HOSTILE_BOARD_KEY", json_string(w->board_key));
+    json_object_set_new(env, "HOSTILE_DOOMED_ID", json_string(w->doomed));
+    json_object_set_new(env, "HOSTILE_DOOMED_ENV_ID", json_string(w->doomed_env));
+    json_object_set_new(env, "HOSTILE_B_DOOMED_ID", json_string(w->b_doomed));
+    json_object_set_new(env, "HOSTILE_C_COMPANY_ID", json_string(w->ccid));
     json_object_set_new(env, "HOSTILE_DATA_DIR", json_string(d.data_dir));
     json_object_set_new(env, "HOSTILE_DAEMON_CANARY_REV", json_string(DAEMON_CANARY_REV));
     if (w->kind == K_BWRAP)
@@ -850,6 +867,41 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         bool exists = find_by(a->issues_b, "title", title) != NULL;
         snprintf(why, wsize, "status %ld, issue in B %s", st, exists ? "created" : "absent");
         return exists;
+    }
+    if (!strcmp(name, "b_comment")) {
+        json_t *cm = board_get("/api/issues/%s/comments", w->b_issue);
+        bool has = json_has(cm, "hostile-b_comment");
+        json_decref(cm);
+        snprintf(why, wsize, "status %ld, comment %s", st, has ? "posted" : "absent");
+        return has;
+    }
+    if (!strcmp(name, "b_agent_delete") || !strcmp(name, "peer_delete") ||
+        !strcmp(name, "env_delete") || !strcmp(name, "c_company_delete")) {
+        const char *fmt = !strcmp(name, "env_delete")         ? "/api/environments/%s"
+                          : !strcmp(name, "c_company_delete") ? "/api/companies/%s"
+                                                              : "/api/agents/%s";
+        const char *id = !strcmp(name, "env_delete")         ? w->doomed_env
+                         : !strcmp(name, "c_company_delete") ? w->ccid
+                         : !strcmp(name, "peer_delete")      ? w->doomed
+                                                             : w->b_doomed;
+        pc_http_res r = req("GET", NULL, fmt, id);
+        bool gone = r.status == 404 || !strcmp(pc_res_str(&r, "status"), "terminated");
+        snprintf(why, wsize, "status %ld, target %s (%ld)", st, gone ? "gone" : "intact", r.status);
+        pc_http_res_free(&r);
+        return gone;
+    }
+    if (!strcmp(name, "assign_peer")) {
+        json_t *i = find_by(a->issues_a, "title", "hostile-assign_peer");
+        bool assigned = i && !strcmp(js(i, "assigneeAgentId"), w->peer);
+        snprintf(why, wsize, "status %ld, issue %s", st,
+                 assigned ? "assigned to the peer" : i ? "created unassigned" : "absent");
+        return assigned;
+    }
+    if (!strcmp(name, "reassign_peer")) {
+        bool assigned = !strcmp(js(a->issue2, "assigneeAgentId"), w->peer);
+        snprintf(why, wsize, "status %ld, issue %s", st,
+                 assigned ? "assigned to the peer" : "not the peer's");
+        return assigned;
     }
     if (!strcmp(name, "b_run_cancel")) {
         snprintf(why, wsize, "status %ld, B run %s", st, js(a->b_run, "status"));
