@@ -35,6 +35,8 @@
 #define SECRET_NEEDLE "PEERCANARYSECRET"
 #define PLAIN_NEEDLE "PEERCANARYPLAIN"
 #define DAEMON_CANARY "DAEMONCANARY-3f9a"
+/* The wake reason that keeps a peer's or company B's run alive. */
+#define HOLD "{\"reason\":\"hold\"}"
 /* The same, reversed, as the script receives them (see agent.sh). */
 #define SECRET_NEEDLE_REV "TERCESYRANACREEP"
 #define DAEMON_CANARY_REV "a9f3-YRANACNOMEAD"
@@ -352,11 +354,12 @@ static bool setup_world(world *w)
                    "{\"name\":\"Host\",\"driver\":\"local\",\"config\":{}}",
                    "/api/companies/%s/environments", w->cid);
 
-    /* The peer prints its token reversed (as the hostile agent does) and
-     * then stays running until cancelled. */
+    /* The peer prints its token reversed (as the hostile agent does) and,
+     * when the test woke it ("hold"), stays running until cancelled; runs an
+     * attack starts end at once, so they never fill the daemon's run pool. */
     const char *peer_sh =
         "t=$PAPERCLIP_API_KEY r=; while [ -n \"$t\" ]; do r=\"${t%\"${t#?}\"}$r\"; t=${t#?}; done; "
-        "echo \"REVTOKEN $r\"; exec sleep 600";
+        "echo \"REVTOKEN $r\"; [ \"${PAPERCLIP_WAKE_REASON:-}\" = hold ] || exit 0; exec sleep 600";
     good &= sh_agent(w->peer, w->cid, "Peer", peer_sh,
                      ",\"env\":{\"PEER_SECRET\":{\"type\":\"secret\",\"value\":\"" SECRET_NEEDLE
                      "-5b1e\"},\"PEER_API_TOKEN\":\"" PLAIN_NEEDLE "-77c2\"}");
@@ -369,13 +372,14 @@ static bool setup_world(world *w)
                    "/api/agents/%s/keys", w->peer);
 
     /* Company B: an agent with a live run, an issue, an environment. */
-    good &= sh_agent(w->b_agent, w->bcid, "B worker", "exec sleep 600", NULL);
+    good &= sh_agent(w->b_agent, w->bcid, "B worker",
+                     "[ \"${PAPERCLIP_WAKE_REASON:-}\" = hold ] || exit 0; exec sleep 600", NULL);
     good &= create(w->b_issue, sizeof w->b_issue, "{\"title\":\"B secret plans\"}",
                    "/api/companies/%s/issues", w->bcid);
     good &= create(w->b_env, sizeof w->b_env,
                    "{\"name\":\"B host\",\"driver\":\"local\",\"config\":{}}",
                    "/api/companies/%s/environments", w->bcid);
-    good &= create(w->b_run, sizeof w->b_run, "{}", "/api/agents/%s/wakeup", w->b_agent);
+    good &= create(w->b_run, sizeof w->b_run, HOLD, "/api/agents/%s/wakeup", w->b_agent);
     good &= sh_agent(w->doomed, w->cid, "Doomed", "exit 0", NULL);
     good &= sh_agent(w->b_doomed, w->bcid, "B doomed", "exit 0", NULL);
     good &= create(w->doomed_env, sizeof w->doomed_env,
@@ -392,7 +396,7 @@ static bool setup_world(world *w)
 
     /* The peer's first run: its token, once the run is cancelled, is
      * "another run's token". Its second run stays live for the attacks. */
-    good &= create(w->peer_run1, sizeof w->peer_run1, "{}", "/api/agents/%s/wakeup", w->peer);
+    good &= create(w->peer_run1, sizeof w->peer_run1, HOLD, "/api/agents/%s/wakeup", w->peer);
     ok(good && wait_stdout(w->peer_run1, "REVTOKEN ", 60000), "%s: the peer printed its token",
        w->label);
     char *o = run_stdout(w->peer_run1);
@@ -405,7 +409,7 @@ static bool setup_world(world *w)
     j = hb_wait_run(w->peer_run1, NULL, 60000);
     ok(j != NULL, "%s: the peer's first run ended (%s)", w->label, js(j, "status"));
     json_decref(j);
-    good &= create(w->peer_run2, sizeof w->peer_run2, "{}", "/api/agents/%s/wakeup", w->peer);
+    good &= create(w->peer_run2, sizeof w->peer_run2, HOLD, "/api/agents/%s/wakeup", w->peer);
     j = good ? hb_wait_run(w->peer_run2, "running", 60000) : NULL;
     ok(j != NULL, "%s: the peer's second run is running", w->label);
     json_decref(j);
@@ -1074,7 +1078,9 @@ static void run_kind(enum kind k)
         }
     }
     /* A variable only the daemon has, for the scan of /proc from inside. */
-    const char *denv[] = {"PC_TEST_CANARY=" DAEMON_CANARY, NULL};
+    const char *denv[] = {"PC_TEST_CANARY=" DAEMON_CANARY,
+                          /* Room for the long runs and whatever the attacks start. */
+                          "PAPERCLIP_MAX_CONCURRENT_RUNS=16", NULL};
     pc_daemon_opts o = {.env = denv};
     if (pc_daemon_start(&d, &o) < 0) {
         ok(0, "%s: daemon starts", w->label);
