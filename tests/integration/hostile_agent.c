@@ -44,8 +44,9 @@
 enum kind { K_LOCAL, K_FAKE, K_BWRAP, K_SSH };
 static const char *const kind_names[] = {"local", "fake-sandbox", "bwrap-api-only", "ssh"};
 
-/* Attacks the worker tries in every kind, in the script's order; the
+/* Attacks the worker tries in every kind; the
  * operator-listener ones depend on the kind (see judge()). */
+/* clang-format off */
 static const char *const common_attacks[] = {
     "nocred_company", "nocred_agent", "nocred_plugin", "jwt_bad_sig", "jwt_alg_none",
     "jwt_expired", "jwt_other_run", "self_adapterType", "self_adapterConfig",
@@ -74,6 +75,7 @@ static const char *const hirer_attacks[] = {
     "hirer_self_defaultEnvironmentId", "hirer_self_budgetMonthlyCents", "hirer_peer_adapterConfig",
     "hirer_issue_env_switch", "hirer_env_create", "hirer_spawn_process_agent", "hirer_spawn_wake",
     "hirer_spawn_on_host", "hirer_spawn_active", NULL};
+/* clang-format on */
 
 /* Everything one kind's run needs, ids and tokens as the board created them. */
 typedef struct world {
@@ -124,7 +126,10 @@ static void count_attack(const char *name, bool hit)
 static pc_test_sshd sshd;
 static bool sshd_up;
 
-static bool is_2xx(long s) { return s >= 200 && s < 300; }
+static bool is_2xx(long s)
+{
+    return s >= 200 && s < 300;
+}
 
 static bool bwrap_usable(void)
 {
@@ -312,8 +317,8 @@ static bool setup_kind(world *w)
                  "\"env\":{\"PAPERCLIP_PLUGIN_DATA_DIR\":\"%s/plugin-data\"}}",
                  pc_test_root(), pkg, w->tmp);
         pc_http_res r = req("POST", body, "/api/plugins/install");
-        bool good = (r.status == 200 || r.status == 201) &&
-                    !strcmp(pc_res_str(&r, "status"), "ready");
+        bool good =
+            (r.status == 200 || r.status == 201) && !strcmp(pc_res_str(&r, "status"), "ready");
         ok(good, "%s: %s plugin installed and ready (%ld)", w->label, pkg, r.status);
         if (!good)
             tap_diag("install: %.400s", r.body ? r.body : "");
@@ -335,7 +340,8 @@ static bool setup_kind(world *w)
                  sshd.port, w->tmp, key);
         free(key);
     }
-    bool good = create(w->run_env, sizeof w->run_env, body, "/api/companies/%s/environments", w->cid);
+    bool good =
+        create(w->run_env, sizeof w->run_env, body, "/api/companies/%s/environments", w->cid);
     ok(good, "%s: environment for the hostile agent created", w->label);
     return good;
 }
@@ -400,8 +406,7 @@ static bool setup_world(world *w)
     ok(good && wait_stdout(w->peer_run1, "REVTOKEN ", 60000), "%s: the peer printed its token",
        w->label);
     char *o = run_stdout(w->peer_run1);
-    ok(unreverse_token(o, w->other_token, sizeof w->other_token), "%s: peer token read",
-       w->label);
+    ok(unreverse_token(o, w->other_token, sizeof w->other_token), "%s: peer token read", w->label);
     free(o);
     pc_http_res r = req("POST", NULL, "/api/heartbeat-runs/%s/cancel", w->peer_run1);
     ok(is_2xx(r.status), "%s: the board cancelled the peer's first run (%ld)", w->label, r.status);
@@ -455,7 +460,8 @@ static bool board_key(world *w)
     bool stored = pc_test_db_exec(&d, sql) == 0;
     if (!stored)
         snprintf(w->board_key, sizeof w->board_key, "pcb_unavailable");
-    pc_http_res r = areq(w->board_key, "POST", "{\"name\":\"control board key\"}", "/api/companies");
+    pc_http_res r =
+        areq(w->board_key, "POST", "{\"name\":\"control board key\"}", "/api/companies");
     bool good = stored && r.status == 201;
     ok(good, "%s: control: the board key acts as the board on the operator listener (%ld)",
        w->label, r.status);
@@ -557,11 +563,10 @@ static bool hostile_run(world *w, bool hirer)
     /* The worker holds no grant, so every refusal it meets is the rule
      * itself; the hirer holds the grant a confined agent must not be able
      * to turn into host execution. */
-    json_t *body = json_pack("{s:s,s:s,s:{s:s,s:[s,s],s:o},s:o}", "name",
-                             hirer ? "Hiring manager" : "Hostile", "role", "engineer",
-                             "adapterConfig", "command", "sh", "args", "-c", script, "env", env,
-                             "permissions",
-                             hirer ? json_pack("{s:b}", "canCreateAgents", 1) : json_object());
+    json_t *body = json_pack(
+        "{s:s,s:s,s:{s:s,s:[s,s],s:o},s:o}", "name", hirer ? "Hiring manager" : "Hostile", "role",
+        "engineer", "adapterConfig", "command", "sh", "args", "-c", script, "env", env,
+        "permissions", hirer ? json_pack("{s:b}", "canCreateAgents", 1) : json_object());
     if (w->run_env[0])
         json_object_set_new(body, "defaultEnvironmentId", json_string(w->run_env));
     char *text = json_dumps(body, 0);
@@ -645,10 +650,10 @@ static void after_load(after *a, const world *w)
 
 static void after_free(after *a)
 {
-    json_t **all[] = {&a->companies, &a->agents_a, &a->issues_a, &a->issues_b, &a->company_b,
-                      &a->self,      &a->peer,     &a->task,     &a->keys_self, &a->keys_peer,
-                      &a->peer_run,  &a->b_run,    &a->envs_a,   &a->issue2,
-                      &a->hirer,     &a->hirer_task};
+    json_t **all[] = {&a->companies, &a->agents_a,  &a->issues_a, &a->issues_b,
+                      &a->company_b, &a->self,      &a->peer,     &a->task,
+                      &a->keys_self, &a->keys_peer, &a->peer_run, &a->b_run,
+                      &a->envs_a,    &a->issue2,    &a->hirer,    &a->hirer_task};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         json_decref(*all[i]);
 }
@@ -722,7 +727,8 @@ static bool hirer_succeeded(const char *name, long st, const after *a, const wor
         return changed;
     }
     if (!strcmp(name, "self_budgetMonthlyCents")) {
-        bool changed = json_integer_value(json_object_get(a->hirer, "budgetMonthlyCents")) == 123457;
+        bool changed =
+            json_integer_value(json_object_get(a->hirer, "budgetMonthlyCents")) == 123457;
         snprintf(why, wsize, "status %ld, budget %s", st, changed ? "changed" : "kept");
         return changed;
     }
@@ -792,9 +798,8 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         return changed;
     }
     if (!strcmp(name, "nocred_company") || !strncmp(name, "op_", 3) ||
-        !strcmp(name, "leaked_board_key") ||
-        !strcmp(name, "host_evil") || !strcmp(name, "origin_evil_body") ||
-        !strcmp(name, "fetch_site_cross")) {
+        !strcmp(name, "leaked_board_key") || !strcmp(name, "host_evil") ||
+        !strcmp(name, "origin_evil_body") || !strcmp(name, "fetch_site_cross")) {
         if (!strcmp(name, "op_origin_evil_nobody")) {
             long long n = run_count(w->bystander_op, NULL);
             snprintf(why, wsize, "status %ld, bystander runs %lld", st, n);
@@ -849,8 +854,8 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         return revoked;
     }
     if (!strcmp(name, "proc_environ") || !strcmp(name, "read_jwt_secret")) {
-        snprintf(why, wsize, "%s", !strcmp(l->note, "found") ? "read from inside the run"
-                                                              : "nothing readable");
+        snprintf(why, wsize, "%s",
+                 !strcmp(l->note, "found") ? "read from inside the run" : "nothing readable");
         return !strcmp(l->note, "found");
     }
     if (!strncmp(name, "read_", 5) || !strcmp(name, "b_company_get") ||
@@ -898,7 +903,9 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
         json_t *i = find_by(a->issues_a, "title", "hostile-assign_peer");
         bool assigned = i && !strcmp(js(i, "assigneeAgentId"), w->peer);
         snprintf(why, wsize, "status %ld, issue %s", st,
-                 assigned ? "assigned to the peer" : i ? "created unassigned" : "absent");
+                 assigned ? "assigned to the peer"
+                 : i      ? "created unassigned"
+                          : "absent");
         return assigned;
     }
     if (!strcmp(name, "reassign_peer")) {
@@ -935,22 +942,23 @@ static void judge(world *w, const char *out, bool hirer)
     const attack_line *c = find_attack(lines, n, "control");
     after a;
     after_load(&a, w);
-    bool control_issue = find_by(a.issues_a, "title",
-                                 hirer ? "hostile-control-hirer" : "hostile-control-worker") != NULL;
+    bool control_issue =
+        find_by(a.issues_a, "title", hirer ? "hostile-control-hirer" : "hostile-control-worker") !=
+        NULL;
     ok(c && is_2xx(c->status) && control_issue,
        "%s: control: the %s run's own token creates an issue during the run (%ld)", w->label, who,
        c ? c->status : -1L);
     char want[200];
     snprintf(want, sizeof want, "inputs peer %s company-b %s", w->peer, w->bcid);
     ok(strstr(out, want) != NULL, "%s: the test's inputs reached the %s script", w->label, who);
-    ok(strstr(out, "HOSTILE done") != NULL, "%s: the %s script went through every attack",
-       w->label, who);
+    ok(strstr(out, "HOSTILE done") != NULL, "%s: the %s script went through every attack", w->label,
+       who);
 
     const char *const *lists[] = {hirer ? hirer_attacks : common_attacks,
-                                  hirer                                   ? NULL
+                                  hirer                                    ? NULL
                                   : w->kind == K_LOCAL || w->kind == K_SSH ? operator_attacks
-                                  : w->kind == K_BWRAP                    ? guess_attacks
-                                                                          : NULL};
+                                  : w->kind == K_BWRAP                     ? guess_attacks
+                                                                           : NULL};
     for (size_t li = 0; li < 2; li++) {
         for (size_t i = 0; lists[li] && lists[li][i]; i++) {
             const char *name = lists[li][i];
