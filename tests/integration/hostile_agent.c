@@ -933,6 +933,23 @@ static bool judged_succeeded(const char *name, const attack_line *l, const attac
     return true;
 }
 
+/* Why the attack tests no boundary in this kind of environment, or NULL.
+ * In local_trusted mode the operator listener makes every caller without
+ * credentials the board, and code that shares the operator's host (a local
+ * run, the fake provider's commands, this test's SSH host on loopback) can
+ * reach it, read other processes' environments and the data dir: no API
+ * rule can contain that. Such attacks still run and their effect is
+ * printed, but only a sandbox that isolates (bwrap) is asked to refuse. */
+static const char *not_a_boundary(const char *name, enum kind k)
+{
+    if (!strcmp(name, "op_nocred_company") && (k == K_LOCAL || k == K_SSH))
+        return "the run shares the operator's host; local_trusted makes every loopback caller "
+               "the board";
+    if ((!strcmp(name, "proc_environ") || !strcmp(name, "read_jwt_secret")) && k != K_BWRAP)
+        return "a run on the host (or the fake provider) shares its processes and files";
+    return NULL;
+}
+
 /* Judges the attacks of one agent's run (the hiring agent's when hirer). */
 static void judge(world *w, const char *out, bool hirer)
 {
@@ -971,32 +988,9 @@ static void judge(world *w, const char *out, bool hirer)
             } else {
                 hit = judged_succeeded(name, l, lines, n, &a, w, why, sizeof why);
             }
-            /* In local_trusted mode the operator listener makes every caller
-             * without credentials the board. Code that shares the host (a
-             * local run, or this test's SSH host on loopback) can reach it,
-             * and read the data dir besides: no API rule can contain it. The
-             * attack still runs and its effect is printed, but it is not a
-             * refusal the daemon can be asked for. */
-            /* The same holds for what a run on the host can read of the
-             * host: other processes' environments, the data dir. Only a
-             * sandbox that isolates (bwrap) is asked to hide them. */
-            if (w->kind != K_BWRAP &&
-                (!strcmp(name, "proc_environ") || !strcmp(name, "read_jwt_secret"))) {
-                tap_skip("a run on the host (or the fake provider) shares its processes and files",
-                         "attack %s in %s (informational)", name, w->label);
-                tap_diag("  %s: %s", hit ? "not refused" : "refused", why);
-                if (hit) {
-                    by_design_total++;
-                    size_t len = strlen(by_design_names);
-                    snprintf(by_design_names + len, sizeof by_design_names - len, " %s/%s", name,
-                             w->label);
-                }
-                continue;
-            }
-            if (!strcmp(name, "op_nocred_company")) {
-                tap_skip("the run shares the operator's host; local_trusted makes every "
-                         "loopback caller the board",
-                         "attack %s in %s (informational)", name, w->label);
+            const char *why_not = not_a_boundary(name, w->kind);
+            if (why_not) {
+                tap_skip(why_not, "attack %s in %s (informational)", name, w->label);
                 tap_diag("  %s: %s", hit ? "not refused" : "refused", why);
                 if (hit) {
                     by_design_total++;
