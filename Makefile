@@ -102,9 +102,11 @@ $(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c
 $(BUILD)/variant.stamp:
 	@mkdir -p $(BUILD) && rm -f build/*/variant.stamp && touch $@
 
+# Extra libraries of one plugin: PLUGIN_LIBS_<dir>.
+PLUGIN_LIBS_plugins/bwrap-sandbox := -lseccomp
 define plugin_rule
 $(1)/worker: $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(SDK_LIB) $(BUILD)/variant.stamp
-	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) $$(shell pkg-config --libs jansson libsodium) -lpthread -lm
+	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) $$(shell pkg-config --libs jansson libsodium) $$(PLUGIN_LIBS_$(1)) -lpthread -lm
 endef
 $(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_rule,$(d))))
 

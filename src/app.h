@@ -30,6 +30,7 @@ typedef struct pc_config {
     char public_url[512];       /* optional public base URL ("" if unset) */
     char api_url[512];          /* PAPERCLIP_API_URL override for agents ("" if unset) */
     char allowed_hostnames[1024]; /* comma-separated */
+    bool allow_private_fetch;   /* server-side fetches may reach loopback/private targets */
 } pc_config;
 
 struct pc_plugin_host;

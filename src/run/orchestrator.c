@@ -413,7 +413,8 @@ static void run_http(run_ctx *c)
                  "adapter invoked", json_pack("{s:s}", "adapterType", "http"));
     pc_http_outcome out;
     memset(&out, 0, sizeof out);
-    pc_adapter_http_invoke(c->aconf, body, &c->ar->cancel, on_output, c, &out);
+    pc_adapter_http_invoke(c->aconf, body, c->app->cfg.allow_private_fetch, &c->ar->cancel,
+                           on_output, c, &out);
     json_decref(body);
     json_object_set_new(c->result, "httpStatus", json_integer(out.status));
     if (out.cancelled || c->ar->cancel) {
