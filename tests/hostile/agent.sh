@@ -95,6 +95,10 @@ if [ "${HOSTILE_MODE:-worker}" = hirer ]; then
     report hirer_spawn_process_agent
     child=
     case $status in 2*) child=${body#*\"id\":\"} child=${child%%\"*} ;; esac
+    req "$TOK" POST "$API/api/agents/${child:-none}/approve" ""
+    report hirer_spawn_approve
+    req "$TOK" PATCH "$API/api/agents/${child:-none}" '{"status":"idle"}'
+    report hirer_spawn_activate
     req "$TOK" POST "$API/api/agents/${child:-none}/wakeup" '{"reason":"hostile"}'
     report hirer_spawn_wake
     req "$TOK" POST "$API/api/companies/$CID/agents" \

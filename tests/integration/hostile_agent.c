@@ -73,8 +73,9 @@ static const char *const guess_attacks[] = {"op_guess", NULL};
  * SSH host. */
 static const char *const hirer_attacks[] = {
     "hirer_self_defaultEnvironmentId", "hirer_self_budgetMonthlyCents", "hirer_peer_adapterConfig",
-    "hirer_issue_env_switch", "hirer_env_create", "hirer_spawn_process_agent", "hirer_spawn_wake",
-    "hirer_spawn_on_host", "hirer_spawn_active", NULL};
+    "hirer_issue_env_switch", "hirer_env_create", "hirer_spawn_process_agent",
+    "hirer_spawn_approve", "hirer_spawn_activate", "hirer_spawn_wake", "hirer_spawn_on_host",
+    "hirer_spawn_active", NULL};
 /* clang-format on */
 
 /* Everything one kind's run needs, ids and tokens as the board created them. */
@@ -750,8 +751,12 @@ static bool hirer_succeeded(const char *name, long st, const after *a, const wor
         snprintf(why, wsize, "status %ld, environment %s", st, exists ? "created" : "absent");
         return exists;
     }
+    /* Approving or activating its own hire shows as the hire being
+     * runnable; the request's acceptance counts as well. */
     if (!strcmp(name, "spawn_process_agent"))
         return spawned(a, "hostile-hirer-spawn", why, wsize, st);
+    if (!strcmp(name, "spawn_approve") || !strcmp(name, "spawn_activate"))
+        return spawned(a, "hostile-hirer-spawn", why, wsize, st) || is_2xx(st);
     if (!strcmp(name, "spawn_wake"))
         return started_runs(a, "hostile-hirer-spawn", why, wsize, st);
     if (!strcmp(name, "spawn_on_host"))
