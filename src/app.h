@@ -8,30 +8,16 @@
 #ifndef PC_APP_H
 #define PC_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/config.h"
 #include "lib/loop.h"
 #include "store/db.h"
 
 #define PC_VERSION "0.1.0"
-
-typedef enum { PC_AUTH_LOCAL_TRUSTED, PC_AUTH_AUTHENTICATED } pc_auth_mode;
-
-typedef struct pc_config {
-    char data_dir[1024];
-    char bind[256];
-    int port;
-    int log_json;
-    size_t body_limit;          /* max request body bytes (default 10 MiB) */
-    pc_auth_mode auth_mode;
-    bool allow_insecure_bind;   /* local_trusted on a non-loopback bind */
-    char public_url[512];       /* optional public base URL ("" if unset) */
-    char api_url[512];          /* PAPERCLIP_API_URL override for agents ("" if unset) */
-    char allowed_hostnames[1024]; /* comma-separated */
-    bool allow_private_fetch;   /* server-side fetches may reach loopback/private targets */
-} pc_config;
 
 struct pc_plugin_host;
 struct pc_runtime;
@@ -44,7 +30,9 @@ typedef struct pc_app {
     struct pc_runtime *runtime;     /* heartbeat runtime; NULL until started */
     char instance_id[40];
     char listen_url[600];           /* http://bind:port as actually bound */
-    volatile int stopping;
+    /* Set by the main thread when SIGTERM arrives; read by the scheduler and
+     * the lease layer on their own threads. */
+    atomic_bool stopping;
 } pc_app;
 
 #endif

@@ -6,7 +6,7 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 #include "store/db.h"
 
@@ -14,7 +14,7 @@
  * Sealing at rest. A plugin's env values (provider credentials, mostly) and
  * the config fields its manifest's instanceConfigSchema marks as secrets
  * (`format: "secret-ref"` or `"secret"`, or `secret: true`) are stored
- * sealed with the secrets module's key (lib/secrets.h), each bound to its
+ * sealed with the secrets module's key (model/secrets.h), each bound to its
  * plugin id and field name. They are opened only to start the worker.
  */
 static bool config_field_is_secret(json_t *manifest, const char *key)

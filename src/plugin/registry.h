@@ -11,7 +11,7 @@
  *
  * At rest every env value, and each config field the manifest's
  * instanceConfigSchema marks as a secret (format "secret-ref" or "secret",
- * or secret: true), is sealed with the secrets module (lib/secrets.h);
+ * or secret: true), is sealed with the secrets module (model/secrets.h);
  * pc_plugin_row_start opens them for the worker and nothing else does.
  */
 #ifndef PC_PLUGIN_REGISTRY_H

@@ -1,11 +1,11 @@
-/* Unit tests for the in-place sealing of src/lib/secrets.c: round trip,
+/* Unit tests for the in-place sealing of src/model/secrets.c: round trip,
  * binding to the context, tampering, and a value that only looks sealed. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../lib/tap.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 
 int main(void)
 {

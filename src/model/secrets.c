@@ -1,4 +1,4 @@
-#include "lib/secrets.h"
+#include "model/secrets.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -13,8 +13,8 @@
  * per-row key derived from the master key, the secret id and the company id
  * (BLAKE2b), so a ciphertext copied onto another row does not open.
  */
-#ifndef PC_LIB_SECRETS_H
-#define PC_LIB_SECRETS_H
+#ifndef PC_MODEL_SECRETS_H
+#define PC_MODEL_SECRETS_H
 
 #include <stdbool.h>
 
