@@ -301,6 +301,18 @@ static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         json_decref(a);
         return pc_error_set(err, 403, "Agents cannot change their own permissions");
     }
+    /* Whether an agent runs is the board's call (pause/resume/terminate):
+     * an agent the board paused must not set itself idle again, and a
+     * terminated agent stays terminated. */
+    if (req->actor.type == PC_ACTOR_AGENT && status) {
+        json_decref(a);
+        return pc_error_set(err, 403, "Agents cannot change their own status");
+    }
+    if (status && !strcmp(pc_json_str(a, "status"), "terminated") &&
+        strcmp(status, "terminated") != 0) {
+        json_decref(a);
+        return pc_error_set(err, 409, "Cannot resume terminated agent");
+    }
     json_t *rc_norm = NULL;
     if (rconf) {
         rc_norm = pc_runtime_config_normalize(rconf, err);

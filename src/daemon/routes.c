@@ -5,6 +5,7 @@ const pc_route *const pc_daemon_routes[] = {
     pc_routes_health,
     pc_routes_companies,
     pc_routes_agent_runtime, /* before agents so "me" is not an agent id */
+    pc_routes_agent_lifecycle,
     pc_routes_agents,
     pc_routes_activity,
     pc_routes_plugins,

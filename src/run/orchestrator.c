@@ -237,6 +237,8 @@ static void map_exec_result(run_ctx *c, const pc_exec_result *res, int64_t timeo
     if (res->cancelled || why != PC_RUN_CANCEL_NONE) {
         if (why == PC_RUN_CANCEL_SHUTDOWN)
             run_fail(c, "interrupted", "daemon_shutdown", "Run interrupted: the daemon stopped");
+        else if (why == PC_RUN_CANCEL_AGENT_PAUSED)
+            run_fail(c, "cancelled", "cancelled", "%s", PC_RUN_PAUSE_CANCEL_REASON);
         else
             run_fail(c, "cancelled", "cancelled", "Cancelled by request");
     } else if (res->timed_out) {
@@ -551,7 +553,11 @@ static int run_finalize_tx(run_ctx *c, const char *now, json_t *params, pc_error
     if (pc_db_exec_s(app->db,
                      "UPDATE agent_wakeup_requests SET status=?, finished_at=?, updated_at=? WHERE "
                      "run_id=? AND status IN ('queued','claimed')",
-                     json_pack("[s,s,s,s]", ok ? "completed" : "failed", now, now, c->run_id),
+                     json_pack("[s,s,s,s]",
+                               ok                              ? "completed"
+                               : !strcmp(c->status, "cancelled") ? "cancelled"
+                                                                 : "failed",
+                               now, now, c->run_id),
                      NULL, err) < 0 ||
         pc_db_exec_s(app->db,
                      "UPDATE issues SET execution_run_id=NULL, execution_locked_at=NULL WHERE "
