@@ -11,6 +11,7 @@ const pc_route *const pc_daemon_routes[] = {
     pc_routes_plugins,
     pc_routes_environments,
     pc_routes_agent_keys,
+    pc_routes_live_runs,
     pc_routes_issues,
     pc_routes_runs,
     pc_routes_secrets,
