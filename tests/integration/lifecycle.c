@@ -65,7 +65,7 @@ static json_t *find_id(json_t *arr, const char *key, const char *id)
 
 static void test_pause_resume(const char *cid, const char *cid2)
 {
-    char script[1024];
+    char script[2048];
     snprintf(script, sizeof script,
              "echo \"pid $$\"; while [ ! -f '%s' ]; do sleep 0.05; done; echo finished", marker);
     char *a = hb_sh_agent(cid, "blocker", script, NULL,
@@ -243,9 +243,13 @@ static void test_pause_resume(const char *cid, const char *cid2)
 
 static void test_terminate(const char *cid)
 {
-    char script[1024];
+    char script[2048];
+    char tokfile[760];
+    snprintf(tokfile, sizeof tokfile, "%s.token", marker);
     snprintf(script, sizeof script,
-             "echo \"pid $$\"; while [ ! -f '%s' ]; do sleep 0.05; done", marker);
+             "printf %%s \"$PAPERCLIP_API_KEY\" > '%s'; echo \"pid $$\"; "
+             "while [ ! -f '%s' ]; do sleep 0.05; done",
+             tokfile, marker);
     char *a = hb_sh_agent(cid, "doomed", script, NULL, NULL);
     char *key = key_for(a);
     is_int(status_of(key, "GET", NULL, "/api/agents/me%s", ""), 200, "the key works before");
@@ -256,6 +260,11 @@ static void test_terminate(const char *cid)
     free(log);
     is_int(status_of(key, "POST", "{}", "/api/agents/%s/terminate", a), 403,
            "the agent cannot terminate itself");
+    char *tok = pc_test_read_file(tokfile, 4096);
+    ok(tok && tok[0], "the run's token was captured");
+    is_int(status_of(tok, "GET", NULL, "/api/agents/me%s", ""), 200, "the run token works before");
+    is_int(status_of(tok, "POST", "{}", "/api/agents/%s/terminate", a), 403,
+           "the run token cannot terminate its agent");
 
     pc_http_res r = req("POST", "{}", "/api/agents/%s/terminate", a);
     is_int(r.status, 200, "board terminate: 200");
@@ -267,6 +276,9 @@ static void test_terminate(const char *cid)
     ok(pid > 0 && pc_test_pid_gone(pid), "its process is gone");
     is_int(status_of(key, "GET", NULL, "/api/agents/me%s", ""), 401,
            "its key stops working");
+    is_int(status_of(tok, "GET", NULL, "/api/agents/me%s", ""), 401,
+           "its run token stops working");
+    free(tok);
     char sql[300];
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM agent_api_keys WHERE agent_id='%s' AND revoked_at IS NULL", a);
