@@ -498,6 +498,8 @@ static void run_remote(run_ctx *c, pc_lease *lease, const char *host_ws, const c
             if (atomic_load(&c->ar->cancel) == PC_RUN_CANCEL_SHUTDOWN)
                 run_fail(c, "interrupted", "daemon_shutdown",
                          "Run interrupted: the daemon stopped");
+            else if (atomic_load(&c->ar->cancel) == PC_RUN_CANCEL_AGENT_PAUSED)
+                run_fail(c, "cancelled", "cancelled", "%s", PC_RUN_PAUSE_CANCEL_REASON);
             else
                 run_fail(c, "cancelled", "cancelled", "Cancelled by request");
             pc_error_clear(&err);
