@@ -1,7 +1,9 @@
 /*
  * Per-run agent tokens: HS256 JWTs with upstream's claims
  * {sub, company_id, adapter_type, run_id, iat, exp, iss "paperclip",
- *  aud "paperclip-api", instance_id}, valid 48 hours.
+ *  aud "paperclip-api", instance_id}, valid 48 hours; the HTTP verifier
+ *  also refuses a token, on every request, once its run is no longer
+ *  queued or running.
  *
  * The signing secret is 32 random bytes created on first start and kept in
  * <data-dir>/agent-jwt-secret (mode 0600, hex); $PAPERCLIP_AGENT_JWT_SECRET
