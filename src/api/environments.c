@@ -28,6 +28,7 @@
 
 #include "api/agents.h"
 #include "api/api.h"
+#include "api/authz.h"
 #include "env/internal.h"
 #include "lib/common.h"
 #include "lib/json.h"
@@ -44,34 +45,10 @@ static const char *const remote_adapters[] = {"claude_local", "codex_local",    
                                               "gemini_local", "opencode_local", "pi_local",
                                               NULL};
 
-static bool pc_grant_listed(json_t *grants)
-{
-    size_t i;
-    json_t *g;
-    json_array_foreach(grants, i, g) {
-        const char *k = json_is_string(g) ? json_string_value(g) : pc_json_str(g, "permissionKey");
-        if (k && !strcmp(k, "environments:manage"))
-            return true;
-    }
-    return false;
-}
-
 /* environments:manage for company_id (0/1), or -1 with err on a store fault. */
 static int pc_env_can_manage(pc_req *req, const char *company_id, pc_error_t *err)
 {
-    if (req->actor.type == PC_ACTOR_BOARD)
-        return 1;
-    if (req->actor.type != PC_ACTOR_AGENT || strcmp(req->actor.company_id, company_id) != 0)
-        return 0;
-    json_t *me = pc_agent_get(req->app, req->actor.agent_id, err);
-    if (!me)
-        return -1;
-    json_t *perms = pc_json_obj(me, "permissions");
-    bool can = json_is_true(json_object_get(perms, "environments:manage")) ||
-               pc_grant_listed(json_object_get(perms, "grants")) ||
-               json_is_true(json_object_get(perms, "canCreateAgents"));
-    json_decref(me);
-    return can ? 1 : 0;
+    return pc_actor_can(req, company_id, PC_PERM_ENVIRONMENTS_MANAGE, err);
 }
 
 static int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t *err)
