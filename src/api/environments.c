@@ -63,6 +63,22 @@ static int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t
     return 0;
 }
 
+/* environments:manage for a change to an environment. A confined agent
+ * cannot change environments at all even with the permission: rewriting
+ * the one it runs in (its driver or config) would move it out of its own
+ * confinement. */
+static int pc_env_require_change(pc_req *req, const char *company_id, pc_error_t *err)
+{
+    if (pc_env_require_manage(req, company_id, err) < 0)
+        return -1;
+    int confined = pc_actor_confined(req, err);
+    if (confined < 0)
+        return -1;
+    if (confined)
+        return pc_error_set(err, 403, "A confined agent cannot change environments");
+    return 0;
+}
+
 static json_t *pc_env_redact(json_t *env)
 {
     json_object_set_new(env, "config", json_object());
@@ -208,7 +224,7 @@ static int pc_env_parse_body(json_t *b, bool name_required, pc_env_body *o, pc_e
 static int pc_envs_create(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     const char *cid = pc_company_param(req, err);
-    if (!cid || pc_env_require_manage(req, cid, err) < 0)
+    if (!cid || pc_env_require_change(req, cid, err) < 0)
         return -1;
     pc_env_body b;
     if (pc_env_parse_body(req->body, true, &b, err) < 0)
@@ -310,7 +326,7 @@ static int pc_envs_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     json_t *config = NULL;
     pc_envcfg_ctx cc;
     memset(&cc, 0, sizeof cc);
-    if (pc_env_require_manage(req, cid, err) < 0 || pc_env_parse_body(req->body, false, &b, err) < 0)
+    if (pc_env_require_change(req, cid, err) < 0 || pc_env_parse_body(req->body, false, &b, err) < 0)
         goto out;
     const char *old_driver = pc_json_str(env, "driver");
     const char *driver = b.driver ? b.driver : old_driver;
@@ -432,7 +448,7 @@ static int pc_envs_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
     const char *id = pc_json_str(env, "id"), *cid = pc_json_str(env, "companyId");
     int rc = -1;
     json_t *secret_ids = json_array();
-    if (pc_env_require_manage(req, cid, err) < 0)
+    if (pc_env_require_change(req, cid, err) < 0)
         goto out;
     json_t *active = pc_db_query_one_s(
         req->app->db,
