@@ -81,6 +81,11 @@ static int agents_wakeup(pc_req *req, pc_resp *resp, pc_error_t *err)
         if (!row)
             return pc_error_is_set(err) ? -1 : pc_error_set(err, 404, "Issue not found");
     }
+    /* A confined caller may not start a run, its own included, anywhere it
+     * could not choose itself. */
+    if (req->actor.type == PC_ACTOR_AGENT &&
+        pc_actor_may_cause_run(req, pc_json_str(a, "id"), issue, NULL, err) < 0)
+        return -1;
     pc_wakeup_opts o = {.source = source,
                         .trigger_detail = trigger,
                         .reason = reason,
@@ -105,6 +110,9 @@ static int agents_invoke(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     _cleanup_json_ json_t *a = wake_target(req, err);
     if (!a)
+        return -1;
+    if (req->actor.type == PC_ACTOR_AGENT &&
+        pc_actor_may_cause_run(req, pc_json_str(a, "id"), NULL, NULL, err) < 0)
         return -1;
     pc_wakeup_opts o = {.source = "on_demand", .trigger_detail = "manual",
                         .reason = "manual_invoke", .actor = &req->actor};

@@ -158,6 +158,36 @@ int pc_actor_may_select_env(pc_req *req, const char *env_id, pc_error_t *err)
     return pc_error_set(err, 403, "A confined agent cannot move execution out of its environment");
 }
 
+int pc_actor_may_cause_run(pc_req *req, const char *agent_id, const char *issue_id,
+                           json_t *issue_env_override, pc_error_t *err)
+{
+    int confined = pc_actor_confined(req, err);
+    if (confined <= 0)
+        return confined;
+    const char *env_id = NULL;
+    _cleanup_json_ json_t *issue = NULL, *ews = NULL, *agent = NULL;
+    if (issue_env_override) {
+        env_id = json_string_value(issue_env_override);
+    } else if (issue_id) {
+        issue = pc_db_query_one_s(req->app->db,
+                                  "SELECT execution_workspace_settings FROM issues WHERE id=?",
+                                  json_pack("[s]", issue_id), err);
+        if (!issue && pc_error_is_set(err))
+            return -1;
+        ews = pc_json_from_text(pc_json_str(issue, "execution_workspace_settings"));
+        env_id = pc_json_str(ews, "environmentId");
+    }
+    if (!env_id && agent_id) {
+        agent = pc_db_query_one_s(req->app->db,
+                                  "SELECT default_environment_id FROM agents WHERE id=?",
+                                  json_pack("[s]", agent_id), err);
+        if (!agent && pc_error_is_set(err))
+            return -1;
+        env_id = pc_json_str(agent, "default_environment_id");
+    }
+    return pc_actor_may_select_env(req, env_id, err);
+}
+
 /* Key names that conventionally hold credentials. */
 static bool key_secretish(const char *k)
 {

@@ -49,6 +49,13 @@ int pc_actor_require(pc_req *req, const char *company_id, const char *perm, cons
  * with 403. */
 int pc_actor_may_select_env(pc_req *req, const char *env_id, pc_error_t *err);
 
+/* 0 when the caller may cause a run of agent_id for issue_id (NULL: no
+ * issue): for a confined agent the run's environment (the issue's, else the
+ * agent's default; issue_env_override replaces the issue's when the caller
+ * is changing it) must pass pc_actor_may_select_env(). Else -1 with 403. */
+int pc_actor_may_cause_run(pc_req *req, const char *agent_id, const char *issue_id,
+                           json_t *issue_env_override, pc_error_t *err);
+
 /* 1 when the calling agent's own execution is confined, 0 when it runs on
  * the host (or the caller is the board), -1 on a store fault. */
 int pc_actor_confined(pc_req *req, pc_error_t *err);

@@ -92,8 +92,8 @@ static const char *actor_run_id(const pc_req *req)
  * another agent (which wakes it) needs tasks:assign; choosing where the
  * issue's runs execute needs environments:manage and stays within the
  * caller's containment. old_assignee is the current assignee on a patch. */
-static int issue_agent_guard(pc_req *req, const char *cid, json_t *b, const char *old_assignee,
-                             pc_error_t *err)
+static int issue_agent_guard(pc_req *req, const char *cid, json_t *b, const char *issue_id,
+                             const char *old_assignee, pc_error_t *err)
 {
     if (req->actor.type != PC_ACTOR_AGENT)
         return 0;
@@ -108,9 +108,20 @@ static int issue_agent_guard(pc_req *req, const char *cid, json_t *b, const char
                                                                  : old_assignee;
     const char *status = pc_json_str(b, "status");
     bool hands_over = (json_object_get(b, "assigneeAgentId") || (status && !strcmp(status, "todo")));
-    if (hands_over && assignee && strcmp(assignee, req->actor.agent_id) != 0)
-        return pc_actor_require(req, cid, PC_PERM_TASKS_ASSIGN, NULL, err);
-    return 0;
+    if (!hands_over || !assignee)
+        return 0;
+    if (strcmp(assignee, req->actor.agent_id) != 0 &&
+        pc_actor_require(req, cid, PC_PERM_TASKS_ASSIGN, NULL, err) < 0)
+        return -1;
+    /* The assignment wakes the assignee: a confined caller may not start a
+     * run, its own included, anywhere it could not choose itself. */
+    json_t *override = NULL;
+    if (ews) {
+        override = json_is_object(ews) ? json_object_get(ews, "environmentId") : NULL;
+        if (!override)
+            override = json_null();
+    }
+    return pc_actor_may_cause_run(req, assignee, issue_id, override, err);
 }
 
 static int check_assignee(pc_app *app, const char *cid, const char *aid, pc_error_t *err)
@@ -252,7 +263,7 @@ static int issues_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     if (!c)
         return -1;
     json_decref(c);
-    if (issue_agent_guard(req, cid, b, NULL, err) < 0 ||
+    if (issue_agent_guard(req, cid, b, NULL, NULL, err) < 0 ||
         check_assignee(req->app, cid, assignee, err) < 0 || check_ews(req->app, cid, ews, err) < 0)
         return -1;
     if (parent) {
@@ -373,7 +384,7 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_json_check_object(b, "executionWorkspaceSettings", PC_J_NULLABLE, &ews, err) < 0)
         return -1;
 #define HAS(k) (json_object_get(b, k) != NULL)
-    if (issue_agent_guard(req, cid, b, pc_json_str(cur, "assigneeAgentId"), err) < 0 ||
+    if (issue_agent_guard(req, cid, b, id, pc_json_str(cur, "assigneeAgentId"), err) < 0 ||
         (HAS("assigneeAgentId") && check_assignee(req->app, cid, assignee, err) < 0) ||
         check_ews(req->app, cid, ews, err) < 0)
         return -1;

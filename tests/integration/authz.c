@@ -495,6 +495,36 @@ static void test_approval(void)
     is_int(r.status, 403, "confined agent cannot send an issue to the host");
     pc_http_res_free(&r);
 
+    /* Starting a run is placing code: a confined agent may not wake a host
+     * agent, nor itself on an issue the board sent to the host. */
+    r = R(bk, "POST", "{}", "/api/agents/%s/wakeup", peer);
+    ok(r.status == 403 && strstr(pc_res_str(&r, "error"), "confined"),
+       "confined agent cannot wake an agent that runs on the host");
+    pc_http_res_free(&r);
+    r = B("GET", NULL, "/api/companies/%s/environments?driver=local", cid);
+    const char *local = js(json_array_get(r.json, 0), "id");
+    snprintf(body, sizeof body,
+             "{\"title\":\"host job\",\"status\":\"backlog\",\"executionWorkspaceSettings\":"
+             "{\"environmentId\":\"%s\"}}",
+             local);
+    pc_http_res_free(&r);
+    r = B("POST", body, "/api/companies/%s/issues", cid);
+    is_int(r.status, 201, "board sends an issue to the host");
+    char *host_issue = strdup(pc_res_str(&r, "id"));
+    pc_http_res_free(&r);
+    snprintf(body, sizeof body, "{\"issueId\":\"%s\"}", host_issue);
+    r = R(bk, "POST", body, "/api/agents/%s/wakeup", boxed);
+    is_int(r.status, 403, "confined agent cannot wake itself on the host issue");
+    pc_http_res_free(&r);
+    snprintf(body, sizeof body, "{\"assigneeAgentId\":\"%s\",\"status\":\"todo\"}", boxed);
+    r = R(bk, "PATCH", body, "/api/issues/%s", host_issue);
+    is_int(r.status, 403, "nor take the host issue");
+    pc_http_res_free(&r);
+    is_int(db_count("SELECT COUNT(*) FROM heartbeat_runs WHERE agent_id IN (SELECT id FROM agents "
+                    "WHERE name='Boxed')"),
+           0, "the confined agent started no run");
+    free(host_issue);
+
     /* An unconfined agent in a company without the requirement hires
      * directly, as upstream. */
     char *free_hirer = make_agent(cid, "{\"name\":\"Free\",\"permissions\":{\"canCreateAgents\":true}}");
