@@ -71,7 +71,7 @@ static void setup(void)
     char body[1400];
     snprintf(body, sizeof body,
              "{\"packageName\":\"%s/plugins/fake-sandbox\",\"isLocalPath\":true,"
-             "\"config\":{\"apiToken\":\"" PLUGIN_CANARY "\"},\"env\":{\"FAKE_API_TOKEN\":\"" PLUGIN_CANARY "\"}}",
+             "\"config\":{\"region\":\"test\"},\"env\":{\"FAKE_API_TOKEN\":\"" PLUGIN_CANARY "\"}}",
              pc_test_root());
     pc_http_res r = B("POST", body, "/api/plugins/install");
     ok(r.status == 200 || r.status == 201, "fake sandbox plugin installed (%ld)", r.status);
