@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/agents.h"
 #include "api/api.h"
+#include "api/agents.h"
 #include "api/authz.h"
 #include "lib/common.h"
 #include "lib/json.h"

@@ -23,7 +23,8 @@ bool pc_perms_grant(const json_t *perms, const char *perm)
      * lets it assign tasks and manage environments too. */
     if (json_is_true(json_object_get(perms, "canCreateAgents")))
         return true;
-    if (!strcmp(perm, PC_PERM_TASKS_ASSIGN) && json_is_true(json_object_get(perms, "canAssignTasks")))
+    if (!strcmp(perm, PC_PERM_TASKS_ASSIGN) &&
+        json_is_true(json_object_get(perms, "canAssignTasks")))
         return true;
     size_t i;
     json_t *g;
@@ -71,8 +72,8 @@ static bool driver_sandboxed(const char *driver)
 }
 
 typedef struct exec_place {
-    char env_id[40];  /* "" = the host (no environment, or the Local one) */
-    char driver[16];  /* "local" for the host; "" when the environment vanished */
+    char env_id[40]; /* "" = the host (no environment, or the Local one) */
+    char driver[16]; /* "local" for the host; "" when the environment vanished */
 } exec_place;
 
 /* Where the calling agent's own code runs: for a run token, the run's
@@ -178,9 +179,9 @@ int pc_actor_may_cause_run(pc_req *req, const char *agent_id, const char *issue_
         env_id = pc_json_str(ews, "environmentId");
     }
     if (!env_id && agent_id) {
-        agent = pc_db_query_one_s(req->app->db,
-                                  "SELECT default_environment_id FROM agents WHERE id=?",
-                                  json_pack("[s]", agent_id), err);
+        agent =
+            pc_db_query_one_s(req->app->db, "SELECT default_environment_id FROM agents WHERE id=?",
+                              json_pack("[s]", agent_id), err);
         if (!agent && pc_error_is_set(err))
             return -1;
         env_id = pc_json_str(agent, "default_environment_id");
@@ -191,8 +192,8 @@ int pc_actor_may_cause_run(pc_req *req, const char *agent_id, const char *issue_
 /* Key names that conventionally hold credentials. */
 static bool key_secretish(const char *k)
 {
-    static const char *const words[] = {"key",        "token",  "secret", "password", "passwd",
-                                        "credential", "auth",   "cookie", "bearer",   NULL};
+    static const char *const words[] = {"key",        "token", "secret", "password", "passwd",
+                                        "credential", "auth",  "cookie", "bearer",   NULL};
     for (int i = 0; words[i]; i++)
         if (strcasestr(k, words[i]))
             return true;
@@ -216,7 +217,8 @@ static void redact_walk(json_t *v, bool in_env)
             else if (in_env && json_is_object(child) && json_object_get(child, "value"))
                 json_object_set_new(child, "value", json_string(REDACTED));
             else
-                redact_walk(child, !strcmp(k, "env") || (key_secretish(k) && json_is_object(child)));
+                redact_walk(child,
+                            !strcmp(k, "env") || (key_secretish(k) && json_is_object(child)));
         }
     } else if (json_is_array(v)) {
         size_t i;
@@ -224,7 +226,10 @@ static void redact_walk(json_t *v, bool in_env)
     }
 }
 
-void pc_redact_config(json_t *config) { redact_walk(config, false); }
+void pc_redact_config(json_t *config)
+{
+    redact_walk(config, false);
+}
 
 json_t *pc_agent_view(pc_req *req, json_t *agent, pc_error_t *err)
 {
@@ -232,7 +237,8 @@ json_t *pc_agent_view(pc_req *req, json_t *agent, pc_error_t *err)
         return agent;
     const char *id = pc_json_str(agent, "id");
     bool self = id && !strcmp(id, req->actor.agent_id);
-    int can = self ? 1 : pc_actor_can(req, pc_json_str(agent, "companyId"), PC_PERM_AGENTS_CREATE, err);
+    int can =
+        self ? 1 : pc_actor_can(req, pc_json_str(agent, "companyId"), PC_PERM_AGENTS_CREATE, err);
     if (can < 0) {
         json_decref(agent);
         return NULL;

@@ -57,8 +57,8 @@ static char *make_agent(const char *company, const char *body)
 static char *field_of(const char *agent, const char *field)
 {
     pc_http_res r = B("GET", NULL, "/api/agents/%s", agent);
-    char *s = json_dumps(json_object_get(r.json, field),
-                         JSON_ENCODE_ANY | JSON_SORT_KEYS | JSON_COMPACT);
+    char *s =
+        json_dumps(json_object_get(r.json, field), JSON_ENCODE_ANY | JSON_SORT_KEYS | JSON_COMPACT);
     pc_http_res_free(&r);
     return s ? s : strdup("(absent)");
 }
@@ -96,9 +96,9 @@ static void setup(void)
     runner_key = mint_key(runner);
     /* Peer's credential is sealed; its run proves the value still reaches
      * the process (its length) and never its log. */
-    peer = hb_sh_agent(cid, "Peer", "echo \"len ${#OPENAI_API_KEY}\"; echo \"leak $OPENAI_API_KEY\"",
-                       "\"env\":{\"OPENAI_API_KEY\":\"" CANARY "\",\"PLAIN_SETTING\":\"visible\"}",
-                       NULL);
+    peer = hb_sh_agent(
+        cid, "Peer", "echo \"len ${#OPENAI_API_KEY}\"; echo \"leak $OPENAI_API_KEY\"",
+        "\"env\":{\"OPENAI_API_KEY\":\"" CANARY "\",\"PLAIN_SETTING\":\"visible\"}", NULL);
     scratch = make_agent(cid, "{\"name\":\"Scratch\"}");
     outsider = make_agent(cid2, "{\"name\":\"Outsider\"}");
     outsider_key = mint_key(outsider);
@@ -244,8 +244,8 @@ static void test_issue_routing(void)
     r = R(run_token, "POST", body, "/api/companies/%s/issues", cid);
     is_int(r.status, 403, "agent creating an issue for another agent: 403");
     pc_http_res_free(&r);
-    snprintf(body, sizeof body, "{\"title\":\"mine\",\"assigneeAgentId\":\"%s\",\"status\":\"backlog\"}",
-             runner);
+    snprintf(body, sizeof body,
+             "{\"title\":\"mine\",\"assigneeAgentId\":\"%s\",\"status\":\"backlog\"}", runner);
     r = R(runner_key, "POST", body, "/api/companies/%s/issues", cid);
     is_int(r.status, 201, "agent creating an issue for itself: 201");
     pc_http_res_free(&r);
@@ -277,8 +277,8 @@ static void test_keys(void)
 
     /* Plugins run code on the host: board only. */
     char body[1200];
-    snprintf(body, sizeof body, "{\"packageName\":\"%s/plugins/fake-sandbox\",\"isLocalPath\":true}",
-             pc_test_root());
+    snprintf(body, sizeof body,
+             "{\"packageName\":\"%s/plugins/fake-sandbox\",\"isLocalPath\":true}", pc_test_root());
     r = R(runner_key, "POST", body, "/api/plugins/install");
     is_int(r.status, 403, "agent key: plugin install 403");
     pc_http_res_free(&r);
@@ -304,7 +304,8 @@ static void test_cancel(void)
     const char *creds[] = {run_token, runner_key};
     for (int c = 0; c < 2; c++) {
         pc_http_res r = R(creds[c], "POST", "{}", "/api/heartbeat-runs/%s/cancel", sleeper_run);
-        is_int(r.status, 403, "%s: cancelling another agent's run 403", c ? "agent key" : "run token");
+        is_int(r.status, 403, "%s: cancelling another agent's run 403",
+               c ? "agent key" : "run token");
         pc_http_res_free(&r);
     }
     pc_http_res r = B("GET", NULL, "/api/heartbeat-runs/%s", sleeper_run);
@@ -413,11 +414,12 @@ static void test_approval(void)
 {
     /* A company that wants every agent-made hire approved. */
     char *gated = hb_company("Gated Co");
-    pc_http_res r = B("PATCH", "{\"requireBoardApprovalForNewAgents\":true}", "/api/companies/%s",
-                      gated);
+    pc_http_res r =
+        B("PATCH", "{\"requireBoardApprovalForNewAgents\":true}", "/api/companies/%s", gated);
     is_int(r.status, 200, "company requires approval for new agents");
     pc_http_res_free(&r);
-    char *hirer = make_agent(gated, "{\"name\":\"Hirer\",\"permissions\":{\"canCreateAgents\":true}}");
+    char *hirer =
+        make_agent(gated, "{\"name\":\"Hirer\",\"permissions\":{\"canCreateAgents\":true}}");
     char *hk = mint_key(hirer);
     r = R(hk, "POST", "{\"name\":\"Hire\"}", "/api/companies/%s/agents", gated);
     is_int(r.status, 201, "agent hires");
@@ -527,7 +529,8 @@ static void test_approval(void)
 
     /* An unconfined agent in a company without the requirement hires
      * directly, as upstream. */
-    char *free_hirer = make_agent(cid, "{\"name\":\"Free\",\"permissions\":{\"canCreateAgents\":true}}");
+    char *free_hirer =
+        make_agent(cid, "{\"name\":\"Free\",\"permissions\":{\"canCreateAgents\":true}}");
     char *fk = mint_key(free_hirer);
     r = R(fk, "POST", "{\"name\":\"Direct\"}", "/api/companies/%s/agents", cid);
     is_int(r.status, 201, "host agent hires");
@@ -539,7 +542,8 @@ static void test_approval(void)
 
 static bool env_has_ref(json_t *agent, const char *key)
 {
-    json_t *v = json_object_get(json_object_get(json_object_get(agent, "adapterConfig"), "env"), key);
+    json_t *v =
+        json_object_get(json_object_get(json_object_get(agent, "adapterConfig"), "env"), key);
     return json_is_object(v) && !strcmp(js(v, "type"), "secret_ref") && js(v, "secretId")[0];
 }
 
