@@ -2,7 +2,7 @@
 #
 #   make            build ./paperclip, libpaperclip-plugin.a and every plugin
 #   make run        deps + build + serve on the embedded default
-#   make test       deps + build + the whole suite (ends with "N passed, N failed")
+#   make test       deps + build + layer check + the whole suite (ends with "N passed, N failed")
 #   make asan       the suite again under ASan+UBSan (separate build tree)
 #   make fuzz       every libFuzzer target in fuzz/ for FUZZ_SECONDS (15) each (clang)
 #   make bench      measured numbers, printed as a table
@@ -28,14 +28,15 @@ CFLAGS  += -std=c17 -Wall -Wextra -Werror -g $(OPT) -D_GNU_SOURCE -pthread \
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS += $(filter -fsanitize=%,$(OPT))
 
-CORE_DIRS := src/lib src/store src/http src/api src/plugin src/env src/run src/cli
+CORE_DIRS := src/lib src/store src/model src/plugin src/env src/run src/http src/api src/daemon src/cli
 CORE_SRCS := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
 CORE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRCS)) $(BUILD)/gen/embedded.o
 CORE_LIB  := $(BUILD)/libpaperclip-core.a
 
-# The SDK starts commands with the daemon's pc_spawn(); spawn.c uses only libc, so the
-# static library stays self-contained (its object is shared with the core library).
-SDK_SRCS  := $(wildcard sdk/*.c) src/lib/spawn.c
+# The SDK starts commands with the daemon's pc_spawn() and repairs UTF-8 with its
+# pc_utf8_repair(); spawn.c and utf8.c use only libc, so the static library stays
+# self-contained (their objects are shared with the core library).
+SDK_SRCS  := $(wildcard sdk/*.c) src/lib/spawn.c src/lib/utf8.c
 SDK_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(SDK_SRCS))
 SDK_LIB   := $(BUILD)/libpaperclip-plugin.a
 
@@ -56,7 +57,7 @@ EMBED_FILES := $(sort $(wildcard ui/*) $(wildcard src/store/migrations/*.sql))
 # Objects of test programs are intermediates of a pattern rule; keep them.
 .PRECIOUS: $(BUILD)/%.o
 
-.PHONY: all deps run test asan bench install clean check-build tests
+.PHONY: all deps run test asan bench install clean check-build tests check-layers
 .DEFAULT_GOAL := all
 
 all: paperclip $(SDK_LIB) $(PLUGIN_BINS)
@@ -102,9 +103,11 @@ $(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c
 $(BUILD)/variant.stamp:
 	@mkdir -p $(BUILD) && rm -f build/*/variant.stamp && touch $@
 
+# Extra libraries of one plugin: PLUGIN_LIBS_<dir>.
+PLUGIN_LIBS_plugins/bwrap-sandbox := -lseccomp
 define plugin_rule
 $(1)/worker: $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(SDK_LIB) $(BUILD)/variant.stamp
-	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) $$(shell pkg-config --libs jansson libsodium) -lpthread -lm
+	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) $$(shell pkg-config --libs jansson libsodium) $$(PLUGIN_LIBS_$(1)) -lpthread -lm
 endef
 $(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_rule,$(d))))
 
@@ -122,13 +125,21 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(HARNESS) $(CORE_LIB)
 
 tests: all $(UNIT_BINS) $(INT_BINS)
 
+check-layers:
+	@sh tools/check-layers.sh
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	./paperclip serve
 
+# The layer check runs first and lists each wrong-way include as file:line with
+# their count; the suite still runs (tests/shell/check_layers.sh counts the check
+# as a failure there too) and the target fails at the end, naming the check.
 test: deps
 	@$(MAKE) --no-print-directory tests
-	@BUILD=$(BUILD) sh tests/run.sh
+	@sh tools/check-layers.sh; layers=$$?; BUILD=$(BUILD) sh tests/run.sh; suite=$$?; \
+	  if [ $$layers != 0 ]; then echo "make test: layer check FAILED (wrong-way includes listed before the suite)"; fi; \
+	  [ $$layers = 0 ] && [ $$suite = 0 ]
 
 asan: deps
 	@$(MAKE) --no-print-directory SAN=1 tests

@@ -3,14 +3,12 @@
  * timeout that reaches the whole process group, and spawn errors reported
  * synchronously. See the contract in include/paperclip/plugin.h.
  *
- * Shape: the parent resolves the executable and creates CLOEXEC pipes;
- * pc_spawn() (src/lib/spawn.h, linked into this library) starts the child,
- * which resets its signal state, starts a session, wires stdio, marks every
- * other descriptor but keep_fds close-on-exec, runs pre_exec and execs, and
- * reports a failure of any of those steps synchronously with its stage and
- * errno. The parent then runs one poll() loop that feeds stdin, drains
- * stdout/stderr and watches the child through a pidfd (or a short tick
- * where pidfds are missing), escalating signals on timeout.
+ * Shape: the SDK resolves the executable in the child's PATH (so a missing
+ * command is a LOOKUP failure) and maps its options onto pc_spawn_run()
+ * (src/lib/spawn.h, linked into this library), which starts the child with
+ * its signal state reset in a new session, feeds stdin, captures bounded
+ * stdout/stderr and stops the whole group on timeout. What the SDK adds is
+ * the registry of running groups, so a terminating worker can signal them.
  */
 #include <paperclip/plugin.h>
 
@@ -18,16 +16,12 @@
 #include "lib/spawn.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- registry of running process groups (for pc__exec_kill_all) ---- */
@@ -69,21 +63,6 @@ void pc__exec_kill_all(int sig)
 }
 
 /* ---- helpers ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-}
 
 static const char *env_lookup(char *const *envp, const char *name)
 {
@@ -166,75 +145,19 @@ static pc_plugin_exec_stage exec_stage(pc_spawn_stage s)
     }
 }
 
-/* ---- output capture ---- */
-
-struct capture {
-    int fd;
-    char *buf;
-    size_t len, alloc, cap;
-    bool truncated;
-};
-
-/* Reads what is available. Returns 1 at EOF or on error (fd closed). */
-static void capture_read(struct capture *c)
-{
-    char chunk[65536];
-    for (;;) {
-        ssize_t n = read(c->fd, chunk, sizeof(chunk));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return;
-            close_fd(&c->fd);
-            return;
-        }
-        if (n == 0) {
-            close_fd(&c->fd);
-            return;
-        }
-        size_t room = c->cap - c->len;
-        size_t take = (size_t)n < room ? (size_t)n : room;
-        if (take < (size_t)n)
-            c->truncated = true;
-        if (take && c->len + take + 1 > c->alloc) {
-            size_t want = c->alloc ? c->alloc : 65536;
-            while (want < c->len + take + 1)
-                want *= 2;
-            if (want > c->cap + 1)
-                want = c->cap + 1;
-            char *nb = realloc(c->buf, want);
-            if (!nb) {
-                c->truncated = true;
-                take = 0;
-            } else {
-                c->buf = nb;
-                c->alloc = want;
-            }
-        }
-        if (take) {
-            memcpy(c->buf + c->len, chunk, take);
-            c->len += take;
-        }
-    }
-}
-
-static char *capture_finish(struct capture *c, size_t *len, bool *truncated)
-{
-    char *b = c->buf;
-    if (!b) {
-        b = malloc(1);
-        if (!b)
-            abort();
-    }
-    b[c->len] = '\0';
-    *len = c->len;
-    *truncated = c->truncated;
-    c->buf = NULL;
-    return b;
-}
-
 /* ---- the parent ---- */
+
+static void group_started(pid_t pid, void *ud)
+{
+    (void)ud;
+    groups_add(pid);
+}
+
+static void group_ended(pid_t pid, void *ud)
+{
+    (void)ud;
+    groups_remove(pid);
+}
 
 int pc_plugin_exec(const pc_plugin_exec_opts *opts, pc_plugin_exec_result *res,
                    pc_plugin_error *err)
@@ -273,20 +196,6 @@ int pc_plugin_exec(const pc_plugin_exec_opts *opts, pc_plugin_exec_result *res,
         return pc_plugin_error_set(err, 0, "cannot exec %s: %s", cmd, strerror(res->spawn_errno));
     }
 
-    int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-    int pidfd = -1;
-    int e = 0;
-    if (opts->has_stdin) {
-        if (pipe2(in_pipe, O_CLOEXEC) < 0)
-            goto setup_fail;
-    } else {
-        in_pipe[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (in_pipe[0] < 0)
-            goto setup_fail;
-    }
-    if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0)
-        goto setup_fail;
-
     /* path contains a '/', so pc_spawn() execs it as is; argv is executed
      * directly, never through a shell. */
     pc_spawn_opts so = {
@@ -294,9 +203,6 @@ int pc_plugin_exec(const pc_plugin_exec_opts *opts, pc_plugin_exec_result *res,
         .argv = (const char *const *)opts->argv,
         .envp = envp,
         .cwd = opts->cwd,
-        .stdin_fd = in_pipe[0],
-        .stdout_fd = out_pipe[1],
-        .stderr_fd = err_pipe[1],
         .keep_fds = opts->keep_fds,
         .n_keep_fds = opts->n_keep_fds,
         .die_with_parent = true,
@@ -304,193 +210,47 @@ int pc_plugin_exec(const pc_plugin_exec_opts *opts, pc_plugin_exec_result *res,
         .pre_exec = opts->pre_exec,
         .pre_exec_arg = opts->pre_exec_arg,
     };
-
-    clock_gettime(CLOCK_REALTIME, &res->started_at);
-    int64_t t0 = now_ms();
-    pid_t pid = -1;
+    size_t cap = opts->max_output ? opts->max_output : PC_PLUGIN_EXEC_DEFAULT_MAX_OUTPUT;
+    pc_spawn_run_opts ro = {
+        .has_stdin = opts->has_stdin,
+        .stdin_data = opts->stdin_data,
+        .stdin_len = opts->stdin_len,
+        .out_max = cap,
+        .err_max = cap,
+        .timeout_ms = opts->timeout_ms,
+        .grace_ms = opts->kill_grace_ms == 0 ? PC_PLUGIN_EXEC_DEFAULT_GRACE_MS
+                    : opts->kill_grace_ms < 0 ? 0
+                                               : opts->kill_grace_ms,
+        .drain_ms = opts->drain_ms > 0 ? opts->drain_ms : PC_PLUGIN_EXEC_DEFAULT_DRAIN_MS,
+        .on_start = group_started,
+        .on_end = group_ended,
+    };
+    pc_spawn_result rr;
     pc_spawn_stage stage = PC_SPAWN_STAGE_NONE;
-    e = pc_spawn(&so, &pid, &stage);
-    close_fd(&in_pipe[0]);
-    close_fd(&out_pipe[1]);
-    close_fd(&err_pipe[1]);
+    int e = pc_spawn_run(&so, &ro, &rr, &stage);
     free(path);
-    path = NULL;
+    res->started_at = rr.started_at;
+    res->duration_ms = rr.duration_ms;
     if (e) {
-        close_fd(&in_pipe[1]);
-        close_fd(&out_pipe[0]);
-        close_fd(&err_pipe[0]);
         res->spawn_stage = exec_stage(stage);
         res->spawn_errno = e;
-        res->duration_ms = now_ms() - t0;
         if (res->spawn_stage == PC_EXEC_STAGE_CHDIR)
             return pc_plugin_error_set(err, 0, "cannot change directory to %s for %s: %s",
                                        opts->cwd, cmd, strerror(e));
         return pc_plugin_error_set(err, 0, "%s %s: %s", stage_verb(res->spawn_stage), cmd,
                                    strerror(e));
     }
-    res->pid = pid;
-    groups_add(pid);
-
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (in_pipe[1] >= 0)
-        fcntl(in_pipe[1], F_SETFL, fcntl(in_pipe[1], F_GETFL) | O_NONBLOCK);
-    fcntl(out_pipe[0], F_SETFL, fcntl(out_pipe[0], F_GETFL) | O_NONBLOCK);
-    fcntl(err_pipe[0], F_SETFL, fcntl(err_pipe[0], F_GETFL) | O_NONBLOCK);
-
-    size_t cap = opts->max_output ? opts->max_output : PC_PLUGIN_EXEC_DEFAULT_MAX_OUTPUT;
-    struct capture out = { .fd = out_pipe[0], .cap = cap };
-    struct capture errc = { .fd = err_pipe[0], .cap = cap };
-    out_pipe[0] = err_pipe[0] = -1;
-    int in_fd = in_pipe[1];
-    in_pipe[1] = -1;
-    const char *in_data = opts->stdin_data;
-    size_t in_left = opts->has_stdin ? opts->stdin_len : 0;
-    if (in_fd >= 0 && in_left == 0)
-        close_fd(&in_fd);
-
-    int64_t grace = opts->kill_grace_ms == 0 ? PC_PLUGIN_EXEC_DEFAULT_GRACE_MS
-                    : opts->kill_grace_ms < 0 ? 0 : opts->kill_grace_ms;
-    int64_t drain = opts->drain_ms > 0 ? opts->drain_ms : PC_PLUGIN_EXEC_DEFAULT_DRAIN_MS;
-    int64_t deadline = opts->timeout_ms > 0 ? t0 + opts->timeout_ms : -1;
-    int64_t kill_at = -1, drain_until = -1;
-    bool exited = false, killed = false;
-    int status = 0;
-
-    for (;;) {
-        int64_t now = now_ms();
-        if (!exited) {
-            pid_t w = waitpid(pid, &status, WNOHANG);
-            if (w == pid) {
-                exited = true;
-                drain_until = now + drain;
-                close_fd(&pidfd);
-            }
-        }
-        if (!exited && deadline >= 0 && !res->timed_out && now >= deadline) {
-            res->timed_out = true;
-            if (grace > 0) {
-                kill(-pid, SIGTERM);
-                kill_at = now + grace;
-            } else {
-                kill(-pid, SIGKILL);
-                killed = true;
-            }
-        }
-        if (!exited && res->timed_out && !killed && now >= kill_at) {
-            kill(-pid, SIGKILL);
-            killed = true;
-        }
-        if (exited && out.fd < 0 && errc.fd < 0)
-            break;
-        if (exited && now >= drain_until) {
-            /* Something that inherited the pipes outlived the command: it
-             * belongs to the command's group, so end it and stop reading. */
-            kill(-pid, SIGKILL);
-            if (out.fd >= 0)
-                capture_read(&out);
-            if (errc.fd >= 0)
-                capture_read(&errc);
-            break;
-        }
-
-        struct pollfd pfd[4];
-        int np = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1;
-        if (in_fd >= 0) {
-            i_in = np;
-            pfd[np++] = (struct pollfd){ .fd = in_fd, .events = POLLOUT };
-        }
-        if (out.fd >= 0) {
-            i_out = np;
-            pfd[np++] = (struct pollfd){ .fd = out.fd, .events = POLLIN };
-        }
-        if (errc.fd >= 0) {
-            i_err = np;
-            pfd[np++] = (struct pollfd){ .fd = errc.fd, .events = POLLIN };
-        }
-        if (pidfd >= 0) {
-            i_pid = np;
-            pfd[np++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
-        }
-        int64_t wait = -1;
-        int64_t marks[3] = { exited ? -1 : deadline >= 0 && !res->timed_out ? deadline : -1,
-                             !exited && res->timed_out && !killed ? kill_at : -1,
-                             exited ? drain_until : -1 };
-        for (int i = 0; i < 3; i++) {
-            if (marks[i] < 0)
-                continue;
-            int64_t d = marks[i] - now;
-            if (d < 0)
-                d = 0;
-            if (wait < 0 || d < wait)
-                wait = d;
-        }
-        if (!exited && pidfd < 0 && (wait < 0 || wait > 20))
-            wait = 20; /* no pidfd: notice the exit by polling waitpid */
-        if (wait > 1000)
-            wait = 1000;
-        int pr = poll(pfd, (nfds_t)np, (int)wait);
-        if (pr < 0) {
-            if (errno == EINTR)
-                continue;
-            e = errno;
-            break;
-        }
-        if (i_in >= 0 && pfd[i_in].revents) {
-            if (pfd[i_in].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-                close_fd(&in_fd);
-            } else {
-                ssize_t n = write(in_fd, in_data, in_left > 65536 ? 65536 : in_left);
-                if (n > 0) {
-                    in_data += n;
-                    in_left -= (size_t)n;
-                    if (in_left == 0)
-                        close_fd(&in_fd);
-                } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
-                    close_fd(&in_fd);
-                }
-            }
-        }
-        if (i_out >= 0 && pfd[i_out].revents)
-            capture_read(&out);
-        if (i_err >= 0 && pfd[i_err].revents)
-            capture_read(&errc);
-        (void)i_pid; /* readiness only wakes the loop; waitpid reaps */
-    }
-
-    if (!exited) {
-        /* Only reached when poll() itself failed: do not leave a child. */
-        kill(-pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-    }
-    groups_remove(pid);
-    close_fd(&in_fd);
-    close_fd(&out.fd);
-    close_fd(&errc.fd);
-    close_fd(&pidfd);
-    res->duration_ms = now_ms() - t0;
-    if (WIFEXITED(status)) {
-        res->exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-        res->term_signal = WTERMSIG(status);
-    }
-    res->out = capture_finish(&out, &res->out_len, &res->out_truncated);
-    res->err = capture_finish(&errc, &res->err_len, &res->err_truncated);
-    (void)e;
+    res->pid = rr.pid;
+    res->timed_out = rr.timed_out;
+    res->exit_code = rr.exit_code;
+    res->term_signal = rr.term_signal;
+    res->out = rr.out.data;
+    res->out_len = rr.out.len;
+    res->out_truncated = rr.out.truncated;
+    res->err = rr.err.data;
+    res->err_len = rr.err.len;
+    res->err_truncated = rr.err.truncated;
     return 0;
-
-setup_fail:
-    e = errno;
-    close_fd(&in_pipe[0]);
-    close_fd(&in_pipe[1]);
-    close_fd(&out_pipe[0]);
-    close_fd(&out_pipe[1]);
-    close_fd(&err_pipe[0]);
-    close_fd(&err_pipe[1]);
-    free(path);
-    res->spawn_stage = PC_EXEC_STAGE_SETUP;
-    res->spawn_errno = e;
-    return pc_plugin_error_set(err, 0, "cannot start %s: %s", cmd, strerror(e));
 }
 
 void pc_plugin_exec_result_free(pc_plugin_exec_result *res)

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/utf8.h"
+
 int pc_plugin_error_set(pc_plugin_error *err, int code, const char *fmt, ...)
 {
     if (!err)
@@ -37,77 +39,15 @@ void pc_plugin_error_clear(pc_plugin_error *err)
     memset(err, 0, sizeof(*err));
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is invalid
- * (overlong forms, surrogates and code points above U+10FFFF included). */
-static size_t utf8_valid_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c >= 0x01 && c < 0x80)
-        return 1;
-    size_t len;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    if (cp >= 0xD800 && cp <= 0xDFFF)
-        return 0;
-    return len;
-}
-
 json_t *pc_plugin_json_string_lossy(const char *bytes, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)bytes;
-    size_t i = 0, bad = 0;
-    while (i < len) {
-        size_t l = utf8_valid_len(s + i, len - i);
-        if (l == 0) {
-            bad++;
-            i++;
-        } else {
-            i += l;
-        }
-    }
-    if (bad == 0)
+    size_t cap = pc_utf8_repaired_len(bytes, len);
+    if (cap == len)
         return json_stringn(len ? bytes : "", len);
-    /* Each bad byte (1 byte) becomes U+FFFD (3 bytes). */
-    size_t cap = len + bad * 2;
-    char *buf = malloc(cap ? cap : 1);
+    char *buf = malloc(cap);
     if (!buf)
         return NULL;
-    size_t o = 0;
-    i = 0;
-    while (i < len) {
-        size_t l = utf8_valid_len(s + i, len - i);
-        if (l == 0) {
-            buf[o++] = (char)0xEF;
-            buf[o++] = (char)0xBF;
-            buf[o++] = (char)0xBD;
-            i++;
-        } else {
-            memcpy(buf + o, s + i, l);
-            o += l;
-            i += l;
-        }
-    }
-    json_t *j = json_stringn(buf, o);
+    json_t *j = json_stringn(buf, pc_utf8_repair(bytes, len, buf));
     free(buf);
     return j;
 }

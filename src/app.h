@@ -12,25 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/config.h"
 #include "lib/loop.h"
 #include "store/db.h"
 
 #define PC_VERSION "0.1.0"
-
-typedef enum { PC_AUTH_LOCAL_TRUSTED, PC_AUTH_AUTHENTICATED } pc_auth_mode;
-
-typedef struct pc_config {
-    char data_dir[1024];
-    char bind[256];
-    int port;
-    int log_json;
-    size_t body_limit;          /* max request body bytes (default 10 MiB) */
-    pc_auth_mode auth_mode;
-    bool allow_insecure_bind;   /* local_trusted on a non-loopback bind */
-    char public_url[512];       /* optional public base URL ("" if unset) */
-    char api_url[512];          /* PAPERCLIP_API_URL override for agents ("" if unset) */
-    char allowed_hostnames[1024]; /* comma-separated */
-} pc_config;
 
 struct pc_plugin_host;
 struct pc_runtime;

@@ -7,13 +7,13 @@
 
 #include "app.h"
 #include "cli/cli.h"
-#include "cli/services.h"
+#include "daemon/offline.h"
+#include "daemon/services.h"
 
 static const pc_cli_command commands[] = {
     {"health", pc_cli_health, "show the daemon's health"},
     {"company", pc_cli_company, "list, create, get and delete companies"},
     {"agent", pc_cli_agent_main, "list, create, get, update, delete and wake agents"},
-    {"auth", pc_cli_auth, "create board API keys"},
     {"env", pc_cli_env, "manage environments (local, ssh, sandbox) and their leases"},
     {"issue", pc_cli_issue, "list, create, get, update and comment on issues"},
     {"run", pc_cli_run_cmd, "list, get, cancel and read the log of heartbeat runs"},
@@ -29,7 +29,8 @@ static void usage(FILE *out)
             "Paperclip control plane: runs AI agents as a company.\n"
             "\n"
             "commands:\n"
-            "  serve        run the daemon (see paperclip serve --help)\n");
+            "  serve        run the daemon (see paperclip serve --help)\n"
+            "  auth         create board API keys (offline: opens the data dir's store)\n");
     for (const pc_cli_command *c = commands; c->name; c++)
         fprintf(out, "  %-12s %s\n", c->name, c->summary);
     fprintf(out,
@@ -87,7 +88,13 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[i];
     if (!strcmp(cmd, "serve"))
-        return pc_cli_serve(argc - i, argv + i);
+        return pc_daemon_serve(argc - i, argv + i);
+    /* Offline commands work on local files, not through the API. */
+    if (!strcmp(cmd, "auth"))
+        return pc_daemon_auth(argc - i, argv + i);
+    if (!strcmp(cmd, "plugin") && argc - i == 3 && !strcmp(argv[i + 1], "check") &&
+        strcmp(argv[i + 2], "--help") != 0 && strcmp(argv[i + 2], "-h") != 0)
+        return pc_daemon_plugin_check(argc - i, argv + i);
     for (const pc_cli_command *c = commands; c->name; c++)
         if (!strcmp(c->name, cmd))
             return c->fn(&cli, argc - i, argv + i);

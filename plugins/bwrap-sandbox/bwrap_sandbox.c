@@ -232,10 +232,26 @@ static json_t *cgroups_to_json(const struct bw_cgroups *cg)
 
 /* ---- config from params ---- */
 
-static int config_from(json_t *params, struct bw_config *c, pc_plugin_error *err)
+/* The operator's policy from the instance config, then the driver config
+ * checked against it; errors of both end up in `errors`. */
+static int parse_with_policy(pc_plugin_ctx *ctx, json_t *params, struct bw_config *c,
+                             struct bw_policy *pol, json_t *errors, json_t *warnings)
+{
+    int prc = bw_policy_parse(ctx ? pc_plugin_ctx_config(ctx) : NULL, data_dir, pol, errors);
+    int crc = bw_config_parse(json_object_get(params, "config"), pol, c, errors, warnings);
+    return prc < 0 || crc < 0 ? -1 : 0;
+}
+
+static int config_from(pc_plugin_ctx *ctx, json_t *params, struct bw_config *c,
+                       struct bw_policy *pol_out, pc_plugin_error *err)
 {
     json_t *errors = json_array();
-    int rc = bw_config_parse(json_object_get(params, "config"), c, errors, NULL);
+    struct bw_policy pol;
+    int rc = parse_with_policy(ctx, params, c, &pol, errors, NULL);
+    if (pol_out)
+        *pol_out = pol;
+    else
+        bw_policy_free(&pol);
     if (rc < 0) {
         pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "invalid bwrap config: %s",
                             json_string_value(json_array_get(errors, 0)));
@@ -448,10 +464,12 @@ static int bw_health(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plu
 
 static int bw_validate(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
 {
-    (void)ctx, (void)err;
+    (void)err;
     json_t *errors = json_array(), *warnings = json_array();
     struct bw_config c;
-    int rc = bw_config_parse(json_object_get(params, "config"), &c, errors, warnings);
+    struct bw_policy pol;
+    int rc = parse_with_policy(ctx, params, &c, &pol, errors, warnings);
+    bw_policy_free(&pol);
     if (rc == 0) {
         *result = json_pack("{s:b, s:o, s:o}", "ok", 1, "normalizedConfig", bw_config_to_json(&c),
                             "warnings", warnings);
@@ -501,10 +519,13 @@ static bool try_bwrap(char *msg, size_t cap)
 
 static int bw_probe(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
 {
-    (void)ctx, (void)err;
+    (void)err;
     json_t *errors = json_array();
     struct bw_config c;
-    bool cfg_ok = bw_config_parse(json_object_get(params, "config"), &c, errors, NULL) == 0;
+    struct bw_policy pol;
+    bool cfg_ok = parse_with_policy(ctx, params, &c, &pol, errors, NULL) == 0;
+    bool seccomp = pol.seccomp;
+    bw_policy_free(&pol);
     json_t *diags = json_array();
     char msg[1200];
     bool userns = false;
@@ -539,7 +560,16 @@ static int bw_probe(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plug
     bool dir_ok = access(leases, W_OK) == 0;
     if (!dir_ok)
         json_array_append_new(diags, diag("error", "data_dir", "the data directory is not writable"));
-    bool ok = cfg_ok && userns && dir_ok;
+    char sw[400] = "";
+    int sfd = seccomp ? bw_seccomp_fd(sw, sizeof(sw)) : -1;
+    if (sfd >= 0)
+        close(sfd);
+    json_array_append_new(diags,
+                          diag(!seccomp ? "warning" : sfd >= 0 ? "info" : "error", "seccomp",
+                               !seccomp    ? "the seccomp filter is turned off (instance config)"
+                               : sfd >= 0 ? "commands run under the default seccomp filter"
+                                           : sw));
+    bool ok = cfg_ok && userns && dir_ok && (!seccomp || sfd >= 0);
     char summary[256];
     snprintf(summary, sizeof(summary), ok ? "bwrap sandbox ready (network %s, limits via %s)."
                                           : "bwrap sandbox is not usable here (network %s, limits via %s).",
@@ -571,9 +601,8 @@ static void scope_of(const char *s, char *out, size_t cap)
 
 static int bw_acquire(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
 {
-    (void)ctx;
     struct bw_config c;
-    if (config_from(params, &c, err) < 0) {
+    if (config_from(ctx, params, &c, NULL, err) < 0) {
         bw_config_free(&c);
         return -1;
     }
@@ -642,7 +671,7 @@ static int bw_resume(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plu
         return 0;
     }
     struct bw_config c;
-    if (config_from(params, &c, err) < 0) {
+    if (config_from(ctx, params, &c, NULL, err) < 0) {
         bw_config_free(&c);
         json_decref(m);
         return -1;
@@ -1013,418 +1042,490 @@ static double mono_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int bw_execute(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
-{
-    (void)ctx;
-    double t_start = mono_ms(), t_spawn = 0, t_done = 0;
+/* Everything one execute needs, from parsed params to the collected
+ * result; each step below fills its part and bw_execute releases it all. */
+struct exec_run {
     struct bw_config c;
-    struct strv args = { 0 }, cmdv = { 0 };
-    char fdarg[16] = "";
-    struct exec_job job = { .n = 0 };
-    struct bw_fwd_host *fwd = NULL;
-    struct bw_cgroups cg = { .n = 0 };
-    json_t *m = NULL;
-    int memfd = -1, rc = -1;
-    bool watch = false;
-    pthread_t wd;
+    struct bw_policy pol;
+    json_t *m; /* lease marker */
+    const char *id, *uuid;
+    /* params (borrowed from the request) */
+    json_t *jcmd, *jargs, *jenv, *jstdin;
+    const char *cwd, *api_url;
+    bool has_path, has_home;
+    int64_t timeout_ms;
+    /* cgroups */
+    struct bw_cgroups cg;
+    struct exec_job job;
+    unsigned seq;
+    long long pids_before, oom_before;
+    /* api-only forwarder */
+    struct bw_fwd_host *fwd;
+    char sock[PATH_MAX], api_inside[128], aport[8];
+    /* bwrap options (through --args) and its command line */
+    struct strv args, cmdv;
+    int fds[2]; /* the --args memfd and the --seccomp memfd (-1: none) */
+    char fdarg[16];
+    /* outcome */
     pc_plugin_exec_result res;
-    memset(&res, 0, sizeof(res));
-    pthread_mutex_init(&job.lock, NULL);
-    pthread_cond_init(&job.cond, NULL);
-    char api_inside[128] = "";
-    char sock[PATH_MAX] = "";
+    int left;
+    double t_start, t_spawn, t_done;
+};
 
-    if (config_from(params, &c, err) < 0)
-        goto out;
-    if (!bwrap_path[0]) {
-        pc_plugin_error_set(err, 0, "bwrap is not installed on this host");
-        goto out;
-    }
+/* Validates the lease and the command, args, cwd, env, stdin and timeout. */
+static int exec_parse(pc_plugin_ctx *ctx, json_t *params, struct exec_run *x,
+                      pc_plugin_error *err)
+{
+    if (config_from(ctx, params, &x->c, &x->pol, err) < 0)
+        return -1;
+    if (!bwrap_path[0])
+        return pc_plugin_error_set(err, 0, "bwrap is not installed on this host");
     json_t *lease = json_object_get(params, "lease");
-    const char *id = str_or_null(lease, "providerLeaseId");
-    const char *uuid = lease_uuid(id);
-    m = uuid ? marker_load(uuid) : NULL;
-    if (!m || strcmp(str_or_null(m, "providerLeaseId"), id) != 0) {
-        pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "lease %s does not exist",
-                            id ? id : "(none)");
-        goto out;
-    }
+    x->id = str_or_null(lease, "providerLeaseId");
+    x->uuid = lease_uuid(x->id);
+    x->m = x->uuid ? marker_load(x->uuid) : NULL;
+    if (!x->m || strcmp(str_or_null(x->m, "providerLeaseId"), x->id) != 0)
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "lease %s does not exist",
+                                   x->id ? x->id : "(none)");
 
-    /* command, args, cwd, env, stdin, timeoutMs */
-    json_t *jcmd = json_object_get(params, "command");
-    if (!json_is_string(jcmd) || !json_string_length(jcmd) ||
-        strlen(json_string_value(jcmd)) != json_string_length(jcmd)) {
-        pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
-                            "command must be a non-empty string without NUL bytes");
-        goto out;
-    }
-    json_t *jargs = json_object_get(params, "args");
-    if (jargs && !json_is_null(jargs) && (!json_is_array(jargs) || json_array_size(jargs) > MAX_ARGS)) {
-        pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "args must be an array of at most %d strings",
-                            MAX_ARGS);
-        goto out;
-    }
+    x->jcmd = json_object_get(params, "command");
+    if (!json_is_string(x->jcmd) || !json_string_length(x->jcmd) ||
+        strlen(json_string_value(x->jcmd)) != json_string_length(x->jcmd))
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                   "command must be a non-empty string without NUL bytes");
+    x->jargs = json_object_get(params, "args");
+    if (x->jargs && !json_is_null(x->jargs) &&
+        (!json_is_array(x->jargs) || json_array_size(x->jargs) > MAX_ARGS))
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                   "args must be an array of at most %d strings", MAX_ARGS);
     size_t i;
     json_t *v;
-    size_t total = json_string_length(jcmd);
-    json_array_foreach(jargs, i, v)
+    size_t total = json_string_length(x->jcmd);
+    json_array_foreach(x->jargs, i, v)
     {
-        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
-            pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
-                                "args[%zu] must be a string without NUL bytes", i);
-            goto out;
-        }
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+            return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                       "args[%zu] must be a string without NUL bytes", i);
         total += json_string_length(v);
     }
-    const char *cwd = "/workspace";
+    x->cwd = "/workspace";
     json_t *jcwd = json_object_get(params, "cwd");
     if (jcwd && !json_is_null(jcwd)) {
-        if (!json_is_string(jcwd) || !workspace_path_ok(json_string_value(jcwd), json_string_length(jcwd))) {
-            pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
-                                "cwd must be an absolute path inside /workspace without \".\" or "
-                                "\"..\" components");
-            goto out;
-        }
-        cwd = json_string_value(jcwd);
+        if (!json_is_string(jcwd) ||
+            !workspace_path_ok(json_string_value(jcwd), json_string_length(jcwd)))
+            return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                       "cwd must be an absolute path inside /workspace without "
+                                       "\".\" or \"..\" components");
+        x->cwd = json_string_value(jcwd);
     }
-    json_t *jenv = json_object_get(params, "env");
-    if (jenv && !json_is_null(jenv) && (!json_is_object(jenv) || json_object_size(jenv) > MAX_ENV)) {
-        pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "env must be an object of at most %d strings",
-                            MAX_ENV);
-        goto out;
-    }
+    x->jenv = json_object_get(params, "env");
+    if (x->jenv && !json_is_null(x->jenv) &&
+        (!json_is_object(x->jenv) || json_object_size(x->jenv) > MAX_ENV))
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                   "env must be an object of at most %d strings", MAX_ENV);
     const char *k;
-    bool has_path = false, has_home = false;
-    const char *api_url = NULL;
-    json_object_foreach(jenv, k, v)
+    json_object_foreach(x->jenv, k, v)
     {
-        if (!env_key_ok(k)) {
-            pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
-                                "env key \"%.100s\" must match ^[A-Za-z_][A-Za-z0-9_]*$", k);
-            goto out;
-        }
-        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
-            pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
-                                "env %s must be a string without NUL bytes", k);
-            goto out;
-        }
+        if (!env_key_ok(k))
+            return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                       "env key \"%.100s\" must match ^[A-Za-z_][A-Za-z0-9_]*$", k);
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+            return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                       "env %s must be a string without NUL bytes", k);
         total += strlen(k) + json_string_length(v);
-        has_path = has_path || !strcmp(k, "PATH");
-        has_home = has_home || !strcmp(k, "HOME");
+        x->has_path = x->has_path || !strcmp(k, "PATH");
+        x->has_home = x->has_home || !strcmp(k, "HOME");
         if (!strcmp(k, "PAPERCLIP_API_URL"))
-            api_url = json_string_value(v);
+            x->api_url = json_string_value(v);
     }
-    if (total > MAX_CMD_BYTES) {
-        pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "command, args and env exceed %d bytes",
-                            MAX_CMD_BYTES);
-        goto out;
-    }
-    json_t *jstdin = json_object_get(params, "stdin");
-    if (jstdin && !json_is_null(jstdin) && !json_is_string(jstdin)) {
-        pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "stdin must be a string");
-        goto out;
-    }
-    int64_t timeout_ms = c.timeout_ms;
+    if (total > MAX_CMD_BYTES)
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                   "command, args and env exceed %d bytes", MAX_CMD_BYTES);
+    x->jstdin = json_object_get(params, "stdin");
+    if (x->jstdin && !json_is_null(x->jstdin) && !json_is_string(x->jstdin))
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "stdin must be a string");
+    if (!json_is_string(x->jstdin))
+        x->jstdin = NULL;
+    x->timeout_ms = x->c.timeout_ms;
     json_t *jt = json_object_get(params, "timeoutMs");
     if (json_is_number(jt)) {
         double d = json_number_value(jt);
         if (d >= 1 && d <= 86400000.0)
-            timeout_ms = (int64_t)d;
+            x->timeout_ms = (int64_t)d;
         else if (d > 86400000.0)
-            timeout_ms = 86400000;
+            x->timeout_ms = 86400000;
     }
+    return 0;
+}
 
-    /* The lease's cgroups, re-created if they vanished (reboot). */
-    char cgname[64];
-    snprintf(cgname, sizeof(cgname), CG_PREFIX "%s", uuid);
-    cgroups_from_json(json_object_get(m, "cgroups"), uuid, &cg);
-    snprintf(cg.mode, sizeof(cg.mode), "%s",
-             str_or_null(m, "cgroupMode") ? str_or_null(m, "cgroupMode") : "rlimit");
-    bool missing = false;
-    for (size_t x = 0; x < cg.n; x++)
-        missing = missing || access(cg.paths[x], F_OK) != 0;
-    if (missing) {
-        bw_cg_free(&cg);
-        bw_cg_create(cgname, &c, &cg);
-    }
-    unsigned seq = atomic_fetch_add(&exec_counter, 1);
-    char sub[64];
-    snprintf(sub, sizeof(sub), "exec-%d-%u", (int)getpid(), seq);
-    for (size_t x = 0; x < cg.n; x++) {
-        char d[PATH_MAX];
-        if (snprintf(d, sizeof(d), "%s/%s", cg.paths[x], sub) >= (int)sizeof(d) ||
-            (mkdir(d, 0755) < 0 && errno != EEXIST)) {
-            pc_plugin_error_set(err, 0, "cannot create cgroup %s: %s", d, strerror(errno));
-            goto out;
-        }
-        job.dirs[job.n] = strdup(d);
-        snprintf(job.procs[job.n], PATH_MAX, "%.*s/cgroup.procs", PATH_MAX - 16, d);
-        job.n++;
-    }
-    if (!strcmp(cg.mode, "rlimit")) {
-        job.rlimit = true;
-        job.as.rlim_cur = job.as.rlim_max = (rlim_t)c.memory_mb << 20;
-    }
-    long long pids_before = -1, oom_before = -1;
-    for (size_t x = 0; x < cg.n; x++) {
-        long long pv = bw_cg_read_key(cg.paths[x], "pids.events", "max");
-        long long ov = bw_cg_read_key(cg.paths[x], "memory.oom_control", "oom_kill");
+/* Reads the OOM and pids-limit counters of the lease cgroups. */
+static void read_limit_events(const struct bw_cgroups *cg, long long *pids, long long *oom)
+{
+    *pids = *oom = -1;
+    for (size_t x = 0; x < cg->n; x++) {
+        long long pv = bw_cg_read_key(cg->paths[x], "pids.events", "max");
+        long long ov = bw_cg_read_key(cg->paths[x], "memory.oom_control", "oom_kill");
         if (ov < 0)
-            ov = bw_cg_read_key(cg.paths[x], "memory.events", "oom_kill");
+            ov = bw_cg_read_key(cg->paths[x], "memory.events", "oom_kill");
         if (pv >= 0)
-            pids_before = pv;
+            *pids = pv;
         if (ov >= 0)
-            oom_before = ov;
+            *oom = ov;
     }
+}
 
-    /* api-only: host forwarder on a per-exec socket in the lease dir. */
-    char ahost[256], aport[8];
+/* The lease's cgroups (re-created if they vanished, e.g. after a reboot)
+ * and a fresh per-exec cgroup below each. */
+static int exec_cgroups(struct exec_run *x, pc_plugin_error *err)
+{
+    char cgname[64];
+    snprintf(cgname, sizeof(cgname), CG_PREFIX "%s", x->uuid);
+    cgroups_from_json(json_object_get(x->m, "cgroups"), x->uuid, &x->cg);
+    snprintf(x->cg.mode, sizeof(x->cg.mode), "%s",
+             str_or_null(x->m, "cgroupMode") ? str_or_null(x->m, "cgroupMode") : "rlimit");
+    bool missing = false;
+    for (size_t i = 0; i < x->cg.n; i++)
+        missing = missing || access(x->cg.paths[i], F_OK) != 0;
+    if (missing) {
+        bw_cg_free(&x->cg);
+        bw_cg_create(cgname, &x->c, &x->cg);
+    }
+    x->seq = atomic_fetch_add(&exec_counter, 1);
+    char sub[64];
+    snprintf(sub, sizeof(sub), "exec-%d-%u", (int)getpid(), x->seq);
+    struct exec_job *j = &x->job;
+    for (size_t i = 0; i < x->cg.n; i++) {
+        char d[PATH_MAX];
+        if (snprintf(d, sizeof(d), "%s/%s", x->cg.paths[i], sub) >= (int)sizeof(d) ||
+            (mkdir(d, 0755) < 0 && errno != EEXIST))
+            return pc_plugin_error_set(err, 0, "cannot create cgroup %s: %s", d, strerror(errno));
+        j->dirs[j->n] = strdup(d);
+        snprintf(j->procs[j->n], PATH_MAX, "%.*s/cgroup.procs", PATH_MAX - 16, d);
+        j->n++;
+    }
+    if (!strcmp(x->cg.mode, "rlimit")) {
+        j->rlimit = true;
+        j->as.rlim_cur = j->as.rlim_max = (rlim_t)x->c.memory_mb << 20;
+    }
+    read_limit_events(&x->cg, &x->pids_before, &x->oom_before);
+    return 0;
+}
+
+/* api-only: a host forwarder on a per-exec socket in the lease dir. */
+static int exec_forwarder(struct exec_run *x, pc_plugin_error *err)
+{
+    char ahost[256];
     const char *apath = "";
-    if (c.network == BW_NET_API_ONLY && api_url &&
-        parse_api_url(api_url, ahost, sizeof(ahost), aport, sizeof(aport), &apath)) {
-        char rel[64];
-        snprintf(rel, sizeof(rel), "run/api-%u.sock", seq);
-        lease_path(sock, sizeof(sock), uuid, rel);
-        fwd = bw_fwd_host_start(sock, ahost, aport, err);
-        if (!fwd)
-            goto out;
-        snprintf(api_inside, sizeof(api_inside), "http://127.0.0.1:%s%.80s", aport, apath);
-    }
+    if (x->c.network != BW_NET_API_ONLY || !x->api_url ||
+        !parse_api_url(x->api_url, ahost, sizeof(ahost), x->aport, sizeof(x->aport), &apath))
+        return 0;
+    char rel[64];
+    snprintf(rel, sizeof(rel), "run/api-%u.sock", x->seq);
+    lease_path(x->sock, sizeof(x->sock), x->uuid, rel);
+    x->fwd = bw_fwd_host_start(x->sock, ahost, x->aport, err);
+    if (!x->fwd)
+        return -1;
+    snprintf(x->api_inside, sizeof(x->api_inside), "http://127.0.0.1:%s%.80s", x->aport, apath);
+    return 0;
+}
 
-    /* The sandbox environment: exactly the explicit env plus defaults. */
-    sv_add(&args, "--clearenv");
-    if (!has_path)
-        sv_add3(&args, "--setenv", "PATH", DEFAULT_PATH);
-    if (!has_home)
-        sv_add3(&args, "--setenv", "HOME", "/home/agent");
-    json_object_foreach(jenv, k, v)
-    {
-        const char *val = json_string_value(v);
-        if (!strcmp(k, "PAPERCLIP_API_URL") && c.network == BW_NET_API_ONLY)
-            val = api_inside; /* empty when no usable URL was given */
-        sv_add3(&args, "--setenv", k, val);
-    }
-    sv_add2(&args, "--unshare-all", "--unshare-user");
-    if (c.network == BW_NET_HOST)
-        sv_add(&args, "--share-net");
-    sv_add2(&args, "--uid", SANDBOX_UID);
-    sv_add2(&args, "--gid", SANDBOX_UID);
-    sv_add(&args, "--disable-userns");
-    sv_add2(&args, "--hostname", "sandbox");
-    sv_add(&args, "--die-with-parent");
-    sv_add(&args, "--new-session");
-    sv_add2(&args, "--cap-drop", "ALL");
-    if (c.rootfs)
-        add_rootfs(&args, c.rootfs);
-    else
-        add_host_root(&args);
-    sv_add2(&args, "--proc", "/proc");
-    sv_add2(&args, "--dev", "/dev");
+/* The sandbox's /etc: the lease's generated files plus the host's TLS
+ * trust, or a custom root's own /etc under the generated identity files. */
+static void add_etc(struct exec_run *x)
+{
     char lp[PATH_MAX];
-    if (!c.rootfs) {
-        /* The lease's prepared /etc (make_lease_dirs) plus the host's TLS
-         * trust and alternatives directories, read-only. */
-        lease_path(lp, sizeof(lp), uuid, "etc");
-        sv_add3(&args, "--ro-bind", lp, "/etc");
+    struct strv *a = &x->args;
+    if (!x->c.rootfs) {
+        lease_path(lp, sizeof(lp), x->uuid, "etc");
+        sv_add3(a, "--ro-bind", lp, "/etc");
         static const char *const etc[] = { "/etc/ssl", "/etc/ca-certificates",
                                            "/etc/alternatives", "/etc/ld.so.conf.d", NULL };
-        for (size_t x = 0; etc[x]; x++)
-            sv_add3(&args, "--ro-bind-try", etc[x], etc[x]);
-        if (c.network == BW_NET_HOST)
-            sv_add3(&args, "--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf");
+        for (size_t i = 0; etc[i]; i++)
+            sv_add3(a, "--ro-bind-try", etc[i], etc[i]);
     } else {
         /* A custom root keeps its own /etc, but never its users or hosts:
          * the generated files go over the ones the image has. */
         static const char *const gen[] = { "passwd", "group", "hosts", "hostname" };
-        for (size_t x = 0; x < sizeof(gen) / sizeof(*gen); x++) {
+        for (size_t i = 0; i < sizeof(gen) / sizeof(*gen); i++) {
             char rel[32], dst[32], img[PATH_MAX];
-            snprintf(rel, sizeof(rel), "etc/%s", gen[x]);
-            snprintf(dst, sizeof(dst), "/etc/%s", gen[x]);
-            snprintf(img, sizeof(img), "%.3000s/etc/%s", c.rootfs, gen[x]);
+            snprintf(rel, sizeof(rel), "etc/%s", gen[i]);
+            snprintf(dst, sizeof(dst), "/etc/%s", gen[i]);
+            snprintf(img, sizeof(img), "%.3000s/etc/%s", x->c.rootfs, gen[i]);
             if (access(img, F_OK) != 0)
                 continue; /* no mount point in a read-only image */
-            lease_path(lp, sizeof(lp), uuid, rel);
-            sv_add3(&args, "--ro-bind", lp, dst);
+            lease_path(lp, sizeof(lp), x->uuid, rel);
+            sv_add3(a, "--ro-bind", lp, dst);
         }
-        if (c.network == BW_NET_HOST)
-            sv_add3(&args, "--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf");
     }
-    lease_path(lp, sizeof(lp), uuid, "tmp");
-    sv_add3(&args, "--bind", lp, "/tmp");
-    lease_path(lp, sizeof(lp), uuid, "workspace");
-    sv_add3(&args, "--bind", lp, "/workspace");
-    sv_add2(&args, "--dir", "/home");
-    lease_path(lp, sizeof(lp), uuid, "home");
-    sv_add3(&args, "--bind", lp, "/home/agent");
-    sv_add2(&args, "--tmpfs", "/run");
-    for (size_t x = 0; x < c.n_ro_binds; x++)
-        sv_add3(&args, "--ro-bind", c.ro_binds[x], c.ro_binds[x]);
-    if (fwd) {
-        sv_add3(&args, "--ro-bind", sock, "/run/paperclip/api.sock");
-        sv_add3(&args, "--ro-bind", self_exe, "/run/paperclip/forward");
+    if (x->c.network == BW_NET_HOST)
+        sv_add3(a, "--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf");
+}
+
+/* bwrap's options (passed through --args) and its command line. */
+static int exec_build_argv(struct exec_run *x, pc_plugin_error *err)
+{
+    struct strv *a = &x->args;
+    size_t i;
+    json_t *v;
+    const char *k;
+    /* The sandbox environment: exactly the explicit env plus defaults. */
+    sv_add(a, "--clearenv");
+    if (!x->has_path)
+        sv_add3(a, "--setenv", "PATH", DEFAULT_PATH);
+    if (!x->has_home)
+        sv_add3(a, "--setenv", "HOME", "/home/agent");
+    json_object_foreach(x->jenv, k, v)
+    {
+        const char *val = json_string_value(v);
+        if (!strcmp(k, "PAPERCLIP_API_URL") && x->c.network == BW_NET_API_ONLY)
+            val = x->api_inside; /* empty when no usable URL was given */
+        sv_add3(a, "--setenv", k, val);
     }
-    sv_add2(&args, "--chdir", cwd);
-    if (args.oom) {
-        pc_plugin_error_set(err, 0, "out of memory");
-        goto out;
+    sv_add2(a, "--unshare-all", "--unshare-user");
+    if (x->c.network == BW_NET_HOST)
+        sv_add(a, "--share-net");
+    sv_add2(a, "--uid", SANDBOX_UID);
+    sv_add2(a, "--gid", SANDBOX_UID);
+    sv_add(a, "--disable-userns");
+    sv_add2(a, "--hostname", "sandbox");
+    sv_add(a, "--die-with-parent");
+    sv_add(a, "--new-session");
+    sv_add2(a, "--cap-drop", "ALL");
+    if (x->c.rootfs)
+        add_rootfs(a, x->c.rootfs);
+    else
+        add_host_root(a);
+    sv_add2(a, "--proc", "/proc");
+    sv_add2(a, "--dev", "/dev");
+    add_etc(x);
+    char lp[PATH_MAX];
+    lease_path(lp, sizeof(lp), x->uuid, "tmp");
+    sv_add3(a, "--bind", lp, "/tmp");
+    lease_path(lp, sizeof(lp), x->uuid, "workspace");
+    sv_add3(a, "--bind", lp, "/workspace");
+    sv_add2(a, "--dir", "/home");
+    lease_path(lp, sizeof(lp), x->uuid, "home");
+    sv_add3(a, "--bind", lp, "/home/agent");
+    sv_add2(a, "--tmpfs", "/run");
+    /* The resolved host path goes to the configured place: a symlink
+     * swapped in after validation cannot redirect the bind. */
+    for (size_t b = 0; b < x->c.n_ro_binds; b++)
+        sv_add3(a, "--ro-bind", x->c.ro_bind_src[b], x->c.ro_binds[b]);
+    if (x->fwd) {
+        sv_add3(a, "--ro-bind", x->sock, "/run/paperclip/api.sock");
+        sv_add3(a, "--ro-bind", self_exe, "/run/paperclip/forward");
     }
+    sv_add2(a, "--chdir", x->cwd);
+
     /* The command itself goes on bwrap's command line (bwrap reads only
      * options from --args); it is as visible in ps as any host command. */
-    sv_add(&cmdv, bwrap_path);
-    sv_add(&cmdv, "--args");
-    sv_add(&cmdv, "");
-    sv_add(&cmdv, "--");
-    if (fwd) {
-        sv_add3(&cmdv, "/run/paperclip/forward", "--forward-in", "/run/paperclip/api.sock");
-        sv_add2(&cmdv, "127.0.0.1", aport);
-        sv_add(&cmdv, "--");
+    struct strv *c = &x->cmdv;
+    sv_add(c, bwrap_path);
+    sv_add2(c, "--args", "");
+    if (x->pol.seccomp)
+        sv_add2(c, "--seccomp", "");
+    sv_add(c, "--");
+    if (x->fwd) {
+        sv_add3(c, "/run/paperclip/forward", "--forward-in", "/run/paperclip/api.sock");
+        sv_add2(c, "127.0.0.1", x->aport);
+        sv_add(c, "--");
     }
-    sv_add(&cmdv, json_string_value(jcmd));
-    json_array_foreach(jargs, i, v) sv_add(&cmdv, json_string_value(v));
-    if (cmdv.oom) {
-        pc_plugin_error_set(err, 0, "out of memory");
-        goto out;
-    }
+    sv_add(c, json_string_value(x->jcmd));
+    json_array_foreach(x->jargs, i, v) sv_add(c, json_string_value(v));
+    if (a->oom || c->oom)
+        return pc_plugin_error_set(err, 0, "out of memory");
+    return 0;
+}
 
-    /* Arguments travel through a memfd (--args): values such as
-     * PAPERCLIP_API_KEY must not appear in /proc/<pid>/cmdline. */
-    memfd = memfd_create("bwrap-args", MFD_CLOEXEC);
-    if (memfd < 0) {
-        pc_plugin_error_set(err, 0, "cannot create memfd: %s", strerror(errno));
-        goto out;
+/* The descriptors bwrap reads: its options in a memfd (values such as
+ * PAPERCLIP_API_KEY must not appear in /proc/<pid>/cmdline) and the
+ * seccomp program. Their numbers replace the "" placeholders. */
+static int exec_setup_fds(struct exec_run *x, pc_plugin_error *err)
+{
+    x->fds[0] = memfd_create("bwrap-args", MFD_CLOEXEC);
+    if (x->fds[0] < 0)
+        return pc_plugin_error_set(err, 0, "cannot create memfd: %s", strerror(errno));
+    for (size_t i = 0; i < x->args.n; i++) {
+        size_t l = strlen(x->args.v[i]) + 1;
+        if (write(x->fds[0], x->args.v[i], l) != (ssize_t)l)
+            return pc_plugin_error_set(err, 0, "cannot write bwrap arguments: %s",
+                                       strerror(errno));
     }
-    for (size_t x = 0; x < args.n; x++) {
-        size_t l = strlen(args.v[x]) + 1;
-        if (write(memfd, args.v[x], l) != (ssize_t)l) {
-            pc_plugin_error_set(err, 0, "cannot write bwrap arguments: %s", strerror(errno));
-            goto out;
-        }
-    }
-    lseek(memfd, 0, SEEK_SET);
-    snprintf(fdarg, sizeof(fdarg), "%d", memfd);
-    free(cmdv.v[2]);
-    cmdv.v[2] = fdarg;
+    lseek(x->fds[0], 0, SEEK_SET);
+    snprintf(x->fdarg, sizeof(x->fdarg), "%d", x->fds[0]);
+    free(x->cmdv.v[2]);
+    if (!(x->cmdv.v[2] = strdup(x->fdarg)))
+        return pc_plugin_error_set(err, 0, "out of memory");
+    if (!x->pol.seccomp)
+        return 0;
+    char why[400];
+    x->fds[1] = bw_seccomp_fd(why, sizeof(why));
+    if (x->fds[1] < 0)
+        return pc_plugin_error_set(err, 0, "%s", why);
+    char n[16];
+    snprintf(n, sizeof(n), "%d", x->fds[1]);
+    free(x->cmdv.v[4]);
+    if (!(x->cmdv.v[4] = strdup(n)))
+        return pc_plugin_error_set(err, 0, "out of memory");
+    return 0;
+}
+
+/* Spawns bwrap in the exec cgroup, pumps its output (the SDK's exec),
+ * enforces the timeout with the watchdog, and leaves nothing running. */
+static int exec_spawn_wait(struct exec_run *x, pc_plugin_error *err)
+{
     char *envp[] = { "PATH=" DEFAULT_PATH, NULL };
+    int keep[2] = { x->fds[0], x->fds[1] };
     pc_plugin_exec_opts o = {
-        .argv = cmdv.v,
+        .argv = x->cmdv.v,
         .envp = envp,
-        .stdin_data = jstdin && json_is_string(jstdin) ? json_string_value(jstdin) : NULL,
-        .stdin_len = jstdin && json_is_string(jstdin) ? json_string_length(jstdin) : 0,
-        .has_stdin = jstdin && json_is_string(jstdin),
+        .stdin_data = x->jstdin ? json_string_value(x->jstdin) : NULL,
+        .stdin_len = x->jstdin ? json_string_length(x->jstdin) : 0,
+        .has_stdin = x->jstdin != NULL,
         /* With cgroups our watchdog does the TERM→grace→KILL of everything
          * in the exec's cgroup; the SDK timeout is only a backstop. */
-        .timeout_ms = job.n ? timeout_ms + KILL_GRACE_MS + 5000 : timeout_ms,
+        .timeout_ms = x->job.n ? x->timeout_ms + KILL_GRACE_MS + 5000 : x->timeout_ms,
         .kill_grace_ms = KILL_GRACE_MS,
-        .max_output = (size_t)c.max_output_bytes,
-        .keep_fds = &memfd,
-        .n_keep_fds = 1,
+        .max_output = (size_t)x->c.max_output_bytes,
+        .keep_fds = keep,
+        .n_keep_fds = x->fds[1] >= 0 ? 2 : 1,
         .pre_exec = join_cgroups,
-        .pre_exec_arg = &job,
+        .pre_exec_arg = &x->job,
     };
     struct running run_entry = { .pid = NULL };
     pid_t *slot = mmap(NULL, sizeof(pid_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                        -1, 0);
     if (slot != MAP_FAILED) {
         *slot = 0;
-        job.pid_slot = slot;
+        x->job.pid_slot = slot;
         run_entry.pid = slot;
-        snprintf(run_entry.uuid, sizeof(run_entry.uuid), "%s", uuid);
+        snprintf(run_entry.uuid, sizeof(run_entry.uuid), "%s", x->uuid);
         running_add(&run_entry);
     }
-    if (job.n) {
-        job.timeout_ms = timeout_ms;
-        watch = pthread_create(&wd, NULL, watchdog, &job) == 0;
+    pthread_t wd;
+    bool watch = false;
+    if (x->job.n) {
+        x->job.timeout_ms = x->timeout_ms;
+        watch = pthread_create(&wd, NULL, watchdog, &x->job) == 0;
     }
-    t_spawn = mono_ms();
-    int er = pc_plugin_exec(&o, &res, err);
-    t_done = mono_ms();
+    x->t_spawn = mono_ms();
+    int rc = pc_plugin_exec(&o, &x->res, err);
+    x->t_done = mono_ms();
     if (slot != MAP_FAILED) {
         running_del(&run_entry);
+        x->job.pid_slot = NULL;
         munmap(slot, sizeof(pid_t));
     }
     if (watch) {
-        pthread_mutex_lock(&job.lock);
-        job.done = true;
-        pthread_cond_signal(&job.cond);
-        pthread_mutex_unlock(&job.lock);
+        pthread_mutex_lock(&x->job.lock);
+        x->job.done = true;
+        pthread_cond_signal(&x->job.cond);
+        pthread_mutex_unlock(&x->job.lock);
         pthread_join(wd, NULL);
     }
     /* Nothing of this exec may outlive it (the pid namespace normally
      * guarantees that; this also covers a bwrap that died early). */
-    int left = job.n ? bw_cg_kill_tree(job.dirs, job.n, 5000) : 0;
-    if (er < 0)
-        goto out;
+    x->left = x->job.n ? bw_cg_kill_tree(x->job.dirs, x->job.n, 5000) : 0;
+    return rc;
+}
 
-    bool timed_out = job.timed_out || res.timed_out;
+/* The execute result: exit, signal, output and what the limits saw. */
+static json_t *exec_collect(struct exec_run *x)
+{
+    bool timed_out = x->job.timed_out || x->res.timed_out;
     bool oom = false, pids_hit = false;
-    for (size_t x = 0; x < cg.n; x++) {
-        long long pv = bw_cg_read_key(cg.paths[x], "pids.events", "max");
-        long long ov = bw_cg_read_key(cg.paths[x], "memory.oom_control", "oom_kill");
-        if (ov < 0)
-            ov = bw_cg_read_key(cg.paths[x], "memory.events", "oom_kill");
-        if (pv >= 0 && pv > pids_before)
-            pids_hit = true;
-        if (ov >= 0 && ov > oom_before)
+    long long pv, ov;
+    read_limit_events(&x->cg, &pv, &ov);
+    pids_hit = pv >= 0 && pv > x->pids_before;
+    oom = ov >= 0 && ov > x->oom_before;
+    /* v1 counts both events in the cgroup of the task that hit the limit,
+     * i.e. the per-exec one; v2 counts them at the limit. */
+    for (size_t i = 0; i < x->job.n; i++) {
+        if (bw_cg_read_key(x->job.dirs[i], "memory.oom_control", "oom_kill") > 0 ||
+            bw_cg_read_key(x->job.dirs[i], "memory.events", "oom_kill") > 0)
             oom = true;
-        /* v1 counts both events in the cgroup of the task that hit the
-         * limit, i.e. the per-exec one; v2 counts them at the limit. */
-        if (x < job.n) {
-            if (bw_cg_read_key(job.dirs[x], "memory.oom_control", "oom_kill") > 0 ||
-                bw_cg_read_key(job.dirs[x], "memory.events", "oom_kill") > 0)
-                oom = true;
-            if (bw_cg_read_key(job.dirs[x], "pids.events", "max") > 0)
-                pids_hit = true;
-        }
+        if (bw_cg_read_key(x->job.dirs[i], "pids.events", "max") > 0)
+            pids_hit = true;
     }
     const char *sig = NULL;
     if (timed_out)
         /* Without an exec cgroup the SDK's SIGTERM ends bwrap, whose
          * --die-with-parent SIGKILLs the command at once: no grace. */
-        sig = job.killed || !job.n || (res.timed_out && res.term_signal == SIGKILL) ? "SIGKILL"
-                                                                                     : "SIGTERM";
-    else if (res.term_signal)
-        sig = pc_plugin_signal_name(res.term_signal);
+        sig = x->job.killed || !x->job.n || (x->res.timed_out && x->res.term_signal == SIGKILL)
+                  ? "SIGKILL"
+                  : "SIGTERM";
+    else if (x->res.term_signal)
+        sig = pc_plugin_signal_name(x->res.term_signal);
     char started[32];
-    pc_plugin_iso8601(&res.started_at, started);
+    pc_plugin_iso8601(&x->res.started_at, started);
     json_t *cl = json_array();
-    json_array_append(cl, jcmd);
-    json_array_foreach(jargs, i, v) json_array_append(cl, v);
+    size_t i;
+    json_t *v;
+    json_array_append(cl, x->jcmd);
+    json_array_foreach(x->jargs, i, v) json_array_append(cl, v);
     json_t *meta = json_pack(
-        "{s:s, s:s, s:s, s:I, s:o, s:b, s:b, s:s, s:s, s:b, s:b, s:i, s:s}", "provider", BW_DRIVER,
-        "providerLeaseId", id, "startedAt", started, "durationMs", (json_int_t)res.duration_ms,
-        "command", cl, "stdoutTruncated", res.out_truncated, "stderrTruncated",
-        res.err_truncated, "network", bw_network_name(c.network), "cgroupMode", cg.mode,
-        "oomKilled", oom, "pidsLimitHit", pids_hit, "leftoverProcesses", left, "cwd", cwd);
+        "{s:s, s:s, s:s, s:I, s:o, s:b, s:b, s:s, s:s, s:b, s:b, s:i, s:s, s:b}", "provider",
+        BW_DRIVER, "providerLeaseId", x->id, "startedAt", started, "durationMs",
+        (json_int_t)x->res.duration_ms, "command", cl, "stdoutTruncated", x->res.out_truncated,
+        "stderrTruncated", x->res.err_truncated, "network", bw_network_name(x->c.network),
+        "cgroupMode", x->cg.mode, "oomKilled", oom, "pidsLimitHit", pids_hit,
+        "leftoverProcesses", x->left, "cwd", x->cwd, "seccomp", x->pol.seccomp);
+    if (!meta)
+        return NULL;
     /* Where the time went, so provider overhead stays visible (bench). */
     json_object_set_new(meta, "timingMs",
-                        json_pack("{s:f, s:f, s:f}", "setup", t_spawn - t_start, "bwrap",
-                                  t_done - t_spawn, "cleanup", mono_ms() - t_done));
-    if (c.network == BW_NET_API_ONLY)
-        json_object_set_new(meta, "apiUrl", api_inside[0] ? json_string(api_inside) : json_null());
-    *result = json_pack("{s:o, s:o, s:b, s:o, s:o, s:o}", "exitCode",
-                        timed_out || res.exit_code < 0 ? json_null() : json_integer(res.exit_code),
-                        "signal", sig ? json_string(sig) : json_null(), "timedOut", timed_out,
-                        "stdout", pc_plugin_json_string_lossy(res.out, res.out_len), "stderr",
-                        pc_plugin_json_string_lossy(res.err, res.err_len), "metadata", meta);
-    rc = *result ? 0 : pc_plugin_error_set(err, 0, "out of memory");
-out:
-    pc_plugin_exec_result_free(&res);
-    bw_fwd_host_stop(fwd);
-    for (size_t x = 0; x < job.n; x++) {
-        rmdir(job.dirs[x]);
-        free(job.dirs[x]);
+                        json_pack("{s:f, s:f, s:f}", "setup", x->t_spawn - x->t_start, "bwrap",
+                                  x->t_done - x->t_spawn, "cleanup", mono_ms() - x->t_done));
+    if (x->c.network == BW_NET_API_ONLY)
+        json_object_set_new(meta, "apiUrl",
+                            x->api_inside[0] ? json_string(x->api_inside) : json_null());
+    return json_pack("{s:o, s:o, s:b, s:o, s:o, s:o}", "exitCode",
+                     timed_out || x->res.exit_code < 0 ? json_null()
+                                                       : json_integer(x->res.exit_code),
+                     "signal", sig ? json_string(sig) : json_null(), "timedOut", timed_out,
+                     "stdout", pc_plugin_json_string_lossy(x->res.out, x->res.out_len), "stderr",
+                     pc_plugin_json_string_lossy(x->res.err, x->res.err_len), "metadata", meta);
+}
+
+static void exec_release(struct exec_run *x)
+{
+    pc_plugin_exec_result_free(&x->res);
+    bw_fwd_host_stop(x->fwd);
+    for (size_t i = 0; i < x->job.n; i++) {
+        rmdir(x->job.dirs[i]);
+        free(x->job.dirs[i]);
     }
-    if (memfd >= 0)
-        close(memfd);
-    pthread_mutex_destroy(&job.lock);
-    pthread_cond_destroy(&job.cond);
-    bw_cg_free(&cg);
-    sv_free(&args);
-    if (cmdv.n > 2 && cmdv.v[2] == fdarg)
-        cmdv.v[2] = NULL; /* on the stack */
-    sv_free(&cmdv);
-    json_decref(m);
-    bw_config_free(&c);
+    for (size_t i = 0; i < 2; i++)
+        if (x->fds[i] >= 0)
+            close(x->fds[i]);
+    pthread_mutex_destroy(&x->job.lock);
+    pthread_cond_destroy(&x->job.cond);
+    bw_cg_free(&x->cg);
+    sv_free(&x->args);
+    sv_free(&x->cmdv);
+    json_decref(x->m);
+    bw_config_free(&x->c);
+    bw_policy_free(&x->pol);
+}
+
+static int bw_execute(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
+{
+    struct exec_run *x = calloc(1, sizeof(*x));
+    if (!x)
+        return pc_plugin_error_set(err, 0, "out of memory");
+    x->t_start = mono_ms();
+    x->fds[0] = x->fds[1] = -1;
+    pthread_mutex_init(&x->job.lock, NULL);
+    pthread_cond_init(&x->job.cond, NULL);
+    int rc = -1;
+    if (exec_parse(ctx, params, x, err) == 0 && exec_cgroups(x, err) == 0 &&
+        exec_forwarder(x, err) == 0 && exec_build_argv(x, err) == 0 &&
+        exec_setup_fds(x, err) == 0 && exec_spawn_wait(x, err) == 0) {
+        *result = exec_collect(x);
+        rc = *result ? 0 : pc_plugin_error_set(err, 0, "out of memory");
+    }
+    exec_release(x);
+    free(x);
     return rc;
 }
 

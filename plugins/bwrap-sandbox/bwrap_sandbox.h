@@ -18,15 +18,54 @@
 #define BW_DRIVER "bwrap"
 #define BW_MAX_RO_BINDS 64
 #define BW_MAX_CGROUPS 6
+#define BW_MAX_BIND_ROOTS 32
 
 enum bw_network { BW_NET_NONE, BW_NET_API_ONLY, BW_NET_HOST };
+
+/*
+ * What the operator allows, from the plugin's instance config (sent in
+ * initialize; agents and environment configs cannot change it):
+ *
+ *   allowedBindRoots  host directories under which readOnlyBinds and rootfs
+ *                     may lie (default none: no host path beyond the
+ *                     built-in system directories is ever bound)
+ *   seccomp           false turns the default seccomp filter off
+ *
+ * Roots are stored resolved (realpath). own_data_dir is the worker's data
+ * directory (leases), which no bind may expose.
+ */
+struct bw_policy {
+    char *roots[BW_MAX_BIND_ROOTS];
+    size_t n_roots;
+    bool seccomp;
+    const char *own_data_dir;
+};
+
+/* Parses the instance config (borrowed; NULL is {}). Problems go to
+ * `errors` as sentences; the policy keeps what was valid. */
+int bw_policy_parse(json_t *instance, const char *own_data_dir, struct bw_policy *p,
+                    json_t *errors);
+void bw_policy_free(struct bw_policy *p);
+
+/*
+ * Checks a host path the config wants to expose: resolves it (realpath, so
+ * symlinks and ".." cannot escape), then refuses home directories, /proc,
+ * /sys, /dev, /run, sockets, any Paperclip data directory (one holding
+ * secrets/master.key or paperclip.db, itself, above or directly below the
+ * path) and the worker's own data directory, and finally requires the
+ * result to lie under an allowed root. On success `resolved` holds the
+ * path to bind; otherwise `why` holds a sentence fragment.
+ */
+int bw_host_path_check(const char *path, const struct bw_policy *p, char *resolved, size_t rcap,
+                       char *why, size_t wcap);
 
 /* A validated, normalized driver config. Zero values mean "not set" only
  * for the optional limits (cpu_weight, cpu_quota_percent, lease_ttl_sec). */
 struct bw_config {
     enum bw_network network;
-    char *rootfs;                 /* NULL: the host's /usr view */
-    char *ro_binds[BW_MAX_RO_BINDS];
+    char *rootfs;                 /* NULL: the host's /usr view; resolved */
+    char *ro_binds[BW_MAX_RO_BINDS];     /* as configured: the path inside */
+    char *ro_bind_src[BW_MAX_RO_BINDS];  /* resolved host path bound there */
     size_t n_ro_binds;
     int64_t memory_mb;
     int64_t pids;
@@ -44,11 +83,18 @@ struct bw_config {
  * precise sentence; unknown keys go to `warnings`. Returns 0 when `errors`
  * received nothing. `c` must be freed with bw_config_free() either way.
  */
-int bw_config_parse(json_t *raw, struct bw_config *c, json_t *errors, json_t *warnings);
+int bw_config_parse(json_t *raw, const struct bw_policy *pol, struct bw_config *c, json_t *errors,
+                    json_t *warnings);
 void bw_config_free(struct bw_config *c);
 /* The normalized config as JSON (new reference), with every default. */
 json_t *bw_config_to_json(const struct bw_config *c);
 const char *bw_network_name(enum bw_network n);
+
+/* ---- seccomp (seccomp.c) ---- */
+
+/* The default filter as BPF in a sealed memfd positioned at 0, for bwrap's
+ * --seccomp FD; -1 with `why` filled when it cannot be built. */
+int bw_seccomp_fd(char *why, size_t wcap);
 
 /* ---- cgroups (cgroup.c) ----
  *

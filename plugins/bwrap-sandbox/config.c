@@ -6,12 +6,15 @@
  */
 #include "bwrap_sandbox.h"
 
+#include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_MEMORY_MB 1024
 #define DEFAULT_PIDS 512
@@ -103,12 +106,199 @@ static bool reserved_target(const char *p)
     return false;
 }
 
+/* ---- host paths ---- */
+
+static bool under(const char *path, const char *dir)
+{
+    size_t l = strlen(dir);
+    if (l == 1 && dir[0] == '/')
+        return true;
+    return !strncmp(path, dir, l) && (path[l] == '\0' || path[l] == '/');
+}
+
+/* A Paperclip daemon data directory holds its database and master key. */
+static bool is_data_dir(const char *dir)
+{
+    static const char *const marks[] = { "secrets/master.key", "paperclip.db" };
+    for (size_t i = 0; i < sizeof(marks) / sizeof(*marks); i++) {
+        char p[PATH_MAX + 32];
+        if (snprintf(p, sizeof(p), "%.*s/%s", PATH_MAX, dir, marks[i]) >= (int)sizeof(p))
+            continue;
+        if (access(p, F_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* True when `path`, one of its ancestors or one of its direct children is
+ * a data directory (the default data dir sits at the bottom of a few
+ * plain directories, so binding a parent would expose it). */
+static bool near_data_dir(const char *path)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s", path);
+    for (;;) {
+        if (is_data_dir(p[0] ? p : "/"))
+            return true;
+        char *slash = strrchr(p, '/');
+        if (!slash || slash == p)
+            break;
+        *slash = '\0';
+    }
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    struct dirent *e;
+    bool hit = false;
+    for (int n = 0; !hit && n < 4096 && (e = readdir(d)); n++) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        char c[PATH_MAX];
+        if (snprintf(c, sizeof(c), "%s/%s", path, e->d_name) < (int)sizeof(c))
+            hit = is_data_dir(c);
+    }
+    closedir(d);
+    return hit;
+}
+
+/* Host trees never bound, whatever the operator allows: home directories
+ * (keys, tokens, the default Paperclip data dir), kernel interfaces and
+ * runtime sockets. */
+static const char *forbidden_tree(const char *r)
+{
+    static const struct {
+        const char *dir, *what;
+    } trees[] = {
+        { "/root", "a home directory" }, { "/home", "a home directory" },
+        { "/proc", "/proc" },            { "/sys", "/sys" },
+        { "/dev", "/dev" },              { "/run", "/run (runtime sockets)" },
+        { "/var/run", "/run (runtime sockets)" },
+    };
+    for (size_t i = 0; i < sizeof(trees) / sizeof(*trees); i++)
+        if (under(r, trees[i].dir))
+            return trees[i].what;
+    const char *home = getenv("HOME");
+    char rh[PATH_MAX];
+    if (home && home[0] == '/' && strcmp(home, "/") != 0 && realpath(home, rh) &&
+        strcmp(rh, "/") != 0 && under(r, rh))
+        return "a home directory";
+    return NULL;
+}
+
+int bw_host_path_check(const char *path, const struct bw_policy *p, char *resolved, size_t rcap,
+                       char *why, size_t wcap)
+{
+    char r[PATH_MAX];
+    struct stat st;
+    if (!realpath(path, r)) {
+        snprintf(why, wcap, "does not exist on this host");
+        return -1;
+    }
+    const char *f = forbidden_tree(r);
+    if (f) {
+        snprintf(why, wcap, "resolves to %.200s, inside %s, which is never bound", r, f);
+        return -1;
+    }
+    if (stat(r, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        snprintf(why, wcap, "is a socket, which is never bound");
+        return -1;
+    }
+    if (near_data_dir(r)) {
+        snprintf(why, wcap, "resolves to %.200s, which holds or lies in a Paperclip data directory",
+                 r);
+        return -1;
+    }
+    char own[PATH_MAX];
+    if (p && p->own_data_dir && realpath(p->own_data_dir, own) &&
+        (under(r, own) || under(own, r))) {
+        snprintf(why, wcap, "resolves to %.200s, which exposes the provider's lease directory", r);
+        return -1;
+    }
+    bool allowed = false;
+    for (size_t i = 0; p && i < p->n_roots && !allowed; i++)
+        allowed = under(r, p->roots[i]);
+    if (!allowed) {
+        const char *none = p && p->n_roots
+                               ? ""
+                               : " (none are configured in the plugin's instance config)";
+        if (strcmp(r, path) != 0)
+            snprintf(why, wcap, "resolves to %.200s, which is not under allowedBindRoots%s", r,
+                     none);
+        else
+            snprintf(why, wcap, "is not under allowedBindRoots%s", none);
+        return -1;
+    }
+    if (strlen(r) >= rcap) {
+        snprintf(why, wcap, "is too long");
+        return -1;
+    }
+    memcpy(resolved, r, strlen(r) + 1);
+    return 0;
+}
+
+int bw_policy_parse(json_t *instance, const char *own_data_dir, struct bw_policy *p,
+                    json_t *errors)
+{
+    memset(p, 0, sizeof(*p));
+    p->seccomp = true;
+    p->own_data_dir = own_data_dir && own_data_dir[0] ? own_data_dir : NULL;
+    size_t nerr0 = json_array_size(errors);
+    if (!json_is_object(instance))
+        return 0;
+    json_t *sc = json_object_get(instance, "seccomp");
+    if (sc && !json_is_null(sc)) {
+        if (json_is_boolean(sc))
+            p->seccomp = json_is_true(sc);
+        else
+            add(errors, "instance config seccomp must be a boolean");
+    }
+    json_t *roots = json_object_get(instance, "allowedBindRoots");
+    if (!roots || json_is_null(roots))
+        return 0;
+    if (!json_is_array(roots) || json_array_size(roots) > BW_MAX_BIND_ROOTS) {
+        add(errors,
+            "instance config allowedBindRoots must be an array of at most %d absolute paths",
+            BW_MAX_BIND_ROOTS);
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(roots, i, v)
+    {
+        char r[PATH_MAX];
+        const char *f;
+        if (!clean_abs_path(v)) {
+            add(errors, "allowedBindRoots[%zu] must be an absolute path without \".\" or \"..\"",
+                i);
+        } else if (!realpath(json_string_value(v), r)) {
+            add(errors, "allowedBindRoots[%zu] (%.200s) does not exist on this host", i,
+                json_string_value(v));
+        } else if ((f = forbidden_tree(r))) {
+            add(errors, "allowedBindRoots[%zu] (%.200s) is inside %s, which is never bound", i,
+                json_string_value(v), f);
+        } else if (!strcmp(r, "/")) {
+            add(errors, "allowedBindRoots[%zu] must not be the root directory", i);
+        } else {
+            p->roots[p->n_roots++] = strdup(r);
+        }
+    }
+    return json_array_size(errors) == nerr0 ? 0 : -1;
+}
+
+void bw_policy_free(struct bw_policy *p)
+{
+    for (size_t i = 0; i < p->n_roots; i++)
+        free(p->roots[i]);
+    memset(p, 0, sizeof(*p));
+}
+
 static const char *const known_keys[] = {
     "network", "rootfs", "readOnlyBinds", "memoryMb", "pids", "cpuWeight", "cpuQuotaPercent",
     "timeoutMs", "reuseLease", "leaseTtlSec", "maxOutputBytes", "provider", NULL,
 };
 
-int bw_config_parse(json_t *raw, struct bw_config *c, json_t *errors, json_t *warnings)
+int bw_config_parse(json_t *raw, const struct bw_policy *pol, struct bw_config *c, json_t *errors,
+                    json_t *warnings)
 {
     memset(c, 0, sizeof(*c));
     size_t nerr0 = json_array_size(errors);
@@ -133,12 +323,16 @@ int bw_config_parse(json_t *raw, struct bw_config *c, json_t *errors, json_t *wa
     if (rootfs && !json_is_null(rootfs) &&
         !(json_is_string(rootfs) && json_string_length(rootfs) == 0)) {
         struct stat st;
+        char r[PATH_MAX], why[400];
         if (!clean_abs_path(rootfs))
             add(errors, "rootfs must be an absolute directory path without \".\" or \"..\"");
         else if (stat(json_string_value(rootfs), &st) < 0 || !S_ISDIR(st.st_mode))
             add(errors, "rootfs %s is not a directory on this host", json_string_value(rootfs));
+        else if (bw_host_path_check(json_string_value(rootfs), pol, r, sizeof(r), why,
+                                    sizeof(why)) < 0)
+            add(errors, "rootfs (%.200s) %s", json_string_value(rootfs), why);
         else
-            c->rootfs = strdup(json_string_value(rootfs));
+            c->rootfs = strdup(r);
     }
 
     json_t *binds = json_object_get(raw, "readOnlyBinds");
@@ -152,6 +346,7 @@ int bw_config_parse(json_t *raw, struct bw_config *c, json_t *errors, json_t *wa
             json_array_foreach(binds, i, b)
             {
                 struct stat st;
+                char r[PATH_MAX], why[400];
                 if (!clean_abs_path(b)) {
                     add(errors,
                         "readOnlyBinds[%zu] must be an absolute path without \".\" or \"..\"", i);
@@ -161,7 +356,11 @@ int bw_config_parse(json_t *raw, struct bw_config *c, json_t *errors, json_t *wa
                 } else if (stat(json_string_value(b), &st) < 0) {
                     add(errors, "readOnlyBinds[%zu] (%s) does not exist on this host", i,
                         json_string_value(b));
+                } else if (bw_host_path_check(json_string_value(b), pol, r, sizeof(r), why,
+                                              sizeof(why)) < 0) {
+                    add(errors, "readOnlyBinds[%zu] (%.200s) %s", i, json_string_value(b), why);
                 } else {
+                    c->ro_bind_src[c->n_ro_binds] = strdup(r);
                     c->ro_binds[c->n_ro_binds++] = strdup(json_string_value(b));
                 }
             }
@@ -198,8 +397,10 @@ int bw_config_parse(json_t *raw, struct bw_config *c, json_t *errors, json_t *wa
 void bw_config_free(struct bw_config *c)
 {
     free(c->rootfs);
-    for (size_t i = 0; i < c->n_ro_binds; i++)
+    for (size_t i = 0; i < c->n_ro_binds; i++) {
         free(c->ro_binds[i]);
+        free(c->ro_bind_src[i]);
+    }
     memset(c, 0, sizeof(*c));
 }
 

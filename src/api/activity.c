@@ -2,23 +2,6 @@
 #include "api/api.h"
 #include "lib/json.h"
 
-static json_t *activity_from_row(json_t *row)
-{
-    json_t *a = json_object();
-    pc_json_copy(a, "id", row, "id");
-    pc_json_copy(a, "companyId", row, "company_id");
-    pc_json_copy(a, "actorType", row, "actor_type");
-    pc_json_copy(a, "actorId", row, "actor_id");
-    pc_json_copy(a, "action", row, "action");
-    pc_json_copy(a, "entityType", row, "entity_type");
-    pc_json_copy(a, "entityId", row, "entity_id");
-    pc_json_copy(a, "agentId", row, "agent_id");
-    pc_json_copy(a, "runId", row, "run_id");
-    pc_json_set_from_text(a, "details", row, "details");
-    pc_json_copy(a, "createdAt", row, "created_at");
-    return a;
-}
-
 static int pc_activity_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     int64_t limit;
@@ -36,7 +19,7 @@ static int pc_activity_list(pc_req *req, pc_resp *resp, pc_error_t *err)
                                 entity_id, (int)limit),
                       &rows, err) < 0)
         return -1;
-    return pc_resp_json(resp, 200, pc_rows_map(rows, activity_from_row));
+    return pc_resp_json(resp, 200, pc_rows_map(rows, pc_activity_from_row));
 }
 
 const pc_route pc_routes_activity[] = {

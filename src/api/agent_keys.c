@@ -19,17 +19,6 @@ static json_t *pc_keys_agent(pc_req *req, pc_error_t *err)
     return pc_agent_load_for(req, "Agents can only manage their own API keys", err);
 }
 
-static json_t *key_from_row(json_t *row)
-{
-    json_t *k = json_object();
-    pc_json_copy(k, "id", row, "id");
-    pc_json_copy(k, "name", row, "name");
-    pc_json_copy(k, "createdAt", row, "created_at");
-    pc_json_copy(k, "lastUsedAt", row, "last_used_at");
-    pc_json_copy(k, "revokedAt", row, "revoked_at");
-    return k;
-}
-
 static int pc_keys_create(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     if (pc_require_board(req, err) < 0)
@@ -84,7 +73,7 @@ static int pc_keys_list(pc_req *req, pc_resp *resp, pc_error_t *err)
     json_decref(a);
     if (rc < 0)
         return -1;
-    return pc_resp_json(resp, 200, pc_rows_map(rows, key_from_row));
+    return pc_resp_json(resp, 200, pc_rows_map(rows, pc_agent_key_from_row));
 }
 
 static int pc_keys_delete(pc_req *req, pc_resp *resp, pc_error_t *err)

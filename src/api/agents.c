@@ -10,10 +10,11 @@
 #include "api/api.h"
 #include "api/agents.h"
 #include "api/authz.h"
+#include "env/env.h"
 #include "lib/common.h"
 #include "lib/json.h"
-#include "lib/secrets.h"
 #include "lib/util.h"
+#include "model/secrets.h"
 
 static const char *const agent_roles[] = {"ceo",      "cto",    "cmo",      "cfo",
                                           "security", "engineer", "designer", "pm",
@@ -26,55 +27,6 @@ const char *const pc_adapter_types[] = {"process",       "http",     "claude_loc
                                         "opencode_local", "pi_local", "openclaw_gateway",
                                         "hermes_local",  NULL};
 
-static pc_agent_env_validator env_validator;
-
-void pc_agents_set_env_validator(pc_agent_env_validator fn) { env_validator = fn; }
-
-/* The API shape of an agent, in output order: key, column, and whether the
- * column holds JSON text. One table for pc_agent_from_row() and the list
- * query, which selects the columns already named and ordered like this. */
-static const struct agent_field {
-    const char *key, *column;
-    bool json_text;
-} agent_fields[] = {
-    {"id", "id", false},
-    {"companyId", "company_id", false},
-    {"name", "name", false},
-    {"role", "role", false},
-    {"title", "title", false},
-    {"icon", "icon", false},
-    {"status", "status", false},
-    {"reportsTo", "reports_to", false},
-    {"capabilities", "capabilities", false},
-    {"adapterType", "adapter_type", false},
-    {"adapterConfig", "adapter_config", true},
-    {"runtimeConfig", "runtime_config", true},
-    {"defaultEnvironmentId", "default_environment_id", false},
-    {"budgetMonthlyCents", "budget_monthly_cents", false},
-    {"spentMonthlyCents", "spent_monthly_cents", false},
-    {"pauseReason", "pause_reason", false},
-    {"pausedAt", "paused_at", false},
-    {"errorReason", "error_reason", false},
-    {"permissions", "permissions", true},
-    {"lastHeartbeatAt", "last_heartbeat_at", false},
-    {"metadata", "metadata", true},
-    {"createdAt", "created_at", false},
-    {"updatedAt", "updated_at", false},
-};
-
-json_t *pc_agent_from_row(json_t *row)
-{
-    json_t *a = json_object();
-    for (size_t i = 0; i < PC_ARRAY_LEN(agent_fields); i++) {
-        const struct agent_field *f = &agent_fields[i];
-        if (f->json_text)
-            pc_json_set_from_text(a, f->key, row, f->column);
-        else
-            pc_json_copy(a, f->key, row, f->column);
-    }
-    return a;
-}
-
 /* "SELECT id AS "id", company_id AS "companyId", ... FROM agents WHERE
  * company_id=? AND status <> 'terminated' ORDER BY created_at": its rows
  * are agents once the JSON text columns are parsed in place. */
@@ -85,10 +37,10 @@ static void agents_list_sql_init(void)
 {
     size_t off = 0;
     off += (size_t)snprintf(agents_list_sql + off, sizeof agents_list_sql - off, "SELECT ");
-    for (size_t i = 0; i < PC_ARRAY_LEN(agent_fields); i++)
+    for (const pc_field *f = pc_agent_fields; f->key; f++)
         off += (size_t)snprintf(agents_list_sql + off, sizeof agents_list_sql - off,
-                                "%s%s AS \"%s\"", i ? ", " : "", agent_fields[i].column,
-                                agent_fields[i].key);
+                                "%s%s AS \"%s\"", f > pc_agent_fields ? ", " : "", f->column,
+                                f->key);
     snprintf(agents_list_sql + off, sizeof agents_list_sql - off,
              " FROM agents WHERE company_id=? AND status <> 'terminated' ORDER BY created_at");
 }
@@ -163,8 +115,8 @@ static int pc_agent_check_env(pc_app *app, const char *company_id, const char *e
         return 0;
     if (!pc_uuid_valid(env_id))
         return pc_error_validation(err, "defaultEnvironmentId", "Invalid uuid");
-    if (env_validator)
-        return env_validator(app, company_id, env_id, err);
+    if (pc_env_validate_selection(app, company_id, env_id, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -234,9 +186,9 @@ static int pc_agents_list(pc_req *req, pc_resp *resp, pc_error_t *err)
     json_t *row;
     json_array_foreach(rows, i, row)
     {
-        for (size_t k = 0; k < PC_ARRAY_LEN(agent_fields); k++)
-            if (agent_fields[k].json_text)
-                pc_json_set_from_text(row, agent_fields[k].key, row, agent_fields[k].key);
+        for (const pc_field *f = pc_agent_fields; f->key; f++)
+            if (f->kind == PC_FIELD_JSON_TEXT)
+                pc_json_set_from_text(row, f->key, row, f->key);
         if (req->actor.type == PC_ACTOR_AGENT) {
             /* The view edits the row in place; the extra reference is the
              * one it hands back. */

@@ -15,27 +15,6 @@
 
 static const char *const company_statuses[] = {"active", "paused", "archived", NULL};
 
-static json_t *pc_company_from_row(json_t *row)
-{
-    json_t *c = json_object();
-    pc_json_copy(c, "id", row, "id");
-    pc_json_copy(c, "name", row, "name");
-    pc_json_copy(c, "description", row, "description");
-    pc_json_copy(c, "status", row, "status");
-    pc_json_copy(c, "pauseReason", row, "pause_reason");
-    pc_json_copy(c, "pausedAt", row, "paused_at");
-    pc_json_copy(c, "issuePrefix", row, "issue_prefix");
-    pc_json_copy(c, "issueCounter", row, "issue_counter");
-    pc_json_copy(c, "budgetMonthlyCents", row, "budget_monthly_cents");
-    pc_json_copy(c, "spentMonthlyCents", row, "spent_monthly_cents");
-    pc_json_copy_bool(c, "requireBoardApprovalForNewAgents", row,
-                      "require_board_approval_for_new_agents");
-    pc_json_copy(c, "brandColor", row, "brand_color");
-    pc_json_copy(c, "createdAt", row, "created_at");
-    pc_json_copy(c, "updatedAt", row, "updated_at");
-    return c;
-}
-
 json_t *pc_company_get(pc_app *app, const char *company_id, pc_error_t *err)
 {
     return pc_row_load(app, "SELECT * FROM companies WHERE id=?", company_id, pc_company_from_row,

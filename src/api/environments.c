@@ -33,10 +33,9 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/secrets.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 
-static const char *const env_drivers[] = {"local", "ssh", "sandbox", "plugin", NULL};
 static const char *const env_statuses[] = {"active", "archived", NULL};
 static const char *const lease_statuses[] = {"active", "released", "expired", "failed", NULL};
 
@@ -177,15 +176,21 @@ static int pc_envs_capabilities(pc_req *req, pc_resp *resp, pc_error_t *err)
                                                 ? "supported"
                                                 : "unsupported"));
         }
-        const char *rs = remote ? "supported" : "unsupported";
-        json_array_append_new(adapters,
-                              json_pack("{s:s,s:{s:s,s:s,s:s,s:s},s:o}", "adapterType", *a,
-                                        "drivers", "local", "supported", "ssh", rs, "sandbox", rs,
-                                        "plugin", "unsupported", "sandboxProviders", sp));
+        json_t *ds = json_object();
+        for (const pc_env_driver *const *d = pc_env_drivers(); *d; d++)
+            json_object_set_new(ds, (*d)->name,
+                                json_string((*d)->runs && (remote || !(*d)->remote)
+                                                ? "supported"
+                                                : "unsupported"));
+        json_array_append_new(adapters, json_pack("{s:s,s:o,s:o}", "adapterType", *a, "drivers",
+                                                  ds, "sandboxProviders", sp));
     }
-    json_t *out = json_pack("{s:o,s:{s:s,s:s,s:s,s:s},s:o}", "adapters", adapters, "drivers",
-                            "local", "supported", "ssh", "supported", "sandbox", "supported",
-                            "plugin", "unsupported", "sandboxProviders", providers);
+    json_t *drivers = json_object();
+    for (const pc_env_driver *const *d = pc_env_drivers(); *d; d++)
+        json_object_set_new(drivers, (*d)->name,
+                            json_string((*d)->runs ? "supported" : "unsupported"));
+    json_t *out = json_pack("{s:o,s:o,s:o}", "adapters", adapters, "drivers", drivers,
+                            "sandboxProviders", providers);
     return pc_resp_json(resp, 200, out);
 }
 
@@ -198,6 +203,26 @@ typedef struct pc_env_body {
     bool has_description, has_metadata, has_config;
 } pc_env_body;
 
+/* body.driver, when given, must name a driver of the table; the 400 lists
+ * them the way an enum check would. */
+static int pc_env_check_driver(json_t *b, const char **out, pc_error_t *err)
+{
+    const char *s = NULL;
+    if (pc_json_check_string(b, "driver", 0, 0, 256, &s, err) < 0)
+        return -1;
+    if (!s || pc_env_driver_find(s)) {
+        *out = s;
+        return 0;
+    }
+    char list[512] = "";
+    size_t off = 0;
+    const pc_env_driver *const *d = pc_env_drivers();
+    for (size_t i = 0; d[i] && off < sizeof list; i++)
+        off += (size_t)snprintf(list + off, sizeof list - off, "%s'%s'", i ? " | " : "",
+                                d[i]->name);
+    return pc_error_validation(err, "driver", "Invalid enum value. Expected %s", list);
+}
+
 static int pc_env_parse_body(json_t *b, bool name_required, pc_env_body *o, pc_error_t *err)
 {
     memset(o, 0, sizeof *o);
@@ -206,7 +231,7 @@ static int pc_env_parse_body(json_t *b, bool name_required, pc_env_body *o, pc_e
                              err) < 0 ||
         pc_json_check_string(b, "description", PC_J_NULLABLE, 0, 5000, &o->description, err) <
             0 ||
-        pc_json_check_enum(b, "driver", 0, env_drivers, &o->driver, err) < 0 ||
+        pc_env_check_driver(b, &o->driver, err) < 0 ||
         pc_json_check_enum(b, "status", 0, env_statuses, &o->status, err) < 0 ||
         pc_json_check_object(b, "config", PC_J_NULLABLE, &o->config, err) < 0 ||
         pc_json_check_object(b, "metadata", PC_J_NULLABLE, &o->metadata, err) < 0)
@@ -229,15 +254,17 @@ static int pc_envs_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     pc_env_body b;
     if (pc_env_parse_body(req->body, true, &b, err) < 0)
         return -1;
-    const char *driver = b.driver ? b.driver : "local";
+    const char *driver = b.driver ? b.driver : pc_env_driver_local.name;
     const char *status = b.status ? b.status : "active";
-    if (!strcmp(driver, "local")) {
+    const pc_env_driver *drv = pc_env_driver_find(driver);
+    if (drv && drv->one_per_company) {
         json_t *row = pc_db_query_one_s(
-            req->app->db, "SELECT id FROM environments WHERE company_id=? AND driver='local'",
-            json_pack("[s]", cid), err);
+            req->app->db, "SELECT id FROM environments WHERE company_id=? AND driver=?",
+            json_pack("[s,s]", cid, driver), err);
         if (row) {
             json_decref(row);
-            return pc_error_set(err, 409, "Only one local environment is allowed per company");
+            return pc_error_set(err, 409, "Only one %s environment is allowed per company",
+                                driver);
         }
         if (pc_error_is_set(err))
             return -1;
@@ -263,7 +290,8 @@ static int pc_envs_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_envcfg_ctx_abort(&cc);
         if (strstr(err->msg, "UNIQUE")) {
             pc_error_clear(err);
-            return pc_error_set(err, 409, "Only one local environment is allowed per company");
+            return pc_error_set(err, 409, "Only one %s environment is allowed per company",
+                                driver);
         }
         return -1;
     }
@@ -286,7 +314,7 @@ static int pc_envs_probe_config(pc_req *req, pc_resp *resp, pc_error_t *err)
     pc_env_body b;
     if (pc_env_parse_body(req->body, false, &b, err) < 0)
         return -1;
-    const char *driver = b.driver ? b.driver : "local";
+    const char *driver = b.driver ? b.driver : pc_env_driver_local.name;
     pc_envcfg_ctx cc;
     pc_envcfg_ctx_init(&cc, req->app, cid, b.name, PC_ENVCFG_PROBE);
     json_t *config = pc_envcfg_normalize(&cc, driver, b.config, NULL, err);
@@ -331,14 +359,14 @@ static int pc_envs_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     const char *old_driver = pc_json_str(env, "driver");
     const char *driver = b.driver ? b.driver : old_driver;
     bool driver_changed = strcmp(driver, old_driver) != 0;
-    if (driver_changed && !strcmp(driver, "local")) {
+    const pc_env_driver *drv = pc_env_driver_find(driver);
+    if (driver_changed && drv && drv->one_per_company) {
         json_t *row = pc_db_query_one_s(
-            req->app->db,
-            "SELECT id FROM environments WHERE company_id=? AND driver='local' AND id<>?",
-            json_pack("[s,s]", cid, id), err);
+            req->app->db, "SELECT id FROM environments WHERE company_id=? AND driver=? AND id<>?",
+            json_pack("[s,s,s]", cid, driver, id), err);
         if (row) {
             json_decref(row);
-            pc_error_set(err, 409, "Only one local environment is allowed per company");
+            pc_error_set(err, 409, "Only one %s environment is allowed per company", driver);
             goto out;
         }
         if (pc_error_is_set(err))
@@ -596,37 +624,6 @@ static int pc_envs_lease(pc_req *req, pc_resp *resp, pc_error_t *err)
     }
     return pc_resp_json(resp, 200, lease);
 }
-
-/* agents.defaultEnvironmentId: an active environment of the same company
- * that can run work (not the probe-only built-in fake sandbox). */
-static int pc_env_validate_selection(pc_app *app, const char *company_id, const char *env_id,
-                                     pc_error_t *err)
-{
-    pc_error_t e = PC_ERROR_INIT;
-    json_t *env = pc_env_load(app, env_id, &e);
-    if (!env) {
-        int st = e.status;
-        pc_error_clear(&e);
-        return st == 404 ? pc_error_set(err, 422, "Environment not found.")
-                         : pc_error_set(err, 500, "cannot load environment %s", env_id);
-    }
-    int rc = 0;
-    const char *prov = pc_json_str(pc_json_obj(env, "config"), "provider");
-    if (strcmp(pc_json_str(env, "companyId"), company_id) != 0)
-        rc = pc_error_set(err, 422, "Environment not found.");
-    else if (strcmp(pc_json_str(env, "status"), "active") != 0)
-        rc = pc_error_set(err, 422, "Environment \"%s\" is not active (status: %s).",
-                          pc_json_str(env, "name"), pc_json_str(env, "status"));
-    else if (!strcmp(pc_json_str(env, "driver"), "sandbox") && (!prov || !strcmp(prov, "fake")))
-        rc = pc_error_set(err, 422,
-                          "Environment \"%s\" uses the built-in fake sandbox provider, which is "
-                          "probe-only and cannot execute runs.",
-                          pc_json_str(env, "name"));
-    json_decref(env);
-    return rc;
-}
-
-void pc_environments_install(void) { pc_agents_set_env_validator(pc_env_validate_selection); }
 
 const pc_route pc_routes_environments[] = {
     {"GET", "/api/companies/:companyId/environments", pc_envs_list, 0},

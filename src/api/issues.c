@@ -26,39 +26,6 @@ static const char *const issue_statuses[] = {"backlog", "todo",    "in_progress"
                                              "done",    "blocked", "cancelled",   NULL};
 static const char *const issue_priorities[] = {"critical", "high", "medium", "low", NULL};
 
-json_t *pc_issue_from_row(json_t *row)
-{
-    json_t *i = json_object();
-    pc_json_copy(i, "id", row, "id");
-    pc_json_copy(i, "companyId", row, "company_id");
-    pc_json_copy(i, "projectId", row, "project_id");
-    pc_json_copy(i, "goalId", row, "goal_id");
-    pc_json_copy(i, "parentId", row, "parent_id");
-    pc_json_copy(i, "title", row, "title");
-    pc_json_copy(i, "description", row, "description");
-    pc_json_copy(i, "status", row, "status");
-    pc_json_copy(i, "priority", row, "priority");
-    pc_json_copy(i, "assigneeAgentId", row, "assignee_agent_id");
-    pc_json_copy(i, "assigneeUserId", row, "assignee_user_id");
-    pc_json_copy(i, "checkoutRunId", row, "checkout_run_id");
-    pc_json_copy(i, "executionRunId", row, "execution_run_id");
-    pc_json_copy(i, "executionLockedAt", row, "execution_locked_at");
-    pc_json_copy(i, "createdByAgentId", row, "created_by_agent_id");
-    pc_json_copy(i, "createdByUserId", row, "created_by_user_id");
-    pc_json_copy(i, "issueNumber", row, "issue_number");
-    pc_json_copy(i, "identifier", row, "identifier");
-    pc_json_copy(i, "originKind", row, "origin_kind");
-    pc_json_copy(i, "requestDepth", row, "request_depth");
-    pc_json_copy(i, "billingCode", row, "billing_code");
-    pc_json_set_from_text(i, "executionWorkspaceSettings", row, "execution_workspace_settings");
-    pc_json_copy(i, "startedAt", row, "started_at");
-    pc_json_copy(i, "completedAt", row, "completed_at");
-    pc_json_copy(i, "cancelledAt", row, "cancelled_at");
-    pc_json_copy(i, "createdAt", row, "created_at");
-    pc_json_copy(i, "updatedAt", row, "updated_at");
-    return i;
-}
-
 static json_t *issue_get(pc_app *app, const char *id, pc_error_t *err)
 {
     /* ?1 binds id twice: an issue is named by its uuid or its identifier. */
@@ -583,21 +550,6 @@ static int issues_release(pc_req *req, pc_resp *resp, pc_error_t *err)
     return out ? pc_resp_json(resp, 200, out) : -1;
 }
 
-static json_t *comment_from_row(json_t *row)
-{
-    json_t *c = json_object();
-    pc_json_copy(c, "id", row, "id");
-    pc_json_copy(c, "companyId", row, "company_id");
-    pc_json_copy(c, "issueId", row, "issue_id");
-    pc_json_copy(c, "authorAgentId", row, "author_agent_id");
-    pc_json_copy(c, "authorUserId", row, "author_user_id");
-    pc_json_copy(c, "runId", row, "run_id");
-    pc_json_copy(c, "body", row, "body");
-    pc_json_copy(c, "createdAt", row, "created_at");
-    pc_json_copy(c, "updatedAt", row, "updated_at");
-    return c;
-}
-
 static int comments_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     _cleanup_json_ json_t *cur = pc_issue_load_for(req, err);
@@ -608,7 +560,7 @@ static int comments_list(pc_req *req, pc_resp *resp, pc_error_t *err)
                       "SELECT * FROM issue_comments WHERE issue_id=? ORDER BY created_at, id",
                       json_pack("[s]", pc_json_str(cur, "id")), &rows, err) < 0)
         return -1;
-    return pc_resp_json(resp, 200, pc_rows_map(rows, comment_from_row));
+    return pc_resp_json(resp, 200, pc_rows_map(rows, pc_issue_comment_from_row));
 }
 
 static int comments_create(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -628,7 +580,7 @@ static int comments_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         req->app->db, "SELECT * FROM issue_comments WHERE id=?", json_pack("[s]", cmid), err);
     if (!row)
         return pc_error_is_set(err) ? -1 : pc_error_set(err, 500, "comment vanished");
-    return pc_resp_json(resp, 201, comment_from_row(row));
+    return pc_resp_json(resp, 201, pc_issue_comment_from_row(row));
 }
 
 const pc_route pc_routes_issues[] = {

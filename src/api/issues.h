@@ -5,11 +5,11 @@
 #include <jansson.h>
 
 #include "http/http.h"
+#include "model/entities.h"
 
 /* Loads the issue named by the :issueId parameter (uuid or identifier such
  * as "PEE-1") as its API object, checking the caller's company access.
  * NULL with 404 "Issue not found" or 403. */
 json_t *pc_issue_load_for(pc_req *req, pc_error_t *err);
-json_t *pc_issue_from_row(json_t *row);
 
 #endif

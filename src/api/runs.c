@@ -84,24 +84,6 @@ static int runs_cancel(pc_req *req, pc_resp *resp, pc_error_t *err)
     return out ? pc_resp_json(resp, 200, out) : -1;
 }
 
-static json_t *event_from_row(json_t *row)
-{
-    json_t *e = json_object();
-    pc_json_copy(e, "id", row, "id");
-    pc_json_copy(e, "companyId", row, "company_id");
-    pc_json_copy(e, "runId", row, "run_id");
-    pc_json_copy(e, "agentId", row, "agent_id");
-    pc_json_copy(e, "seq", row, "seq");
-    pc_json_copy(e, "eventType", row, "event_type");
-    pc_json_copy(e, "stream", row, "stream");
-    pc_json_copy(e, "level", row, "level");
-    pc_json_copy(e, "color", row, "color");
-    pc_json_copy(e, "message", row, "message");
-    pc_json_set_from_text(e, "payload", row, "payload");
-    pc_json_copy(e, "createdAt", row, "created_at");
-    return e;
-}
-
 static int runs_events(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     _cleanup_json_ json_t *r = run_load_for(req, err);
@@ -119,7 +101,7 @@ static int runs_events(pc_req *req, pc_resp *resp, pc_error_t *err)
                                 (json_int_t)limit),
                       &rows, err) < 0)
         return -1;
-    return pc_resp_json(resp, 200, pc_rows_map(rows, event_from_row));
+    return pc_resp_json(resp, 200, pc_rows_map(rows, pc_run_event_from_row));
 }
 
 /* The run's log path, or "" when the run has not opened one yet. */

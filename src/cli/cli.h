@@ -1,5 +1,6 @@
 /*
- * The CLI: every command except `serve` is a client of the HTTP API.
+ * The CLI: every command here is a client of the HTTP API; `serve` and the
+ * offline commands (daemon/offline.h) are dispatched by main() instead.
  *
  * main() parses the global options (--api-url, --api-key, --json) into a
  * pc_cli and dispatches `paperclip <command> ...` to the command's entry
@@ -59,11 +60,10 @@ char *pc_cli_urlencode(const char *s);
 int pc_cli_health(pc_cli *cli, int argc, char **argv);
 int pc_cli_company(pc_cli *cli, int argc, char **argv);
 int pc_cli_agent(pc_cli *cli, int argc, char **argv);
-int pc_cli_auth(pc_cli *cli, int argc, char **argv); /* create-board-key works offline */
 int pc_cli_env(pc_cli *cli, int argc, char **argv);
 int pc_cli_issue(pc_cli *cli, int argc, char **argv);
 int pc_cli_run_cmd(pc_cli *cli, int argc, char **argv);
 int pc_cli_agent_main(pc_cli *cli, int argc, char **argv); /* agent wake, else pc_cli_agent */
-int pc_cli_plugin(pc_cli *cli, int argc, char **argv); /* `plugin check` works offline */
+int pc_cli_plugin(pc_cli *cli, int argc, char **argv); /* `plugin check` is daemon/offline.c */
 
 #endif

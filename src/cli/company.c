@@ -1,16 +1,10 @@
-/* paperclip health | company ... | agent ... | auth ... */
+/* paperclip health | company ... | agent ... */
 #include <stdio.h>
 #include <string.h>
 
-#include "app.h"
 #include "cli/cli.h"
-#include "http/auth.h"
 #include "lib/common.h"
-#include "lib/config.h"
 #include "lib/json.h"
-#include "store/db.h"
-
-#include <sodium.h>
 
 static bool pc_cli_wants_help(int argc, char **argv)
 {
@@ -204,59 +198,4 @@ int pc_cli_agent(pc_cli *cli, int argc, char **argv)
     free(path);
     free(id);
     return rc;
-}
-
-static const char auth_usage[] =
-    "usage: paperclip auth create-board-key [--name NAME] [--data-dir DIR]\n"
-    "\n"
-    "Creates a board API key (pcb_...) in the data dir's store and prints it once.\n"
-    "Use it as 'Authorization: Bearer KEY' (or --api-key) in authenticated mode.\n";
-
-int pc_cli_auth(pc_cli *cli, int argc, char **argv)
-{
-    (void)cli;
-    if (argc < 2 || pc_cli_wants_help(argc, argv)) {
-        fputs(auth_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (strcmp(argv[1], "create-board-key") != 0) {
-        fprintf(stderr, "paperclip: unknown auth command '%s'\n%s", argv[1], auth_usage);
-        return 2;
-    }
-    const char *name = "board", *dir = NULL, *v;
-    for (int i = 2; i < argc; i++) {
-        if ((v = pc_cli_flag_value(argc, argv, &i, "--name")))
-            name = v;
-        else if ((v = pc_cli_flag_value(argc, argv, &i, "--data-dir")))
-            dir = v;
-        else {
-            fprintf(stderr, "paperclip: unexpected argument '%s'\n%s", argv[i], auth_usage);
-            return 2;
-        }
-    }
-    char ddir[1024], path[1200];
-    if (dir)
-        snprintf(ddir, sizeof ddir, "%s", dir);
-    else
-        pc_config_default_data_dir(ddir, sizeof ddir);
-    if (sodium_init() < 0)
-        return 1;
-    snprintf(path, sizeof path, "%s/paperclip.db", ddir);
-    pc_error_t err = PC_ERROR_INIT;
-    if (access(ddir, F_OK) != 0) {
-        fprintf(stderr, "paperclip: data dir %s does not exist (start the daemon once first)\n",
-                ddir);
-        return 1;
-    }
-    pc_db *db = pc_db_open_sqlite(path, &err);
-    char token[PC_BOARD_KEY_LEN + 1];
-    if (!db || pc_board_key_create(db, name, token, &err) < 0) {
-        fprintf(stderr, "paperclip: %s\n", err.msg);
-        pc_error_clear(&err);
-        pc_db_close(db);
-        return 1;
-    }
-    pc_db_close(db);
-    printf("%s\n", token);
-    return 0;
 }

@@ -9,7 +9,6 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "plugin/check.h"
 
 
 static const char plugin_usage[] =
@@ -90,17 +89,13 @@ int pc_cli_plugin(pc_cli *cli, int argc, char **argv)
     const char *sub = argv[1];
     if (!strcmp(sub, "list") && argc == 2)
         return pc_cli_run(cli, "GET", "/api/plugins", NULL, print_list);
-    if ((!strcmp(sub, "install") || !strcmp(sub, "check")) && argc == 3) {
+    if (!strcmp(sub, "install") && argc == 3) {
         /* The daemon wants an absolute path; resolve ours so `install .`
          * means the directory the user is in, not the daemon's. */
         char real[PATH_MAX];
         if (!realpath(argv[2], real)) {
             fprintf(stderr, "error: cannot resolve %s: %s\n", argv[2], strerror(errno));
             return 2;
-        }
-        if (!strcmp(sub, "check")) {
-            pc_log_setup(0, PC_LOG_ERROR);
-            return pc_plugin_check(real, stdout);
         }
         json_t *body = json_pack("{s:s,s:b}", "packageName", real, "isLocalPath", 1);
         int rc = pc_cli_run(cli, "POST", "/api/plugins/install", body, print_plugin);

@@ -39,6 +39,12 @@ json_t *pc_env_resolve_for_run(pc_app *app, const char *company_id, const char *
                                const char *agent_env_id, char code[PC_ENV_CODE_LEN],
                                pc_error_t *err);
 
+/* 0 when env_id names an active environment of company_id that can execute
+ * runs (an agent's defaultEnvironmentId); otherwise -1 with a 422 carrying
+ * upstream's text. */
+int pc_env_validate_selection(pc_app *app, const char *company_id, const char *env_id,
+                              pc_error_t *err);
+
 typedef struct pc_lease pc_lease;
 
 typedef struct pc_lease_request {

@@ -1,29 +1,31 @@
 /*
  * Shared inside the environment layer (src/env) and its routes
- * (src/api/environments.c); not part of the contract in env.h.
+ * (src/api/environments.c, src/api/env_hooks.c); not part of the contract in env.h.
  */
 #ifndef PC_ENV_INTERNAL_H
 #define PC_ENV_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "app.h"
+#include "env/driver.h"
 #include "env/env.h"
 #include "env/proc.h"
 #include "lib/error.h"
+#include "lib/util.h"
+#include "model/entities.h"
+#include "model/secrets.h"
 #include "plugin/host.h"
 
 /* ---- rows (store.c) ---- */
 
-/* Environment API object from a row: full config and metadata (secret refs
- * only; values never live in a row). */
-json_t *pc_env_from_row(json_t *row);
 /* Loads one environment; NULL with 404 "Environment not found". */
 json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err);
 /* The company's Local environment, created on first use. */
 json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err);
-json_t *pc_lease_from_row(json_t *row);
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err);
 
 /* ---- config per driver (config.c) ---- */
@@ -49,8 +51,9 @@ void pc_envcfg_ctx_abort(pc_envcfg_ctx *c);
 /* Deletes `obsolete` (after a committed write) and frees the lists. */
 void pc_envcfg_ctx_commit(pc_envcfg_ctx *c);
 
-/* Validates and normalizes config for driver. `base` (may be NULL) is the
- * stored config a partial PATCH merges onto. 422 with upstream texts. */
+/* Validates and normalizes config for driver (through its table entry).
+ * `base` (may be NULL) is the stored config a partial PATCH merges onto.
+ * 422 with upstream texts. */
 json_t *pc_envcfg_normalize(pc_envcfg_ctx *c, const char *driver, json_t *input, json_t *base,
                             pc_error_t *err);
 /* Appends to out the secret ids a stored config references. */
@@ -60,6 +63,26 @@ void pc_envcfg_secret_ids(pc_app *app, const char *driver, json_t *config, json_
  * and never log it. */
 json_t *pc_envcfg_resolve(pc_app *app, const char *company_id, const char *driver,
                           json_t *config, pc_error_t *err);
+
+/* Helpers the drivers' normalize hooks share (config.c). */
+
+/* s without leading/trailing white space; caller frees. */
+char *pc_envcfg_trim_dup(const char *s);
+/* 422 "Unrecognized key" for the first key of obj not in allowed. */
+int pc_envcfg_unknown_key(json_t *obj, const char *const *allowed, pc_error_t *err);
+/* Required trimmed non-empty string (malloc'd into *out); 422 msg otherwise. */
+int pc_envcfg_req_str(json_t *obj, const char *key, const char *msg, char **out,
+                      pc_error_t *err);
+/* Optional trimmed string; absent, null or empty -> *out NULL. */
+int pc_envcfg_opt_str(json_t *obj, const char *key, char **out, pc_error_t *err);
+/* Lowercase key syntax shared by provider and driver keys. */
+bool pc_envcfg_key_valid(const char *s);
+/* Whether a company secret with this id exists in company_id. */
+bool pc_envcfg_secret_exists(pc_app *app, const char *company_id, const char *id);
+/* Stores value as a new company secret named after the environment, driver
+ * and field, and remembers it in c->created. */
+int pc_envcfg_store_secret(pc_envcfg_ctx *c, const char *driver, const char *field,
+                           const char *value, char id[PC_SECRET_ID_LEN + 1], pc_error_t *err);
 
 /* ---- ssh (ssh.c) ---- */
 
@@ -90,38 +113,59 @@ char *pc_ssh_remote_command(const char *cwd, json_t *env, const char *command,
 /* Appends s single-quoted for a POSIX shell. */
 void pc_sh_quote(pc_buf *b, const char *s);
 
-/* ---- probes (probe.c) ---- */
+/* ---- probes (driver.c) ---- */
 
-/* Probes a resolved config. env_id is "unsaved" for probe-config. Returns
- * {ok, driver, summary, details}; NULL only on internal faults. */
+/* Probes a resolved config through the driver's probe hook. env_id is
+ * "unsaved" for probe-config. Returns {ok, driver, summary, details}; NULL
+ * only on internal faults. */
 json_t *pc_env_probe(pc_app *app, const char *company_id, const char *env_id,
                      const char *driver, json_t *resolved_config, pc_error_t *err);
 
-/* ---- sandbox providers (sandbox.c) ---- */
-
-/* Config sent to the provider: the stored config minus `provider`. */
-json_t *pc_sandbox_driver_config(json_t *config);
-/* Resolves a running provider; 422 with upstream's text otherwise. */
-int pc_sandbox_provider(pc_app *app, const char *provider, pc_plugin_provider_info *info,
-                        pc_error_t *err);
-
 /* ---- lease manager (lease.c) ---- */
+
+/* A plugin RPC that pc_lease_cancel() may abandon (lease.c). */
+typedef struct pc_lease_call pc_lease_call;
+
+/* One lease while a run holds it. The lease manager owns the lifecycle;
+ * driver hooks read the identity fields and fill provider, plugin_key,
+ * policy and plugin_lease during acquire. */
+struct pc_lease {
+    pc_app *app;
+    const pc_env_driver *drv;
+    char id[PC_UUID_LEN + 1];
+    char company_id[64], env_id[64], run_id[64], agent_id[64], issue_id[64];
+    char driver[16];
+    char provider[256];
+    char plugin_key[256];
+    char policy[32];      /* "ephemeral" unless acquire says otherwise */
+    json_t *env;          /* environment API object (secret refs only) */
+    json_t *plugin_lease; /* {providerLeaseId, metadata, expiresAt} for sandbox */
+    char *cwd;
+    char *api_url;
+    pc_proc_ctl ctl;
+    atomic_int exec_seq;  /* names the pid files of concurrent executes */
+    pthread_mutex_t mu;
+    atomic_bool cancelled;
+    pc_lease_call *active_call;
+};
+
+/* The environment's stored config (borrowed). */
+json_t *pc_lease_config(const pc_lease *lease);
+/* Calls a plugin; with a lease the call can be abandoned by
+ * pc_lease_cancel(). Returns 0 with *result, -1 with err, 1 if cancelled. */
+int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
+                 json_t *params, int64_t timeout_ms, json_t **result, pc_error_t *err);
+/* Merges fields into the lease row's metadata (and touches last_used_at). */
+void pc_lease_meta_merge(pc_app *app, const char *lease_id, json_t *fields);
+/* Closes a lease row: status, cleanup status and failure reason. */
+void pc_lease_close_row(pc_app *app, const char *lease_id, const char *status,
+                        const char *cleanup, const char *reason);
+/* Kills the process groups the lease's commands left running, recorded in
+ * their pid files (see pc_proc_opts.pid_file); returns how many. */
+int pc_lease_kill_processes(pc_app *app, json_t *row);
 
 /* Start-up reconciliation of leases a dead daemon left active. */
 void pc_lease_reconcile(pc_app *app);
-
-/* Installs the agents.defaultEnvironmentId validator (environments.c). */
-void pc_environments_install(void);
-
-/* Lease test hooks (api/env_hooks.c), routed only with
- * PAPERCLIP_ENABLE_TEST_HOOKS=1. */
-struct pc_req;
-struct pc_resp;
-int pc_env_hook_lease(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_execute(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_release(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_destroy_reusable(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
-int pc_env_hook_cancel(struct pc_req *req, struct pc_resp *resp, pc_error_t *err);
 
 /* Environment id used for unsaved probes. */
 #define PC_ENV_UNSAVED_ID "unsaved"

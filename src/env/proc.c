@@ -7,8 +7,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,12 +25,12 @@ typedef struct pc_proc {
     pc_error_t err;
     pc_waiter w;
     char **envp;
-    /* Children are started with pc_spawn() and watched through a pidfd;
-     * where the kernel has no pidfds, uv_spawn() and its uv_process_t. */
-    bool own, watching; /* watching: exitw is initialised */
+    /* Children are started with pc_spawn_start() and watched through a
+     * pidfd; where the kernel has none, a timer polls waitpid(). */
+    bool watching; /* exitw (pidfd) or tick (no pidfd) is initialised */
     int pidfd;
     uv_poll_t exitw;
-    uv_process_t proc;
+    uv_timer_t tick;
     uv_pipe_t in, out, errp;
     uv_timer_t timer;          /* timeout, then grace, then drain */
     uv_write_t wreq;
@@ -180,19 +178,14 @@ static void pc_proc_finish(pc_proc *p)
     pc_proc_close(p, (uv_handle_t *)&p->errp);
     if (p->o->stdin_data)
         pc_proc_close(p, (uv_handle_t *)&p->in);
-    if (p->own) {
-        if (p->watching)
-            pc_proc_close(p, (uv_handle_t *)&p->exitw);
-    } else {
-        pc_proc_close(p, (uv_handle_t *)&p->proc);
-    }
+    if (p->watching)
+        pc_proc_close(p, p->pidfd >= 0 ? (uv_handle_t *)&p->exitw : (uv_handle_t *)&p->tick);
     pc_proc_close_cb((uv_handle_t *)&p->timer);
 }
 
 static void pc_proc_kill_group(pc_proc *p, int sig)
 {
-    if (p->pid > 0)
-        kill(-p->pid, sig);
+    pc_spawn_kill_group(p->pid, sig);
 }
 
 static void pc_proc_drain_cb(uv_timer_t *t)
@@ -248,64 +241,40 @@ static void pc_proc_exited(pc_proc *p, int64_t status, int sig)
     pc_proc_maybe_finish(p);
 }
 
-static void pc_proc_exit_cb(uv_process_t *h, int64_t status, int sig)
+/* Reaps the child if it has exited and completes its exit. libuv's SIGCHLD
+ * handler only waits for the pids of uv_spawn(), so it never takes this one
+ * away. The watcher is stopped first: completing may close it. */
+static void pc_proc_reap(pc_proc *p)
 {
-    pc_proc_exited(h->data, status, sig);
-}
-
-/* The pidfd turns readable when the child has exited; it is then reaped
- * here. libuv's SIGCHLD handler only waits for the pids in its own process
- * queue (uv_spawn's children), so it never takes this one away. */
-static void pc_proc_pidfd_cb(uv_poll_t *h, int status, int events)
-{
-    (void)status, (void)events;
-    pc_proc *p = h->data;
+    if (p->exited)
+        return;
     int ws = 0;
     pid_t r;
     do
         r = waitpid(p->pid, &ws, WNOHANG);
     while (r < 0 && errno == EINTR);
     if (r == 0)
-        return; /* not exited yet */
-    uv_poll_stop(h);
-    if (r < 0) {
-        /* Reaped by someone else: the status is lost. */
-        pc_proc_exited(p, -1, 0);
         return;
-    }
-    pc_proc_exited(p, WIFEXITED(ws) ? WEXITSTATUS(ws) : 0, WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+    if (p->pidfd >= 0)
+        uv_poll_stop(&p->exitw);
+    else
+        uv_timer_stop(&p->tick);
+    if (r < 0) /* reaped by someone else: the status is lost */
+        pc_proc_exited(p, -1, 0);
+    else
+        pc_proc_exited(p, WIFEXITED(ws) ? WEXITSTATUS(ws) : 0, WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
 }
 
-static int pc_proc_pidfd_open(pid_t pid)
+/* The pidfd turns readable when the child has exited. */
+static void pc_proc_pidfd_cb(uv_poll_t *h, int status, int events)
 {
-#ifdef SYS_pidfd_open
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-    (void)pid;
-    errno = ENOSYS;
-    return -1;
-#endif
+    (void)status, (void)events;
+    pc_proc_reap(h->data);
 }
 
-/* Whether this kernel has pidfd_open(); asked once per process. */
-static bool pc_proc_have_pidfd(void)
-{
-    static atomic_int have = -1;
-    int h = atomic_load(&have);
-    if (h < 0) {
-        int fd = pc_proc_pidfd_open(getpid());
-        if (fd >= 0) {
-            close(fd);
-            h = 1;
-        } else if (errno == ENOSYS || errno == EPERM) {
-            h = 0; /* missing, or filtered by seccomp */
-        } else {
-            return true; /* e.g. EMFILE: the spawn itself reports it */
-        }
-        atomic_store(&have, h);
-    }
-    return h == 1;
-}
+/* Without a pidfd (kernels before 5.3, or filtered by seccomp) the exit is
+ * noticed by polling; the loop never blocks on it. */
+static void pc_proc_tick_cb(uv_timer_t *t) { pc_proc_reap(t->data); }
 
 static void pc_proc_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -374,133 +343,58 @@ static char **pc_proc_envp(json_t *env)
     return envp;
 }
 
-/* The fallback without pidfds: libuv forks and reaps. Returns 0 or a
- * libuv error. */
-static int pc_proc_spawn_uv(pc_proc *p, uv_loop_t *uv)
-{
-    const pc_proc_opts *o = p->o;
-    uv_stdio_container_t stdio[3];
-    if (o->stdin_data) {
-        stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-        stdio[0].data.stream = (uv_stream_t *)&p->in;
-    } else {
-        stdio[0].flags = UV_IGNORE;
-    }
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&p->out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&p->errp;
-
-    uv_process_options_t po;
-    memset(&po, 0, sizeof po);
-    po.exit_cb = pc_proc_exit_cb;
-    po.file = o->file;
-    po.args = (char **)o->argv;
-    po.env = p->envp;
-    po.cwd = o->cwd;
-    po.flags = UV_PROCESS_DETACHED; /* setsid(): own session and process group */
-    po.stdio_count = 3;
-    po.stdio = stdio;
-    int rc = uv_spawn(uv, &p->proc, &po);
-    if (rc == 0)
-        p->pid = p->proc.pid;
-    return rc;
-}
-
-static void pc_proc_close_fds(int *fds, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (fds[i] >= 0)
-            close(fds[i]);
-        fds[i] = -1;
-    }
-}
-
-static int pc_proc_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
 /*
- * pc_spawn() (no copy of the daemon's address space) with descriptors made
- * here: stdout and stderr are pipes; stdin is a socket pair, because
- * uv_shutdown() ends the command's input with shutdown(SHUT_WR), which a
- * pipe does not support, while the handle stays open until the run ends.
- * The parent ends go to libuv with uv_pipe_open(). Returns 0 or a libuv
- * error; on error nothing is left running and no descriptor is leaked.
+ * pc_spawn_start() makes the descriptors: stdout and stderr are pipes;
+ * stdin is a socket pair, because uv_shutdown() ends the command's input
+ * with shutdown(SHUT_WR), which a pipe does not support, while the handle
+ * stays open until the run ends. The parent ends go to libuv with
+ * uv_pipe_open(). Returns 0 or a libuv error; on error nothing is left
+ * running and no descriptor is leaked.
  */
-static int pc_proc_spawn_own(pc_proc *p, uv_loop_t *uv)
+static int pc_proc_spawn(pc_proc *p, uv_loop_t *uv)
 {
     const pc_proc_opts *o = p->o;
-    /* child stdin, child stdout, child stderr, parent stdin, parent stdout,
-     * parent stderr */
-    int fd[6] = { -1, -1, -1, -1, -1, -1 };
-    int pair[2];
-    int e = 0;
-    if (o->stdin_data) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
-            goto fail;
-        fd[0] = pair[0], fd[3] = pair[1];
-    } else if ((fd[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-        goto fail;
-    }
-    if (pipe2(pair, O_CLOEXEC) < 0)
-        goto fail;
-    fd[4] = pair[0], fd[1] = pair[1];
-    if (pipe2(pair, O_CLOEXEC) < 0)
-        goto fail;
-    fd[5] = pair[0], fd[2] = pair[1];
-    for (int i = 3; i < 6; i++)
-        if (fd[i] >= 0 && pc_proc_nonblock(fd[i]) < 0)
-            goto fail;
-
     pc_spawn_opts so = {
         .file = o->file,
         .argv = o->argv,
         .envp = p->envp,
         .cwd = o->cwd,
-        .stdin_fd = fd[0],
-        .stdout_fd = fd[1],
-        .stderr_fd = fd[2],
+        .stdio = {o->stdin_data ? PC_SPAWN_IO_SOCKET : PC_SPAWN_IO_NULL, PC_SPAWN_IO_PIPE,
+                  PC_SPAWN_IO_PIPE},
     };
-    pid_t pid = 0;
-    e = pc_spawn(&so, &pid, NULL);
-    pc_proc_close_fds(fd, 3);
-    if (e) {
-        pc_proc_close_fds(fd + 3, 3);
+    pc_spawn_proc sp;
+    int e = pc_spawn_start(&so, &sp, NULL);
+    if (e)
         return uv_translate_sys_error(e);
-    }
-    p->pid = pid;
-    p->pidfd = pc_proc_pidfd_open(pid);
-    int rc = p->pidfd < 0 ? uv_translate_sys_error(errno) : 0;
-    if (rc == 0) {
+    p->pid = sp.pid;
+    p->pidfd = sp.pidfd;
+    sp.pidfd = -1; /* closed when p is freed */
+    int rc;
+    if (p->pidfd >= 0) {
         rc = uv_poll_init(uv, &p->exitw, p->pidfd);
-        p->watching = rc == 0;
+    } else {
+        rc = uv_timer_init(uv, &p->tick);
     }
-    if (rc == 0 && (rc = uv_pipe_open(&p->out, fd[4])) == 0)
-        fd[4] = -1;
-    if (rc == 0 && (rc = uv_pipe_open(&p->errp, fd[5])) == 0)
-        fd[5] = -1;
-    if (rc == 0 && o->stdin_data && (rc = uv_pipe_open(&p->in, fd[3])) == 0)
-        fd[3] = -1;
+    p->watching = rc == 0;
+    if (rc == 0 && (rc = uv_pipe_open(&p->out, sp.fd[1])) == 0)
+        sp.fd[1] = -1;
+    if (rc == 0 && (rc = uv_pipe_open(&p->errp, sp.fd[2])) == 0)
+        sp.fd[2] = -1;
+    if (rc == 0 && o->stdin_data && (rc = uv_pipe_open(&p->in, sp.fd[0])) == 0)
+        sp.fd[0] = -1;
     if (rc == 0)
-        rc = uv_poll_start(&p->exitw, UV_READABLE, pc_proc_pidfd_cb);
+        rc = p->pidfd >= 0 ? uv_poll_start(&p->exitw, UV_READABLE, pc_proc_pidfd_cb)
+                           : uv_timer_start(&p->tick, pc_proc_tick_cb, 10, 10);
     if (rc < 0) {
         /* Started but cannot be watched: stop it before reporting. */
-        pc_proc_close_fds(fd + 3, 3);
-        kill(-pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        pc_spawn_proc_close(&sp);
+        pc_spawn_kill_group(sp.pid, SIGKILL);
+        while (waitpid(sp.pid, NULL, 0) < 0 && errno == EINTR) {
         }
         p->pid = 0;
         return rc;
     }
     return 0;
-
-fail:
-    e = errno;
-    pc_proc_close_fds(fd, 6);
-    return uv_translate_sys_error(e);
 }
 
 typedef struct pc_proc_start {
@@ -518,11 +412,11 @@ static void pc_proc_start_on_loop(pc_loop *loop, void *arg)
     uv_pipe_init(uv, &p->errp, 0);
     if (o->stdin_data)
         uv_pipe_init(uv, &p->in, 0);
-    p->own = pc_proc_have_pidfd();
-    p->timer.data = p->out.data = p->errp.data = p->in.data = p->proc.data = p;
+    p->timer.data = p->out.data = p->errp.data = p->in.data = p;
     p->exitw.data = p;
+    p->tick.data = p;
 
-    int rc = p->own ? pc_proc_spawn_own(p, uv) : pc_proc_spawn_uv(p, uv);
+    int rc = pc_proc_spawn(p, uv);
     if (rc < 0) {
         pc_error_set(&p->err, 500, "cannot run %s: %s", o->file, uv_strerror(rc));
         p->exited = true;

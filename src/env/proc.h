@@ -2,9 +2,9 @@
  * The process runner: runs one command on the runtime loop and blocks the
  * calling thread until it is over.
  *
- * Every child is spawned with pc_spawn() (lib/spawn.h: no copy of the
- * daemon's address space; uv_spawn() where the kernel has no pidfd_open) and
- * its exit is noticed through a pidfd: an explicit environment (never the
+ * Every child is spawned with pc_spawn_start() (lib/spawn.h: no copy of the
+ * daemon's address space) and its exit is noticed through a pidfd (a short
+ * polling timer on kernels without one): an explicit environment (never the
  * daemon's environ; PATH defaults to PC_PROC_DEFAULT_PATH when the caller
  * gives none), its own session and process group (setsid), signals reset,
  * exec failures reported synchronously as errors. stdin gets the given bytes and

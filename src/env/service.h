@@ -1,7 +1,7 @@
-/* The environment layer's daemon service (see cli/services.h): start loads
- * the secrets master key and installs the agents' environment validator;
- * ready reconciles leases a dead daemon left active (on its own thread,
- * after the plugin host is up); stop waits for that thread. */
+/* The environment layer's daemon service (see daemon/services.h): start
+ * loads the secrets master key and creates the leases directory; ready
+ * reconciles leases a dead daemon left active (on its own thread, after the
+ * plugin host is up); stop waits for that thread. */
 #ifndef PC_ENV_SERVICE_H
 #define PC_ENV_SERVICE_H
 

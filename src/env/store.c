@@ -1,29 +1,10 @@
 /* Environment and lease rows as API objects. */
 #include <string.h>
 
-#include "api/api.h"
+#include "model/rows.h"
 #include "env/internal.h"
 #include "lib/json.h"
 #include "lib/util.h"
-
-json_t *pc_env_from_row(json_t *row)
-{
-    json_t *e = json_object();
-    pc_json_copy(e, "id", row, "id");
-    pc_json_copy(e, "companyId", row, "company_id");
-    pc_json_copy(e, "name", row, "name");
-    pc_json_copy(e, "description", row, "description");
-    pc_json_copy(e, "driver", row, "driver");
-    pc_json_copy(e, "status", row, "status");
-    json_t *cfg = pc_json_from_text(pc_json_str(row, "config"));
-    json_object_set_new(e, "config", json_is_object(cfg) ? cfg : json_object());
-    if (!json_is_object(cfg))
-        json_decref(cfg);
-    pc_json_set_from_text(e, "metadata", row, "metadata");
-    pc_json_copy(e, "createdAt", row, "created_at");
-    pc_json_copy(e, "updatedAt", row, "updated_at");
-    return e;
-}
 
 json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err)
 {
@@ -58,31 +39,6 @@ json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err
     json_t *e = pc_env_from_row(row);
     json_decref(row);
     return e;
-}
-
-json_t *pc_lease_from_row(json_t *row)
-{
-    json_t *l = json_object();
-    pc_json_copy(l, "id", row, "id");
-    pc_json_copy(l, "companyId", row, "company_id");
-    pc_json_copy(l, "environmentId", row, "environment_id");
-    pc_json_copy(l, "executionWorkspaceId", row, "execution_workspace_id");
-    pc_json_copy(l, "issueId", row, "issue_id");
-    pc_json_copy(l, "heartbeatRunId", row, "heartbeat_run_id");
-    pc_json_copy(l, "status", row, "status");
-    pc_json_copy(l, "leasePolicy", row, "lease_policy");
-    pc_json_copy(l, "provider", row, "provider");
-    pc_json_copy(l, "providerLeaseId", row, "provider_lease_id");
-    pc_json_copy(l, "acquiredAt", row, "acquired_at");
-    pc_json_copy(l, "lastUsedAt", row, "last_used_at");
-    pc_json_copy(l, "expiresAt", row, "expires_at");
-    pc_json_copy(l, "releasedAt", row, "released_at");
-    pc_json_copy(l, "failureReason", row, "failure_reason");
-    pc_json_copy(l, "cleanupStatus", row, "cleanup_status");
-    pc_json_set_from_text(l, "metadata", row, "metadata");
-    pc_json_copy(l, "createdAt", row, "created_at");
-    pc_json_copy(l, "updatedAt", row, "updated_at");
-    return l;
 }
 
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err)

@@ -3,7 +3,7 @@
  *   pcb_<hex>  board API key (stored as sha256), acts as its board user;
  *   pcp_<hex>  agent API key (stored as sha256), acts as that agent;
  *   a JWT      per-run agent token, verified by the hook the heartbeat
- *              runtime installs (pc_auth_set_jwt_verifier).
+ *              daemon installs (pc_auth_set_jwt_verifier).
  * Without credentials, local_trusted mode acts as the implicit board user
  * "local-board"; authenticated mode leaves the actor empty (401 later).
  */
@@ -121,20 +121,4 @@ int pc_require_company_access(const pc_req *req, const char *company_id, pc_erro
         return pc_error_set(err, 403, "Agent key cannot access another company");
     }
     return pc_error_set(err, 401, "Unauthorized");
-}
-
-int pc_board_key_create(pc_db *db, const char *name, char token_out[PC_BOARD_KEY_LEN + 1],
-                        pc_error_t *err)
-{
-    char hex[49], hash[65], id[PC_UUID_LEN + 1], ts[PC_ISO_LEN + 1];
-    pc_random_hex(hex, 24);
-    snprintf(token_out, PC_BOARD_KEY_LEN + 1, "pcb_%s", hex);
-    pc_sha256_hex(token_out, strlen(token_out), hash);
-    pc_uuid_v7(id);
-    pc_iso_now(ts);
-    return pc_db_exec_s(db,
-                        "INSERT INTO board_api_keys(id,user_id,name,key_hash,created_at) "
-                        "VALUES(?,?,?,?,?)",
-                        json_pack("[s,s,s,s,s]", id, "board", name ? name : "board", hash, ts),
-                        NULL, err);
 }

@@ -18,21 +18,10 @@
 
 #include "app.h"
 #include "lib/error.h"
+#include "model/actor.h"
 
 #define PC_ROUTE_MAX_PARAMS 6
 
-typedef enum { PC_ACTOR_NONE = 0, PC_ACTOR_BOARD, PC_ACTOR_AGENT } pc_actor_type;
-
-typedef struct pc_actor {
-    pc_actor_type type;
-    char user_id[64];    /* board: "local-board" or the key's user */
-    char source[32];     /* board: "local_implicit" | "board_key"; agent: "agent_key" | "agent_jwt" */
-    bool instance_admin; /* board users are instance admins here */
-    char agent_id[40];
-    char company_id[40];
-    char run_id[40];     /* agent JWT's run id ("" if none) */
-    char key_id[40];
-} pc_actor;
 
 typedef struct pc_req {
     pc_app *app;
@@ -75,17 +64,11 @@ typedef struct pc_route {
 #define PC_ROUTE_PUBLIC 0x1u /* no actor needed (health) */
 #define PC_ROUTE_NO_BODY 0x2u
 
-/* Route tables contributed by the src/api modules, each ending with {NULL}. */
-extern const pc_route pc_routes_health[];
-extern const pc_route pc_routes_companies[];
-extern const pc_route pc_routes_agents[];
-extern const pc_route pc_routes_activity[];
-extern const pc_route pc_routes_plugins[];
-extern const pc_route pc_routes_environments[];
-extern const pc_route pc_routes_agent_keys[];
-extern const pc_route pc_routes_issues[];
-extern const pc_route pc_routes_runs[];
-extern const pc_route pc_routes_agent_runtime[]; /* before agents: /api/agents/me */
+/* The route tables the router matches, in order (the first matching pattern
+ * wins), each ending with an entry whose method is NULL; the list ends with
+ * NULL and must outlive the server. The daemon sets it once, before
+ * pc_http_start(): the HTTP layer has no resources of its own. */
+void pc_http_set_routes(const pc_route *const *tables);
 
 /* Path parameter or query value (NULL if absent). */
 const char *pc_req_param(const pc_req *req, const char *name);

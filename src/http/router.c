@@ -1,30 +1,17 @@
 /*
- * Route matching. Tables come from the api modules; a pattern segment that
- * starts with ':' captures one path segment. Matching is exact per segment
- * (no prefixes, no trailing-slash tolerance except a single trailing '/').
+ * Route matching over the tables the daemon hands over (pc_http_set_routes);
+ * a pattern segment that starts with ':' captures one path segment. Matching
+ * is exact per segment (no prefixes, no trailing-slash tolerance except a
+ * single trailing '/').
  */
 #include <string.h>
 
 #include "http/http.h"
 #include "http/internal.h"
 
-static const pc_route *const *pc_route_tables(void)
-{
-    static const pc_route *const tables[] = {
-        pc_routes_health,
-        pc_routes_companies,
-        pc_routes_agent_runtime, /* before agents so "me" is not an agent id */
-        pc_routes_agents,
-        pc_routes_activity,
-        pc_routes_plugins,
-        pc_routes_environments,
-        pc_routes_agent_keys,
-        pc_routes_issues,
-        pc_routes_runs,
-        NULL,
-    };
-    return tables;
-}
+static const pc_route *const *route_tables;
+
+void pc_http_set_routes(const pc_route *const *tables) { route_tables = tables; }
 
 /* Matches path against pattern; fills params (pointing into the scratch copy
  * `buf`, which the caller keeps alive for the request). */
@@ -66,7 +53,7 @@ const pc_route *pc_router_find(const char *method, const char *path, char *scrat
     size_t len = strlen(path);
     if (len + 1 > cap)
         return NULL;
-    for (const pc_route *const *t = pc_route_tables(); *t; t++) {
+    for (const pc_route *const *t = route_tables; t && *t; t++) {
         for (const pc_route *r = *t; r->method; r++) {
             memcpy(scratch, path, len + 1);
             pc_req probe = *req;

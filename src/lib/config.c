@@ -83,6 +83,10 @@ static void pc_usage(void)
            "  --public-url URL    base URL agents should use to reach this daemon\n"
            "  --allow-insecure-bind  permit local_trusted on a non-loopback address\n"
            "\n"
+           "Server-side fetches (the http adapter) refuse loopback, private,\n"
+           "link-local and metadata addresses unless config.json sets\n"
+           "allowPrivateFetchTargets or PAPERCLIP_ALLOW_PRIVATE_FETCH=1.\n"
+           "\n"
            "Flags override PAPERCLIP_* environment variables, which override\n"
            "<data-dir>/config.json. The bound URL is written to <data-dir>/daemon.json.\n");
 }
@@ -188,6 +192,14 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
             }
         }
         cfg->allow_insecure_bind = pc_json_bool(j, "allowInsecureBind", false);
+        if ((v = json_object_get(j, "allowPrivateFetchTargets"))) {
+            if (!json_is_boolean(v)) {
+                json_decref(j);
+                return pc_error_set(err, 400, "%s: allowPrivateFetchTargets must be a boolean",
+                                    path);
+            }
+            cfg->allow_private_fetch = json_is_true(v);
+        }
         json_decref(j);
     } else if (errno != ENOENT) {
         return pc_error_errno(err, errno, "cannot read %s", path);
@@ -215,6 +227,15 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         snprintf(cfg->api_url, sizeof cfg->api_url, "%s", e);
     if ((e = getenv("PAPERCLIP_ALLOWED_HOSTNAMES")) && *e)
         snprintf(cfg->allowed_hostnames, sizeof cfg->allowed_hostnames, "%s", e);
+    if ((e = getenv("PAPERCLIP_ALLOW_PRIVATE_FETCH")) && *e) {
+        if (!strcmp(e, "1") || !strcmp(e, "true"))
+            cfg->allow_private_fetch = true;
+        else if (!strcmp(e, "0") || !strcmp(e, "false"))
+            cfg->allow_private_fetch = false;
+        else
+            return pc_error_set(err, 400, "invalid PAPERCLIP_ALLOW_PRIVATE_FETCH '%s' (expected 1 or 0)",
+                                e);
+    }
 
     /* Flags. */
     if (f_bind)

@@ -14,8 +14,26 @@
 #ifndef PC_LIB_CONFIG_H
 #define PC_LIB_CONFIG_H
 
-#include "app.h"
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "lib/error.h"
+
+typedef enum { PC_AUTH_LOCAL_TRUSTED, PC_AUTH_AUTHENTICATED } pc_auth_mode;
+
+typedef struct pc_config {
+    char data_dir[1024];
+    char bind[256];
+    int port;
+    int log_json;
+    size_t body_limit;          /* max request body bytes (default 10 MiB) */
+    pc_auth_mode auth_mode;
+    bool allow_insecure_bind;   /* local_trusted on a non-loopback bind */
+    char public_url[512];       /* optional public base URL ("" if unset) */
+    char api_url[512];          /* PAPERCLIP_API_URL override for agents ("" if unset) */
+    char allowed_hostnames[1024]; /* comma-separated */
+    bool allow_private_fetch;   /* server-side fetches may reach loopback/private targets */
+} pc_config;
 
 /* Parses `serve` arguments (argv[0] is "serve") into cfg. Returns 0, 1 when
  * --help was printed, or -1 with err (status 400 = usage). */

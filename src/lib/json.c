@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/common.h"
+#include "lib/utf8.h"
 
 json_t *pc_json_parse(const char *text, size_t len, pc_error_t *err)
 {
@@ -60,38 +61,6 @@ static void jw_ch(jw *w, char c)
     w->buf[w->len++] = c;
 }
 
-/* Length of the valid UTF-8 sequence at s (jansson's rules: no overlongs,
- * no surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-    unsigned c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (left < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) ||
-        cp > 0x10FFFF)
-        return 0;
-    return n;
-}
-
 static void jw_string(jw *w, const char *str, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -106,7 +75,7 @@ static void jw_string(jw *w, const char *str, size_t len)
             break;
         unsigned c = *s;
         if (c >= 0x80) {
-            size_t n = utf8_seq(s, (size_t)(end - s));
+            size_t n = pc_utf8_valid_len(s, (size_t)(end - s));
             if (!n) {
                 w->failed = true;
                 return;

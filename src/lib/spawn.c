@@ -12,6 +12,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,7 +31,7 @@
  * writes `stage` and `err` straight into the parent's copy; after fork() it
  * reports both through report_fd, a close-on-exec pipe that the exec closes.
  */
-struct pc_spawn_child {
+struct spawn_child {
     const pc_spawn_opts *o;
     const char *path_env; /* the PATH value of envp */
     int max_fd;           /* upper bound for the close-on-exec sweep */
@@ -41,7 +45,7 @@ struct pc_spawn_child {
  * exec: async-signal-safe calls only, no allocation, nothing that takes a
  * lock another thread of the parent may hold. */
 
-static _Noreturn void pc_spawn_fail(struct pc_spawn_child *c, pc_spawn_stage stage, int e)
+static _Noreturn void pc_spawn_fail(struct spawn_child *c, pc_spawn_stage stage, int e)
 {
     if (e == 0)
         e = EIO; /* the parent reads 0 as success */
@@ -81,7 +85,7 @@ static int pc_spawn_exec(const char *path, const pc_spawn_opts *o)
 }
 
 /* Tries every PATH entry like execvp(); returns the errno to report. */
-static int pc_spawn_exec_path(struct pc_spawn_child *c)
+static int pc_spawn_exec_path(struct spawn_child *c)
 {
     const pc_spawn_opts *o = c->o;
     if (!*o->file)
@@ -130,7 +134,7 @@ static int pc_spawn_exec_path(struct pc_spawn_child *c)
     return got_eacces ? EACCES : last;
 }
 
-static _Noreturn void pc_spawn_child_run(struct pc_spawn_child *c)
+static _Noreturn void pc_spawn_child_run(struct spawn_child *c)
 {
     const pc_spawn_opts *o = c->o;
     struct sigaction sa;
@@ -214,7 +218,7 @@ static int pc_spawn_max_fd(void)
 /* fork() and learn the outcome from a close-on-exec pipe that the exec
  * closes. Every signal is blocked around the fork so no handler of the
  * caller runs in the child before it has reset them. */
-static pid_t pc_spawn_fork(struct pc_spawn_child *c)
+static pid_t pc_spawn_fork(struct spawn_child *c)
 {
     int rp[2];
     if (pipe2(rp, O_CLOEXEC) < 0)
@@ -263,7 +267,7 @@ static const bool pc_spawn_may_clone = false;
 static const bool pc_spawn_may_clone = true;
 #endif
 
-static pid_t pc_spawn_start(struct pc_spawn_child *c)
+static pid_t spawn_clone_or_fork(struct spawn_child *c)
 {
     if (c->o->pre_exec || !pc_spawn_may_clone)
         return pc_spawn_fork(c);
@@ -299,7 +303,7 @@ int pc_spawn(const pc_spawn_opts *o, pid_t *pid_out, pc_spawn_stage *stage)
             return EINVAL;
         }
     }
-    struct pc_spawn_child c;
+    struct spawn_child c;
     memset(&c, 0, sizeof c);
     c.o = o;
     c.path_env = PC_SPAWN_DEFAULT_PATH;
@@ -311,7 +315,7 @@ int pc_spawn(const pc_spawn_opts *o, pid_t *pid_out, pc_spawn_stage *stage)
     }
     c.max_fd = pc_spawn_max_fd();
     c.parent = getpid();
-    pid_t pid = pc_spawn_start(&c);
+    pid_t pid = spawn_clone_or_fork(&c);
     if (pid < 0) {
         *stage = PC_SPAWN_STAGE_SETUP;
         return errno ? errno : EAGAIN;
@@ -325,4 +329,381 @@ int pc_spawn(const pc_spawn_opts *o, pid_t *pid_out, pc_spawn_stage *stage)
     }
     *pid_out = pid;
     return 0;
+}
+
+/* ---- descriptors and pidfds ---- */
+
+static void spawn_close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+int pc_spawn_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    /* pidfds are always close-on-exec. */
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+void pc_spawn_kill_group(pid_t pid, int sig)
+{
+    if (pid > 1)
+        kill(-pid, sig);
+}
+
+void pc_spawn_proc_close(pc_spawn_proc *p)
+{
+    for (int i = 0; i < 3; i++)
+        spawn_close_fd(&p->fd[i]);
+    spawn_close_fd(&p->pidfd);
+}
+
+int pc_spawn_start(const pc_spawn_opts *o, pc_spawn_proc *p, pc_spawn_stage *stage)
+{
+    pc_spawn_stage ignored;
+    if (!stage)
+        stage = &ignored;
+    *stage = PC_SPAWN_STAGE_NONE;
+    p->pid = -1;
+    p->pidfd = -1;
+    p->fd[0] = p->fd[1] = p->fd[2] = -1;
+    int child[3] = {o->stdin_fd, o->stdout_fd, o->stderr_fd};
+    int made[3] = {-1, -1, -1}; /* child ends created here, closed after the spawn */
+    int e = 0;
+    for (int i = 0; i < 3; i++) {
+        int pair[2];
+        switch (o->stdio[i]) {
+        case PC_SPAWN_IO_FD:
+            continue;
+        case PC_SPAWN_IO_NULL:
+            made[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+            if (made[i] < 0)
+                goto fail;
+            break;
+        case PC_SPAWN_IO_PIPE:
+            if (pipe2(pair, O_CLOEXEC) < 0)
+                goto fail;
+            made[i] = pair[i == 0 ? 0 : 1];
+            p->fd[i] = pair[i == 0 ? 1 : 0];
+            break;
+        case PC_SPAWN_IO_SOCKET:
+            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+                goto fail;
+            made[i] = pair[0];
+            p->fd[i] = pair[1];
+            break;
+        default:
+            errno = EINVAL;
+            goto fail;
+        }
+        child[i] = made[i];
+        if (p->fd[i] >= 0) {
+            int fl = fcntl(p->fd[i], F_GETFL);
+            if (fl < 0 || fcntl(p->fd[i], F_SETFL, fl | O_NONBLOCK) < 0)
+                goto fail;
+        }
+    }
+    pc_spawn_opts so = *o;
+    so.stdin_fd = child[0];
+    so.stdout_fd = child[1];
+    so.stderr_fd = child[2];
+    pid_t pid = -1;
+    e = pc_spawn(&so, &pid, stage);
+    for (int i = 0; i < 3; i++)
+        spawn_close_fd(&made[i]);
+    if (e) {
+        pc_spawn_proc_close(p);
+        return e;
+    }
+    p->pid = pid;
+    p->pidfd = pc_spawn_pidfd_open(pid);
+    return 0;
+
+fail:
+    e = errno ? errno : EIO;
+    for (int i = 0; i < 3; i++)
+        spawn_close_fd(&made[i]);
+    pc_spawn_proc_close(p);
+    *stage = PC_SPAWN_STAGE_SETUP;
+    return e;
+}
+
+/* ---- pc_spawn_run ---- */
+
+static int64_t spawn_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct spawn_capture {
+    int fd;
+    char *buf;
+    size_t len, alloc, cap;
+    bool truncated;
+};
+
+/* Reads what is available; closes fd at EOF or on error. Bytes beyond the
+ * cap are read and dropped, so the child never blocks on a full pipe. */
+static void spawn_capture_read(struct spawn_capture *c)
+{
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(c->fd, chunk, sizeof chunk);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                spawn_close_fd(&c->fd);
+            return;
+        }
+        if (n == 0) {
+            spawn_close_fd(&c->fd);
+            return;
+        }
+        size_t room = c->cap - c->len;
+        size_t take = (size_t)n < room ? (size_t)n : room;
+        if (take < (size_t)n)
+            c->truncated = true;
+        if (take && c->len + take + 1 > c->alloc) {
+            size_t want = c->alloc ? c->alloc : 65536;
+            while (want < c->len + take + 1)
+                want *= 2;
+            if (want > c->cap + 1)
+                want = c->cap + 1;
+            char *nb = realloc(c->buf, want);
+            if (!nb) {
+                c->truncated = true;
+                take = 0;
+            } else {
+                c->buf = nb;
+                c->alloc = want;
+            }
+        }
+        if (take) {
+            memcpy(c->buf + c->len, chunk, take);
+            c->len += take;
+        }
+    }
+}
+
+/* Moves the capture into out; returns -1 when memory ran out. */
+static int spawn_capture_finish(struct spawn_capture *c, pc_spawn_output *out)
+{
+    if (!c->buf) {
+        c->buf = malloc(1);
+        if (!c->buf)
+            return -1;
+    }
+    c->buf[c->len] = '\0';
+    out->data = c->buf;
+    out->len = c->len;
+    out->truncated = c->truncated;
+    c->buf = NULL;
+    return 0;
+}
+
+/* Whether the child has exited, without reaping it: the zombie keeps the
+ * pid (and so the process group id) from being reused until the run ends.
+ * Returns 1 when it has, 0 while it runs, -1 when someone else reaped it
+ * (a SIGCHLD handler of the program), which loses its status. */
+static int spawn_exited(pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int r;
+    do
+        r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return errno == ECHILD ? -1 : 0;
+    return si.si_pid == pid ? 1 : 0;
+}
+
+int pc_spawn_run(const pc_spawn_opts *o, const pc_spawn_run_opts *r, pc_spawn_result *res,
+                 pc_spawn_stage *stage)
+{
+    memset(res, 0, sizeof *res);
+    res->exit_code = -1;
+    res->pid = -1;
+    pc_spawn_opts so = *o;
+    so.stdio[0] = r->has_stdin ? PC_SPAWN_IO_PIPE : PC_SPAWN_IO_NULL;
+    so.stdio[1] = so.stdio[2] = PC_SPAWN_IO_PIPE;
+    clock_gettime(CLOCK_REALTIME, &res->started_at);
+    int64_t t0 = spawn_mono_ms();
+    pc_spawn_proc p;
+    int e = pc_spawn_start(&so, &p, stage);
+    if (e) {
+        res->duration_ms = spawn_mono_ms() - t0;
+        return e;
+    }
+    pid_t pid = p.pid;
+    res->pid = pid;
+    if (r->on_start)
+        r->on_start(pid, r->ud);
+
+    struct spawn_capture out = {.fd = p.fd[1],
+                                .cap = r->out_max ? r->out_max : PC_SPAWN_DEFAULT_MAX_OUTPUT};
+    struct spawn_capture errc = {.fd = p.fd[2],
+                                 .cap = r->err_max ? r->err_max : PC_SPAWN_DEFAULT_MAX_OUTPUT};
+    int in_fd = p.fd[0];
+    int pidfd = p.pidfd;
+    p.fd[0] = p.fd[1] = p.fd[2] = p.pidfd = -1;
+    const char *in_data = r->stdin_data;
+    size_t in_left = r->has_stdin ? r->stdin_len : 0;
+    if (in_fd >= 0 && in_left == 0)
+        spawn_close_fd(&in_fd);
+
+    int64_t drain = r->drain_ms > 0 ? r->drain_ms : 0;
+    int64_t deadline = r->timeout_ms > 0 ? t0 + r->timeout_ms : -1;
+    int64_t kill_at = -1, drain_until = -1;
+    bool exited = false, killed = false, lost = false;
+
+    for (;;) {
+        int64_t now = spawn_mono_ms();
+        int ex = exited ? 1 : spawn_exited(pid);
+        if (!exited && ex != 0) {
+            exited = true;
+            lost = ex < 0;
+            drain_until = now + drain;
+            spawn_close_fd(&pidfd);
+        }
+        if (!exited && deadline >= 0 && !res->timed_out && now >= deadline) {
+            res->timed_out = true;
+            if (r->grace_ms > 0) {
+                pc_spawn_kill_group(pid, SIGTERM);
+                kill_at = now + r->grace_ms;
+            } else {
+                pc_spawn_kill_group(pid, SIGKILL);
+                killed = true;
+            }
+        }
+        if (!exited && res->timed_out && !killed && now >= kill_at) {
+            pc_spawn_kill_group(pid, SIGKILL);
+            killed = true;
+        }
+        if (exited && out.fd < 0 && errc.fd < 0)
+            break;
+        if (exited && now >= drain_until) {
+            /* Something that inherited the pipes outlived the command: it
+             * belongs to the command's group, so end it and stop reading. */
+            pc_spawn_kill_group(pid, SIGKILL);
+            if (out.fd >= 0)
+                spawn_capture_read(&out);
+            if (errc.fd >= 0)
+                spawn_capture_read(&errc);
+            break;
+        }
+
+        struct pollfd pfd[4];
+        int np = 0, i_in = -1, i_out = -1, i_err = -1;
+        if (in_fd >= 0) {
+            i_in = np;
+            pfd[np++] = (struct pollfd){.fd = in_fd, .events = POLLOUT};
+        }
+        if (out.fd >= 0) {
+            i_out = np;
+            pfd[np++] = (struct pollfd){.fd = out.fd, .events = POLLIN};
+        }
+        if (errc.fd >= 0) {
+            i_err = np;
+            pfd[np++] = (struct pollfd){.fd = errc.fd, .events = POLLIN};
+        }
+        if (pidfd >= 0)
+            pfd[np++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+        int64_t wait = -1;
+        int64_t marks[3] = {exited ? -1 : deadline >= 0 && !res->timed_out ? deadline : -1,
+                            !exited && res->timed_out && !killed ? kill_at : -1,
+                            exited ? drain_until : -1};
+        for (int i = 0; i < 3; i++) {
+            if (marks[i] < 0)
+                continue;
+            int64_t d = marks[i] - now;
+            if (d < 0)
+                d = 0;
+            if (wait < 0 || d < wait)
+                wait = d;
+        }
+        if (!exited && pidfd < 0 && (wait < 0 || wait > 20))
+            wait = 20; /* no pidfd: notice the exit by polling */
+        if (wait > 1000)
+            wait = 1000;
+        int pr = poll(pfd, (nfds_t)np, (int)wait);
+        if (pr < 0) {
+            if (errno == EINTR)
+                continue;
+            break; /* cannot wait any more: the child is killed below */
+        }
+        if (i_in >= 0 && pfd[i_in].revents) {
+            if (pfd[i_in].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+                spawn_close_fd(&in_fd);
+            } else {
+                ssize_t n = write(in_fd, in_data, in_left > 65536 ? 65536 : in_left);
+                if (n > 0) {
+                    in_data += n;
+                    in_left -= (size_t)n;
+                    if (in_left == 0)
+                        spawn_close_fd(&in_fd);
+                } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+                    spawn_close_fd(&in_fd);
+                }
+            }
+        }
+        if (i_out >= 0 && pfd[i_out].revents) {
+            spawn_capture_read(&out);
+            if (out.truncated && r->kill_on_out_overflow && !res->out_overflow) {
+                res->out_overflow = true;
+                pc_spawn_kill_group(pid, SIGKILL);
+                killed = true;
+                spawn_close_fd(&out.fd);
+            }
+        }
+        if (i_err >= 0 && pfd[i_err].revents)
+            spawn_capture_read(&errc);
+        /* pidfd readiness only wakes the loop; spawn_exited() notices. */
+    }
+
+    if (!exited || r->kill_group_at_end)
+        pc_spawn_kill_group(pid, SIGKILL);
+    if (r->on_end)
+        r->on_end(pid, r->ud);
+    int status = 0;
+    if (!lost)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    spawn_close_fd(&in_fd);
+    spawn_close_fd(&out.fd);
+    spawn_close_fd(&errc.fd);
+    spawn_close_fd(&pidfd);
+    res->duration_ms = spawn_mono_ms() - t0;
+    if (lost) {
+        /* The status went to whoever reaped it: exit_code stays -1. */
+    } else if (WIFEXITED(status)) {
+        res->exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        res->term_signal = WTERMSIG(status);
+    }
+    if (spawn_capture_finish(&out, &res->out) < 0 || spawn_capture_finish(&errc, &res->err) < 0)
+        abort(); /* a one-byte allocation failed: nothing sensible is left to do */
+    return 0;
+}
+
+void pc_spawn_result_free(pc_spawn_result *res)
+{
+    if (!res)
+        return;
+    free(res->out.data);
+    free(res->err.data);
+    memset(res, 0, sizeof *res);
+    res->exit_code = -1;
+    res->pid = -1;
 }

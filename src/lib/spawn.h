@@ -38,6 +38,14 @@
  * not close-on-exec never reach the child, but a fork() in another thread
  * may still copy them, so callers create theirs with O_CLOEXEC.
  *
+ * On top of pc_spawn(): pc_spawn_start() also creates the pipes (or socket
+ * pairs) for the child's stdio and opens a pidfd, for callers that watch the
+ * child from an event loop; pc_spawn_run() runs a command to its end in the
+ * calling thread with stdin fed, stdout/stderr captured up to a hard cap
+ * (the rest is dropped and `truncated` set) and a timeout that stops the
+ * whole process group (SIGTERM, grace, SIGKILL). Every child process of the
+ * daemon and of the plugin SDK is started here.
+ *
  * Uses only libc, so the plugin SDK (libpaperclip-plugin.a) links it too.
  */
 #ifndef PC_LIB_SPAWN_H
@@ -47,14 +55,28 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <stdint.h>
+#include <time.h>
+
 #define PC_SPAWN_DEFAULT_PATH "/usr/bin:/bin"
+#define PC_SPAWN_DEFAULT_MAX_OUTPUT (1024 * 1024)
+
+/* Where one of the child's descriptors 0, 1 and 2 comes from. */
+typedef enum pc_spawn_io {
+    PC_SPAWN_IO_FD = 0, /* the caller's stdin_fd / stdout_fd / stderr_fd */
+    PC_SPAWN_IO_NULL,   /* /dev/null */
+    PC_SPAWN_IO_PIPE,   /* a new pipe; pc_spawn_start() returns the other end */
+    PC_SPAWN_IO_SOCKET, /* a new socket pair: the parent can end the child's
+                         * input with shutdown(SHUT_WR) and keep the descriptor */
+} pc_spawn_io;
 
 typedef struct pc_spawn_opts {
     const char *file;                   /* executable; looked up in envp's PATH without '/' */
     const char *const *argv;            /* argv[0] included, NULL-terminated */
     char *const *envp;                  /* the child's whole environment, NULL-terminated */
     const char *cwd;                    /* NULL: the caller's */
-    int stdin_fd, stdout_fd, stderr_fd; /* become 0, 1, 2 in the child */
+    int stdin_fd, stdout_fd, stderr_fd; /* become 0, 1, 2 in the child (PC_SPAWN_IO_FD) */
+    pc_spawn_io stdio[3];               /* pc_spawn_start() only; zero: the fds above */
     const int *keep_fds;                /* kept open across exec; none may be 0, 1 or 2 */
     size_t n_keep_fds;
     bool die_with_parent;   /* PR_SET_PDEATHSIG(SIGKILL) against the spawning thread */
@@ -80,5 +102,84 @@ typedef enum pc_spawn_stage {
  * behind; then *stage, unless stage is NULL, names that step (it is
  * PC_SPAWN_STAGE_NONE after success). */
 int pc_spawn(const pc_spawn_opts *o, pid_t *pid, pc_spawn_stage *stage);
+
+/* A started child as pc_spawn_start() returns it. */
+typedef struct pc_spawn_proc {
+    pid_t pid;  /* also its process group and session id */
+    int pidfd;  /* readable once the child exited; -1 where the kernel has none */
+    int fd[3];  /* parent ends for PIPE/SOCKET stdio, else -1; close-on-exec,
+                 * non-blocking; fd[0] is written, fd[1] and fd[2] are read */
+} pc_spawn_proc;
+
+/* pc_spawn() with o->stdio honoured: NULL, PIPE and SOCKET descriptors are
+ * created here (close-on-exec, so no other child inherits them) and the
+ * child's ends closed after the spawn. Returns 0 with *p filled, or an
+ * errno (and *stage) with nothing left open and no child. The caller owns
+ * p->pid (it must reap it) and the descriptors (pc_spawn_proc_close). */
+int pc_spawn_start(const pc_spawn_opts *o, pc_spawn_proc *p, pc_spawn_stage *stage);
+
+/* Closes what pc_spawn_start() returned (parent ends and pidfd), sets them
+ * to -1; the process itself is not touched. */
+void pc_spawn_proc_close(pc_spawn_proc *p);
+
+/* A pidfd for pid, or -1 with errno (ENOSYS on kernels before 5.3). */
+int pc_spawn_pidfd_open(pid_t pid);
+
+/* Sends sig to the whole process group led by pid (a no-op for pid <= 1). */
+void pc_spawn_kill_group(pid_t pid, int sig);
+
+/* How pc_spawn_run() feeds, bounds and ends a command. */
+typedef struct pc_spawn_run_opts {
+    bool has_stdin;          /* false: stdin is /dev/null */
+    const char *stdin_data;  /* written to the child's stdin, then EOF */
+    size_t stdin_len;
+    size_t out_max, err_max; /* hard caps of the captures; 0: PC_SPAWN_DEFAULT_MAX_OUTPUT */
+    bool kill_on_out_overflow; /* stdout beyond out_max kills the group (and stops reading) */
+    int64_t timeout_ms;      /* <= 0: none; then the group gets SIGTERM */
+    int64_t grace_ms;        /* after SIGTERM, until SIGKILL; <= 0: SIGKILL at once */
+    int64_t drain_ms;        /* after the leader exited, how long what it left
+                              * behind may hold the pipes before the group is killed */
+    bool kill_group_at_end;  /* also kill what is left of the group when the
+                              * pipes closed in time (e.g. a detached daemon) */
+    /* Called right after the start and right before the end of the run
+     * (the child is reaped after on_end), e.g. to register the group so
+     * that a terminating caller can signal it. Both may be NULL. */
+    void (*on_start)(pid_t pid, void *ud);
+    void (*on_end)(pid_t pid, void *ud);
+    void *ud;
+} pc_spawn_run_opts;
+
+/* One captured stream: data is NUL-terminated (never NULL after a run);
+ * `truncated` says that bytes beyond the cap were dropped. */
+typedef struct pc_spawn_output {
+    char *data;
+    size_t len;
+    bool truncated;
+} pc_spawn_output;
+
+typedef struct pc_spawn_result {
+    pid_t pid;                  /* -1 when the spawn failed */
+    int exit_code;              /* -1 unless it exited normally */
+    int term_signal;            /* the signal that ended it, or 0 */
+    bool timed_out;             /* the timeout fired (the group was stopped) */
+    bool out_overflow;          /* kill_on_out_overflow fired */
+    pc_spawn_output out, err;
+    struct timespec started_at; /* CLOCK_REALTIME just before the spawn */
+    int64_t duration_ms;        /* CLOCK_MONOTONIC from spawn to reap */
+} pc_spawn_result;
+
+/* Runs the command to its end in the calling thread (o->stdio is ignored:
+ * stdin is a pipe or /dev/null, stdout and stderr are pipes). When the
+ * leader exits, everything left in its group is killed once the pipes are
+ * drained (or drain_ms passed), so nothing outlives the run. Writing stdin
+ * to a command that closed it gives EPIPE: a caller that feeds stdin must
+ * ignore SIGPIPE. Returns 0 when the command ran (whatever its status;
+ * free with pc_spawn_result_free), or the spawn's errno with *stage set,
+ * res->pid -1 and nothing allocated. */
+int pc_spawn_run(const pc_spawn_opts *o, const pc_spawn_run_opts *r, pc_spawn_result *res,
+                 pc_spawn_stage *stage);
+
+/* Frees the captures; res is left zeroed with exit_code -1 and pid -1. */
+void pc_spawn_result_free(pc_spawn_result *res);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/common.h"
+#include "lib/utf8.h"
 
 static void pc_uuid_format(const unsigned char b[16], char out[PC_UUID_LEN + 1])
 {
@@ -153,49 +154,8 @@ bool pc_str_has_prefix(const char *s, const char *prefix)
 
 char *pc_utf8_sanitize(const char *p, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)p;
-    char *out = pc_xmalloc(n * 3 + 1);
-    size_t o = 0, i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t need = 0;
-        uint32_t cp = 0;
-        if (c >= 0x01 && c < 0x80) {
-            out[o++] = (char)c;
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            need = 1, cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2, cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3, cp = c & 0x07;
-        }
-        bool good = need > 0;
-        if (good) {
-            for (size_t k = 1; k <= need; k++) {
-                if (i + k >= n || (s[i + k] & 0xc0) != 0x80) {
-                    good = false;
-                    break;
-                }
-                cp = (cp << 6) | (s[i + k] & 0x3f);
-            }
-        }
-        if (good && ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-                     (need == 3 && (cp < 0x10000 || cp > 0x10ffff))))
-            good = false;
-        if (good) {
-            memcpy(out + o, s + i, need + 1);
-            o += need + 1;
-            i += need + 1;
-        } else {
-            out[o++] = (char)0xef;
-            out[o++] = (char)0xbf;
-            out[o++] = (char)0xbd;
-            i++;
-        }
-    }
-    out[o] = '\0';
+    char *out = pc_xmalloc(pc_utf8_repaired_len(p, n) + 1);
+    out[pc_utf8_repair(p, n, out)] = '\0';
     return out;
 }
 

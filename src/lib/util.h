@@ -36,8 +36,8 @@ void pc_sha256_hex(const void *data, size_t len, char out[65]);
 bool pc_streq_ct(const char *a, const char *b);
 
 bool pc_str_has_prefix(const char *s, const char *prefix);
-/* Writes at most cap-1 bytes of valid UTF-8 derived from (p, n): invalid
- * sequences and NUL become U+FFFD. Returns a malloc'd string. */
+/* A malloc'd NUL-terminated copy of (p, n) repaired by pc_utf8_repair()
+ * (lib/utf8.h): bytes of invalid sequences and NULs become U+FFFD. */
 char *pc_utf8_sanitize(const char *p, size_t n);
 
 /* mkdir -p with mode; returns 0 or -1 with errno. */

@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <uv.h>
 
 #include "app.h"
@@ -23,6 +24,7 @@
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 #include "plugin/manifest.h"
 
@@ -32,7 +34,8 @@
 #define STDERR_LINE_MAX 16384
 #define CRASH_RING 64
 #define READ_CHUNK 65536
-#define EXIT_GRACE_MS 200 /* after exit, how long stdout may still deliver */
+#define EXIT_GRACE_MS 200 /* after exit, how long stdout and stderr may still deliver */
+#define EXIT_POLL_MS 10   /* without a pidfd, how often the exit is looked for */
 #define MAX_TIMEOUT_MS 2147483647LL
 
 typedef struct plugin plugin;
@@ -72,11 +75,28 @@ typedef struct waiter_node {
 
 typedef enum { T_NONE, T_RESTART, T_DRAIN, T_SHUTDOWN_WAIT, T_TERM_GRACE } timer_action;
 
+/* What happens to a worker; see transition(). */
+typedef enum worker_event {
+    EV_START,   /* the plugin was added */
+    EV_READY,   /* initialize answered ok */
+    EV_EXIT,    /* the worker process is gone (or could not be started) */
+    EV_RETRY,   /* after a crash: below the crash limit */
+    EV_GIVE_UP, /* after a crash: the crash limit is reached */
+    EV_RESTART, /* the backoff timer fired */
+    EV_STOP,    /* disable, remove or host stop */
+    EV__COUNT
+} worker_event;
+
 /* One incarnation of a worker process. It outlives its plugin's interest in
  * it only while its libuv handles close. */
 struct proc {
     plugin *pl; /* NULL once finalized */
-    uv_process_t process;
+    /* The exit is noticed through a pidfd, or where the kernel has none by
+     * a timer polling waitpid(): the loop never blocks on the child. */
+    int pidfd;
+    uv_poll_t exitw;
+    uv_timer_t tick;
+    bool watching; /* exitw or tick is initialised */
     uv_pipe_t in, out, err;
     uv_timer_t grace;
     int handles_open;
@@ -109,6 +129,7 @@ struct plugin {
     bool shutdown_sent, removing;
     int64_t crash_times[CRASH_RING];
     int crash_head, crash_count;
+    int64_t crash_burst; /* crashes within the window at the last crash */
     int restart_count;
     int64_t backoff_ms;
     char last_error[1024];
@@ -203,17 +224,6 @@ static void signal_list(waiter_node **list, int state, const char *err)
         free(n);
         n = next;
     }
-}
-
-static void set_state(plugin *pl, pc_worker_state s)
-{
-    if (pl->state == s)
-        return;
-    pc_worker_state old = pl->state;
-    pl->state = s;
-    pc_debug("plugin %s: %s -> %s", pl->key, pc_worker_state_name(old), pc_worker_state_name(s));
-    if (old == PC_WORKER_STARTING)
-        signal_list(&pl->settle_waiters, s, pl->has_error ? pl->last_error : NULL);
 }
 
 static void pending_closed(uv_handle_t *h)
@@ -560,6 +570,8 @@ static void proc_handle_closed(uv_handle_t *h)
 {
     proc *pr = h->data;
     if (--pr->handles_open == 0) {
+        if (pr->pidfd >= 0)
+            close(pr->pidfd);
         pc_buf_release(&pr->line);
         free(pr);
     }
@@ -567,11 +579,12 @@ static void proc_handle_closed(uv_handle_t *h)
 
 static void proc_close_all(proc *pr)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&pr->process, (uv_handle_t *)&pr->in,
+    uv_handle_t *watch = pr->pidfd >= 0 ? (uv_handle_t *)&pr->exitw : (uv_handle_t *)&pr->tick;
+    uv_handle_t *hs[] = {pr->watching ? watch : NULL, (uv_handle_t *)&pr->in,
                          (uv_handle_t *)&pr->out, (uv_handle_t *)&pr->err,
                          (uv_handle_t *)&pr->grace};
     for (size_t i = 0; i < PC_ARRAY_LEN(hs); i++)
-        if (!uv_is_closing(hs[i]))
+        if (hs[i] && !uv_is_closing(hs[i]))
             uv_close(hs[i], proc_handle_closed);
 }
 
@@ -587,11 +600,11 @@ static int64_t crashes_in_window(plugin *pl, int64_t now)
 }
 
 static void plugin_stopped(plugin *pl);
+static bool transition(plugin *pl, worker_event ev, const char *reason);
 
-/* The worker is gone (exited, or never started). Decides what happens next. */
+/* The worker is gone (exited, or never started). */
 static void worker_gone(plugin *pl, const char *reason)
 {
-    bool stopping = pl->state == PC_WORKER_STOPPING;
     pl->proc = NULL;
     if (pl->supported) {
         json_decref(pl->supported);
@@ -599,22 +612,28 @@ static void worker_gone(plugin *pl, const char *reason)
     }
     uv_timer_stop(&pl->timer);
     pl->timer_action = T_NONE;
-    set_state(pl, stopping ? PC_WORKER_STOPPED : PC_WORKER_CRASHED);
+    transition(pl, EV_EXIT, reason);
+}
+
+/* Every call still waiting on the worker that just went away fails. */
+static void fail_all(plugin *pl, const char *reason)
+{
     fail_list(&pl->sent, 502, PC_RPC_WORKER_UNAVAILABLE, "plugin %s worker %s", pl->key, reason);
     fail_list(&pl->queued, 502, PC_RPC_WORKER_UNAVAILABLE, "plugin %s worker %s", pl->key,
               reason);
-    if (stopping) {
-        plugin_log(pl, PC_LOG_INFO, "host", "worker stopped (%s)", reason);
-        plugin_stopped(pl);
-        return;
-    }
+}
 
+/* A_CRASH: counts the crash, keeps the reason with the stderr tail and
+ * decides: retry after a backoff, or give up. */
+static void on_crash(plugin *pl, const char *reason)
+{
+    fail_all(pl, reason);
     int64_t now = pc_mono_ms();
     pl->crash_times[pl->crash_head] = now;
     pl->crash_head = (pl->crash_head + 1) % CRASH_RING;
     if (pl->crash_count < CRASH_RING)
         pl->crash_count++;
-    int64_t n = crashes_in_window(pl, now);
+    pl->crash_burst = crashes_in_window(pl, now);
     /* The last stderr is what an operator needs to see why. */
     char tail[STDERR_TAIL + 1];
     memcpy(tail, pl->tail, pl->tail_len);
@@ -625,25 +644,31 @@ static void worker_gone(plugin *pl, const char *reason)
         t += strlen(t) - room;
     set_error(pl, "plugin worker %s%s%s", reason, *t ? "; stderr: " : "", t);
     plugin_log(pl, PC_LOG_ERROR, "host", "worker crashed: %s", reason);
+    transition(pl, pl->crash_burst >= pl->host->o.crash_limit ? EV_GIVE_UP : EV_RETRY, reason);
+}
 
-    if (n >= pl->host->o.crash_limit) {
-        set_state(pl, PC_WORKER_ERROR);
-        plugin_log(pl, PC_LOG_ERROR, "host",
-                   "giving up after %lld crashes within %lld ms; re-enable the plugin to retry",
-                   (long long)n, (long long)pl->host->o.crash_window_ms);
-        char msg[sizeof pl->last_error];
-        snprintf(msg, sizeof msg, "%s", pl->last_error);
-        set_error(pl, "crashed %lld times within %lld s: %s", (long long)n,
-                  (long long)(pl->host->o.crash_window_ms / 1000), msg);
-        return;
-    }
+/* A_GIVE_UP */
+static void on_give_up(plugin *pl)
+{
+    int64_t n = pl->crash_burst;
+    plugin_log(pl, PC_LOG_ERROR, "host",
+               "giving up after %lld crashes within %lld ms; re-enable the plugin to retry",
+               (long long)n, (long long)pl->host->o.crash_window_ms);
+    char msg[sizeof pl->last_error];
+    snprintf(msg, sizeof msg, "%s", pl->last_error);
+    set_error(pl, "crashed %lld times within %lld s: %s", (long long)n,
+              (long long)(pl->host->o.crash_window_ms / 1000), msg);
+}
+
+/* A_BACKOFF: 1 s (backoff_initial_ms), doubling per crash in the window. */
+static void on_backoff(plugin *pl)
+{
     int64_t delay = pl->host->o.backoff_initial_ms;
-    for (int64_t i = 1; i < n && delay < pl->host->o.backoff_max_ms; i++)
+    for (int64_t i = 1; i < pl->crash_burst && delay < pl->host->o.backoff_max_ms; i++)
         delay *= 2;
     if (delay > pl->host->o.backoff_max_ms)
         delay = pl->host->o.backoff_max_ms;
     pl->backoff_ms = delay;
-    set_state(pl, PC_WORKER_BACKOFF);
     plugin_timer(pl, T_RESTART, delay);
 }
 
@@ -673,9 +698,8 @@ static void on_grace(uv_timer_t *t)
     proc_finalize(t->data);
 }
 
-static void on_exit_cb(uv_process_t *h, int64_t status, int sig)
+static void on_exit_cb(proc *pr, int64_t status, int sig)
 {
-    proc *pr = h->data;
     pr->exited = true;
     pr->exit_status = status;
     pr->term_signal = sig;
@@ -683,11 +707,49 @@ static void on_exit_cb(uv_process_t *h, int64_t status, int sig)
      * crashed provider must not leave orphaned commands running. */
     if (pr->pid > 0)
         kill(-pr->pid, SIGKILL);
-    if (pr->out_done)
+    /* The pidfd may report the exit before the last output is read: the
+     * answer to a call, or the stderr lines that say why it died. */
+    if (pr->out_done && pr->err_done)
         proc_finalize(pr);
     else
         uv_timer_start(&pr->grace, on_grace, EXIT_GRACE_MS, 0);
 }
+
+/* Reaps the worker if it has exited: true with its status, and the
+ * watcher stopped before anything (which may close it) runs. */
+static bool proc_reap(proc *pr, int64_t *status, int *sig)
+{
+    int ws = 0;
+    pid_t r;
+    do
+        r = waitpid(pr->pid, &ws, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return false;
+    if (pr->pidfd >= 0)
+        uv_poll_stop(&pr->exitw);
+    else
+        uv_timer_stop(&pr->tick);
+    *status = r < 0 ? -1 : WIFEXITED(ws) ? WEXITSTATUS(ws) : 0; /* r < 0: reaped elsewhere */
+    *sig = r > 0 && WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
+    return true;
+}
+
+static void on_exit_seen(proc *pr)
+{
+    int64_t status;
+    int sig;
+    if (!pr->exited && proc_reap(pr, &status, &sig))
+        on_exit_cb(pr, status, sig);
+}
+
+static void on_pidfd(uv_poll_t *h, int status, int events)
+{
+    (void)status, (void)events;
+    on_exit_seen(h->data);
+}
+
+static void on_exit_tick(uv_timer_t *t) { on_exit_seen(t->data); }
 
 static void alloc_out(uv_handle_t *h, size_t sz, uv_buf_t *b)
 {
@@ -718,7 +780,7 @@ static void on_out(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n < 0) {
         uv_read_stop(s);
         pr->out_done = true;
-        if (pr->exited)
+        if (pr->exited && pr->err_done)
             proc_finalize(pr);
     }
 }
@@ -733,6 +795,8 @@ static void on_err(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n < 0) {
         uv_read_stop(s);
         pr->err_done = true;
+        if (pr->exited && pr->out_done)
+            proc_finalize(pr);
     }
 }
 
@@ -765,8 +829,13 @@ static void on_init_done(pending *p, json_t *result, const pc_error_t *err)
     json_decref(result);
     pl->has_error = false;
     pl->last_error[0] = '\0';
-    set_state(pl, PC_WORKER_RUNNING);
-    plugin_log(pl, PC_LOG_INFO, "host", "worker running (pid %d)", pr->pid);
+    transition(pl, EV_READY, NULL);
+}
+
+/* A_READY: the worker answered initialize; send what waited for it. */
+static void on_ready(plugin *pl)
+{
+    plugin_log(pl, PC_LOG_INFO, "host", "worker running (pid %d)", pl->proc->pid);
     /* Oldest first: the queue is a stack, so reverse it. */
     pending *q = pl->queued, *rev = NULL;
     pl->queued = NULL;
@@ -821,7 +890,6 @@ static void spawn_worker(plugin *pl)
     uv_loop_t *uv = pc_loop_uv(h->loop);
     pl->shutdown_sent = false;
     pl->tail_len = 0;
-    set_state(pl, PC_WORKER_STARTING);
 
     if (pl->is_js && !h->have_node) {
         char reason[256];
@@ -855,7 +923,7 @@ static void spawn_worker(plugin *pl)
     }
     envp[ne] = NULL;
 
-    char *args[3];
+    const char *args[3];
     if (pl->is_js) {
         args[0] = h->node;
         args[1] = pl->worker;
@@ -865,48 +933,71 @@ static void spawn_worker(plugin *pl)
         args[1] = NULL;
     }
 
+    /* Its own session and process group (pc_spawn_start always makes one),
+     * so stop and crash cleanup can signal the worker together with
+     * everything it started. */
+    pc_spawn_opts so = {
+        .file = args[0],
+        .argv = args,
+        .envp = envp,
+        .cwd = pl->dir,
+        .stdio = {PC_SPAWN_IO_PIPE, PC_SPAWN_IO_PIPE, PC_SPAWN_IO_PIPE},
+    };
+    pc_spawn_proc sp;
+    pc_spawn_stage stage;
+    int e = pc_spawn_start(&so, &sp, &stage);
+    for (size_t i = 0; i < ne; i++)
+        free(envp[i]);
+    if (e) {
+        char reason[PATH_MAX + 128];
+        snprintf(reason, sizeof reason, "could not start %s: %s", args[0],
+                 uv_strerror(uv_translate_sys_error(e)));
+        worker_gone(pl, reason);
+        return;
+    }
+
     proc *pr = pc_xcalloc(1, sizeof *pr);
     pr->pl = pl;
+    pr->pid = sp.pid;
+    pr->pidfd = sp.pidfd;
     pc_buf_init(&pr->line, h->o.max_line);
     uv_pipe_init(uv, &pr->in, 0);
     uv_pipe_init(uv, &pr->out, 0);
     uv_pipe_init(uv, &pr->err, 0);
     uv_timer_init(uv, &pr->grace);
-    pr->in.data = pr->out.data = pr->err.data = pr->grace.data = pr->process.data = pr;
-    pr->handles_open = 5;
-
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-    stdio[0].data.stream = (uv_stream_t *)&pr->in;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&pr->out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&pr->err;
-    uv_process_options_t po;
-    memset(&po, 0, sizeof po);
-    po.exit_cb = on_exit_cb;
-    po.file = args[0];
-    po.args = args;
-    po.env = envp;
-    po.cwd = pl->dir;
-    /* Its own session and process group, so stop and crash cleanup can
-     * signal the worker together with everything it started. */
-    po.flags = UV_PROCESS_DETACHED;
-    po.stdio_count = 3;
-    po.stdio = stdio;
-    int rc = uv_spawn(uv, &pr->process, &po);
-    for (size_t i = 0; i < ne; i++)
-        free(envp[i]);
+    pr->in.data = pr->out.data = pr->err.data = pr->grace.data = pr;
+    pr->exitw.data = pr->tick.data = pr;
+    pr->handles_open = 4;
+    int rc = pr->pidfd >= 0 ? uv_poll_init(uv, &pr->exitw, pr->pidfd)
+                            : uv_timer_init(uv, &pr->tick);
+    if (rc == 0) {
+        pr->watching = true;
+        pr->handles_open++;
+    }
+    if (rc == 0 && (rc = uv_pipe_open(&pr->in, sp.fd[0])) == 0)
+        sp.fd[0] = -1;
+    if (rc == 0 && (rc = uv_pipe_open(&pr->out, sp.fd[1])) == 0)
+        sp.fd[1] = -1;
+    if (rc == 0 && (rc = uv_pipe_open(&pr->err, sp.fd[2])) == 0)
+        sp.fd[2] = -1;
+    if (rc == 0)
+        rc = pr->pidfd >= 0 ? uv_poll_start(&pr->exitw, UV_READABLE, on_pidfd)
+                            : uv_timer_start(&pr->tick, on_exit_tick, EXIT_POLL_MS, EXIT_POLL_MS);
     if (rc < 0) {
+        /* Started but cannot be watched: stop it before reporting. */
+        sp.pidfd = -1; /* closed with pr */
+        pc_spawn_proc_close(&sp);
+        pc_spawn_kill_group(sp.pid, SIGKILL);
+        while (waitpid(sp.pid, NULL, 0) < 0 && errno == EINTR) {
+        }
         char reason[PATH_MAX + 128];
-        snprintf(reason, sizeof reason, "could not start %s: %s", args[0], uv_strerror(rc));
+        snprintf(reason, sizeof reason, "could not watch %s: %s", args[0], uv_strerror(rc));
         pr->pl = NULL;
         pr->finalized = true;
         proc_close_all(pr);
         worker_gone(pl, reason);
         return;
     }
-    pr->pid = pr->process.pid;
     pl->proc = pr;
     uv_read_start((uv_stream_t *)&pr->out, alloc_out, on_out);
     uv_read_start((uv_stream_t *)&pr->err, alloc_err, on_err);
@@ -927,10 +1018,7 @@ static void on_plugin_timer(uv_timer_t *t)
     pl->timer_action = T_NONE;
     switch (a) {
     case T_RESTART:
-        if (pl->state == PC_WORKER_BACKOFF) {
-            pl->restart_count++;
-            spawn_worker(pl);
-        }
+        transition(pl, EV_RESTART, NULL);
         break;
     case T_DRAIN:
         plugin_log(pl, PC_LOG_WARN, "host",
@@ -1015,32 +1103,139 @@ static void plugin_stopped(plugin *pl)
     uv_close((uv_handle_t *)&pl->timer, plugin_closed);
 }
 
-static void begin_stop(plugin *pl)
+static void begin_stop(plugin *pl) { transition(pl, EV_STOP, NULL); }
+
+/* ---- the worker lifecycle ----
+ *
+ * Every change of pl->state goes through transition(), driven by the table
+ * below (documented in docs/plugins.md): for each state and event, the next
+ * state and the action to run once the state is set. A pair that is not in
+ * the table is a bug elsewhere: it is logged and changes nothing. */
+
+typedef enum worker_action {
+    A_NONE,
+    A_SPAWN,         /* start a worker process */
+    A_RESPAWN,       /* the same, counted as a restart */
+    A_READY,         /* send the calls queued during start */
+    A_CRASH,         /* fail calls, count the crash, then RETRY or GIVE_UP */
+    A_BACKOFF,       /* arm the restart timer */
+    A_GIVE_UP,       /* keep why in lastError */
+    A_STOP_STARTING, /* fail queued calls, SIGTERM the group (initialize may race a shutdown) */
+    A_DRAIN,         /* fail queued calls, let in-flight ones finish, then shutdown */
+    A_EXITED,        /* a stopping worker exited: fail what is left, report stopped */
+    A_STOPPED,       /* no worker: cancel any restart, report stopped */
+} worker_action;
+
+typedef struct worker_step {
+    bool legal;
+    pc_worker_state next;
+    worker_action action;
+} worker_step;
+
+#define STEP(next, action) {true, PC_WORKER_##next, action}
+
+static const worker_step lifecycle[PC_WORKER_ERROR + 1][EV__COUNT] = {
+    [PC_WORKER_STOPPED] = {[EV_START] = STEP(STARTING, A_SPAWN),
+                           [EV_STOP] = STEP(STOPPED, A_STOPPED)},
+    [PC_WORKER_STARTING] = {[EV_READY] = STEP(RUNNING, A_READY),
+                            [EV_EXIT] = STEP(CRASHED, A_CRASH),
+                            [EV_STOP] = STEP(STOPPING, A_STOP_STARTING)},
+    [PC_WORKER_RUNNING] = {[EV_EXIT] = STEP(CRASHED, A_CRASH),
+                           [EV_STOP] = STEP(STOPPING, A_DRAIN)},
+    [PC_WORKER_STOPPING] = {[EV_EXIT] = STEP(STOPPED, A_EXITED),
+                            [EV_STOP] = STEP(STOPPING, A_NONE)},
+    [PC_WORKER_CRASHED] = {[EV_RETRY] = STEP(BACKOFF, A_BACKOFF),
+                           [EV_GIVE_UP] = STEP(ERROR, A_GIVE_UP),
+                           [EV_STOP] = STEP(STOPPED, A_STOPPED)},
+    [PC_WORKER_BACKOFF] = {[EV_RESTART] = STEP(STARTING, A_RESPAWN),
+                           [EV_STOP] = STEP(STOPPED, A_STOPPED)},
+    [PC_WORKER_ERROR] = {[EV_STOP] = STEP(STOPPED, A_STOPPED)},
+};
+
+#undef STEP
+
+static const char *worker_event_name(worker_event ev)
 {
-    switch (pl->state) {
-    case PC_WORKER_STOPPING:
-        return;
-    case PC_WORKER_STARTING:
-        set_state(pl, PC_WORKER_STOPPING);
+    switch (ev) {
+    case EV_START: return "start";
+    case EV_READY: return "ready";
+    case EV_EXIT: return "exit";
+    case EV_RETRY: return "retry";
+    case EV_GIVE_UP: return "give-up";
+    case EV_RESTART: return "restart";
+    case EV_STOP: return "stop";
+    case EV__COUNT: break;
+    }
+    return "unknown";
+}
+
+/* Applies ev to pl: sets the next state, wakes whoever waits for the end of
+ * `starting`, runs the action. Returns false (and changes nothing) for a
+ * pair the table does not allow. `reason` is the exit reason for EV_EXIT
+ * and what follows it. */
+static bool transition(plugin *pl, worker_event ev, const char *reason)
+{
+    pc_worker_state old = pl->state;
+    const worker_step *st = (unsigned)old <= PC_WORKER_ERROR && (unsigned)ev < EV__COUNT
+                                ? &lifecycle[old][ev]
+                                : NULL;
+    if (!st || !st->legal) {
+        plugin_log(pl, PC_LOG_ERROR, "host", "ignoring event %s in state %s",
+                   worker_event_name(ev), pc_worker_state_name(old));
+        return false;
+    }
+    pl->state = st->next;
+    if (old != st->next) {
+        pc_debug("plugin %s: %s -> %s (%s)", pl->key, pc_worker_state_name(old),
+                 pc_worker_state_name(st->next), worker_event_name(ev));
+        if (old == PC_WORKER_STARTING)
+            signal_list(&pl->settle_waiters, st->next, pl->has_error ? pl->last_error : NULL);
+    }
+    switch (st->action) {
+    case A_NONE:
+        break;
+    case A_RESPAWN:
+        pl->restart_count++;
+        /* fall through */
+    case A_SPAWN:
+        spawn_worker(pl);
+        break;
+    case A_READY:
+        on_ready(pl);
+        break;
+    case A_CRASH:
+        on_crash(pl, reason ? reason : "exited");
+        break;
+    case A_BACKOFF:
+        on_backoff(pl);
+        break;
+    case A_GIVE_UP:
+        on_give_up(pl);
+        break;
+    case A_STOP_STARTING:
         fail_list(&pl->queued, 503, PC_RPC_WORKER_UNAVAILABLE, "plugin %s is stopping", pl->key);
         /* initialize is still in flight; shutdown now would race it. */
         term_worker(pl);
-        return;
-    case PC_WORKER_RUNNING:
-        set_state(pl, PC_WORKER_STOPPING);
+        break;
+    case A_DRAIN:
         fail_list(&pl->queued, 503, PC_RPC_WORKER_UNAVAILABLE, "plugin %s is stopping", pl->key);
         /* Never send shutdown while calls are in flight: upstream's worker
          * exits without answering them. Let them finish first. */
         plugin_timer(pl, T_DRAIN, pl->host->o.drain_timeout_ms);
         maybe_finish_drain(pl);
-        return;
-    default:
+        break;
+    case A_EXITED:
+        fail_all(pl, reason ? reason : "exited");
+        plugin_log(pl, PC_LOG_INFO, "host", "worker stopped (%s)", reason ? reason : "exited");
+        plugin_stopped(pl);
+        break;
+    case A_STOPPED:
         uv_timer_stop(&pl->timer);
         pl->timer_action = T_NONE;
-        set_state(pl, PC_WORKER_STOPPED);
         plugin_stopped(pl);
-        return;
+        break;
     }
+    return true;
 }
 
 static plugin *find_plugin(pc_plugin_host *h, const char *key)
@@ -1104,7 +1299,7 @@ static void task_add(pc_loop *loop, void *arg)
         n->next = pl->settle_waiters;
         pl->settle_waiters = n;
     }
-    spawn_worker(pl);
+    transition(pl, EV_START, NULL);
     if (t->wait_ms <= 0)
         pc_waiter_signal(&t->w);
 }

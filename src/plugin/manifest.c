@@ -3,17 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "lib/buf.h"
 #include "lib/common.h"
 #include "lib/json.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 
 #define ENV_DRIVERS_CAP "environment.drivers.register"
@@ -416,119 +414,48 @@ static json_t *eval_js_manifest(const char *pkg_dir, const char *path, pc_error_
         pc_error_set(err, 422, "cannot load JS manifest %s: node is not installed", path);
         return NULL;
     }
-    int out[2] = {-1, -1}, errp[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-        pc_error_errno(err, errno, "cannot create pipe");
-        if (out[0] >= 0) {
-            close(out[0]);
-            close(out[1]);
-        }
-        return NULL;
-    }
     const char *path_env = getenv("PATH");
     _cleanup_free_ char *e_path =
         pc_xasprintf("PATH=%s", path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
     char *envp[] = {e_path, "NODE_ENV=production", "TZ=UTC", NULL};
-    char *argv[] = {node, "-e", (char *)NODE_PRINT_MANIFEST, (char *)path, NULL};
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-    posix_spawn_file_actions_addchdir_np(&fa, pkg_dir);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t all, none;
-    sigfillset(&all);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETSIGMASK);
-    pid_t pid;
-    int rc = posix_spawn(&pid, node, &fa, &at, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(out[1]);
-    close(errp[1]);
+    const char *argv[] = {node, "-e", NODE_PRINT_MANIFEST, path, NULL};
+    pc_spawn_opts so = {.file = node, .argv = argv, .envp = envp, .cwd = pkg_dir};
+    pc_spawn_run_opts ro = {
+        .out_max = PC_PLUGIN_MANIFEST_MAX,
+        .err_max = 4096,
+        .kill_on_out_overflow = true,
+        .timeout_ms = PC_PLUGIN_MANIFEST_NODE_TIMEOUT_MS,
+        .grace_ms = 0, /* nothing to save: SIGKILL at once */
+        .drain_ms = 1000,
+        /* Nothing the manifest module started may outlive the evaluation. */
+        .kill_group_at_end = true,
+    };
+    pc_spawn_result r;
+    int rc = pc_spawn_run(&so, &ro, &r, NULL);
     if (rc != 0) {
-        close(out[0]);
-        close(errp[0]);
         pc_error_errno(err, rc, "cannot run %s", node);
         return NULL;
     }
 
-    pc_buf ob, eb;
-    pc_buf_init(&ob, PC_PLUGIN_MANIFEST_MAX);
-    pc_buf_init(&eb, 4096);
-    int64_t deadline = pc_mono_ms() + PC_PLUGIN_MANIFEST_NODE_TIMEOUT_MS;
-    bool timed_out = false, too_big = false;
-    struct pollfd fds[2] = {{out[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
-    int open_fds = 2;
-    while (open_fds > 0) {
-        int64_t left = deadline - pc_mono_ms();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        int n = poll(fds, 2, (int)left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            continue;
-        for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            char chunk[65536];
-            ssize_t r = read(fds[i].fd, chunk, sizeof chunk);
-            if (r <= 0) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                open_fds--;
-                continue;
-            }
-            pc_buf *b = i == 0 ? &ob : &eb;
-            if (pc_buf_append_trunc(b, chunk, (size_t)r) < (size_t)r && i == 0) {
-                too_big = true;
-                break;
-            }
-        }
-        if (too_big)
-            break;
-    }
-    for (int i = 0; i < 2; i++)
-        if (fds[i].fd >= 0)
-            close(fds[i].fd);
-    if (timed_out || too_big)
-        kill(-pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    /* Nothing the manifest module started may outlive the evaluation. */
-    kill(-pid, SIGKILL);
-
     json_t *res = NULL;
-    if (timed_out)
+    if (r.timed_out)
         pc_error_set(err, 422, "cannot load JS manifest %s: node did not finish within %d s", path,
                      PC_PLUGIN_MANIFEST_NODE_TIMEOUT_MS / 1000);
-    else if (too_big)
+    else if (r.out_overflow)
         pc_error_set(err, 422, "cannot load JS manifest %s: output exceeds %d bytes", path,
                      PC_PLUGIN_MANIFEST_MAX);
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        _cleanup_free_ char *msg = pc_utf8_sanitize(eb.data ? eb.data : "", eb.len);
+    else if (r.exit_code != 0) {
+        _cleanup_free_ char *msg = pc_utf8_sanitize(r.err.data, r.err.len);
         pc_error_set(err, 422, "cannot load JS manifest %s: %s", path,
                      msg[0] ? msg : "node failed");
     } else {
         pc_error_t perr = PC_ERROR_INIT;
-        res = pc_json_parse(ob.data ? ob.data : "", ob.len, &perr);
+        res = pc_json_parse(r.out.data, r.out.len, &perr);
         if (!res)
             pc_error_set(err, 422, "cannot load JS manifest %s: %s", path, perr.msg);
         pc_error_clear(&perr);
     }
-    pc_buf_release(&ob);
-    pc_buf_release(&eb);
+    pc_spawn_result_free(&r);
     return res;
 }
 

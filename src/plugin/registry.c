@@ -1,12 +1,108 @@
 #include "plugin/registry.h"
 
+#include <sodium.h>
 #include <string.h>
 
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "model/secrets.h"
 #include "lib/util.h"
 #include "store/db.h"
+
+/*
+ * Sealing at rest. A plugin's env values (provider credentials, mostly) and
+ * the config fields its manifest's instanceConfigSchema marks as secrets
+ * (`format: "secret-ref"` or `"secret"`, or `secret: true`) are stored
+ * sealed with the secrets module's key (model/secrets.h), each bound to its
+ * plugin id and field name. They are opened only to start the worker.
+ */
+static bool config_field_is_secret(json_t *manifest, const char *key)
+{
+    json_t *props =
+        json_object_get(json_object_get(manifest, "instanceConfigSchema"), "properties");
+    json_t *prop = json_object_get(props, key);
+    const char *fmt = pc_json_str(prop, "format");
+    return (fmt && (!strcmp(fmt, "secret-ref") || !strcmp(fmt, "secret"))) ||
+           json_is_true(json_object_get(prop, "secret"));
+}
+
+typedef enum { SEAL_ENV, SEAL_CONFIG } seal_kind;
+
+static void seal_context(char *out, size_t cap, const char *plugin_id, seal_kind kind,
+                         const char *key)
+{
+    snprintf(out, cap, "plugin:%s:%s:%s", plugin_id, kind == SEAL_ENV ? "env" : "config", key);
+}
+
+static bool seal_selected(seal_kind kind, json_t *manifest, const char *key, json_t *v)
+{
+    return json_is_string(v) && (kind == SEAL_ENV || config_field_is_secret(manifest, key));
+}
+
+/* A copy of obj with the selected values sealed. Values that already look
+ * sealed are kept unless `all` (input from a request is never trusted to
+ * be sealed already). *changed tells whether anything was sealed. */
+static json_t *seal_values(json_t *obj, const char *plugin_id, seal_kind kind, json_t *manifest,
+                           bool all, bool *changed, pc_error_t *err)
+{
+    json_t *out = json_is_object(obj) ? json_deep_copy(obj) : json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(out, k, v)
+    {
+        if (!seal_selected(kind, manifest, k, v) ||
+            (!all && pc_secret_is_sealed(json_string_value(v))))
+            continue;
+        char ctx[256];
+        seal_context(ctx, sizeof ctx, plugin_id, kind, k);
+        char *sealed = pc_secret_seal(ctx, json_string_value(v), err);
+        if (!sealed) {
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, k, json_string(sealed));
+        free(sealed);
+        if (changed)
+            *changed = true;
+    }
+    return out;
+}
+
+/* Overwrites the string values of a temporary object before it is freed. */
+static void wipe_values(json_t *obj)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) if (json_is_string(v))
+        sodium_memzero((char *)json_string_value(v), json_string_length(v));
+    json_decref(obj);
+}
+
+/* A copy of obj with the sealed values opened (plaintext left by an older
+ * version is passed through; pc_plugin_seal_rows seals it at start-up). */
+static json_t *unseal_values(json_t *obj, const char *plugin_id, seal_kind kind,
+                             json_t *manifest, pc_error_t *err)
+{
+    json_t *out = json_is_object(obj) ? json_deep_copy(obj) : json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(out, k, v)
+    {
+        if (!seal_selected(kind, manifest, k, v) || !pc_secret_is_sealed(json_string_value(v)))
+            continue;
+        char ctx[256];
+        seal_context(ctx, sizeof ctx, plugin_id, kind, k);
+        char *plain = pc_secret_unseal(ctx, json_string_value(v), err);
+        if (!plain) {
+            wipe_values(out);
+            return NULL;
+        }
+        json_object_set_new(out, k, json_string(plain));
+        pc_secret_free(plain);
+    }
+    return out;
+}
 
 json_t *pc_plugin_row_get(pc_db *db, const char *id_or_key, pc_error_t *err)
 {
@@ -57,6 +153,14 @@ json_t *pc_plugin_row_insert(pc_db *db, const pc_plugin_package *pkg, json_t *co
         pc_db_rollback(db);
         return NULL;
     }
+    _cleanup_json_ json_t *sealed_env =
+        seal_values(env, id, SEAL_ENV, pkg->manifest, true, NULL, err);
+    _cleanup_json_ json_t *sealed_config =
+        sealed_env ? seal_values(config, id, SEAL_CONFIG, pkg->manifest, true, NULL, err) : NULL;
+    if (!sealed_config) {
+        pc_db_rollback(db);
+        return NULL;
+    }
     json_t *order = pc_db_query_one_s(db, "SELECT COALESCE(MAX(install_order),0)+1 AS n FROM plugins",
                                       json_array(), err);
     int64_t n = pc_json_int(order, "n", 1);
@@ -69,9 +173,8 @@ json_t *pc_plugin_row_insert(pc_db *db, const pc_plugin_package *pkg, json_t *co
         json_pack("[s,s,s,s,i,O,O,I,s,s,b,o,o,s,s]", id, key, pkg->package_name,
                   pc_json_str(pkg->manifest, "version"), 1,
                   json_object_get(pkg->manifest, "categories"), pkg->manifest, (json_int_t)n,
-                  pkg->dir, pkg->worker_path, pkg->worker_is_js,
-                  config ? json_incref(config) : json_object(),
-                  env ? json_incref(env) : json_object(), now, now),
+                  pkg->dir, pkg->worker_path, pkg->worker_is_js, json_incref(sealed_config),
+                  json_incref(sealed_env), now, now),
         NULL, err);
     if (rc < 0 || pc_db_commit(db, err) < 0) {
         pc_db_rollback(db);
@@ -100,11 +203,21 @@ int pc_plugin_row_delete(pc_db *db, const char *id, pc_error_t *err)
 int pc_plugin_row_start(pc_plugin_host *host, json_t *row, int64_t wait_ms, pc_error_t *err)
 {
     _cleanup_json_ json_t *manifest = pc_json_from_text(pc_json_str(row, "manifest_json"));
-    _cleanup_json_ json_t *config = pc_json_from_text(pc_json_str(row, "config"));
-    _cleanup_json_ json_t *env = pc_json_from_text(pc_json_str(row, "env"));
+    _cleanup_json_ json_t *stored_config = pc_json_from_text(pc_json_str(row, "config"));
+    _cleanup_json_ json_t *stored_env = pc_json_from_text(pc_json_str(row, "env"));
     if (!json_is_object(manifest))
         return pc_error_set(err, 500, "plugin %s has an unreadable stored manifest",
                             pc_json_str(row, "plugin_key"));
+    const char *pid = pc_json_str(row, "id");
+    json_t *env = unseal_values(stored_env, pid ? pid : "", SEAL_ENV, manifest, err);
+    json_t *config =
+        env ? unseal_values(stored_config, pid ? pid : "", SEAL_CONFIG, manifest, err) : NULL;
+    if (!config) {
+        if (env)
+            wipe_values(env);
+        pc_error_prefix(err, "cannot start plugin %s", pc_json_str(row, "plugin_key"));
+        return -1;
+    }
     pc_plugin_spec s = {
         .plugin_key = pc_json_str(row, "plugin_key"),
         .plugin_id = pc_json_str(row, "id"),
@@ -112,10 +225,63 @@ int pc_plugin_row_start(pc_plugin_host *host, json_t *row, int64_t wait_ms, pc_e
         .worker_path = pc_json_str(row, "worker_path"),
         .worker_is_js = pc_json_int(row, "worker_is_js", 0) != 0,
         .manifest = manifest,
-        .config = json_is_object(config) ? config : NULL,
-        .env = json_is_object(env) ? env : NULL,
+        .config = json_is_object(stored_config) ? config : NULL,
+        .env = json_is_object(stored_env) ? env : NULL,
     };
-    return pc_plugin_host_add(host, &s, wait_ms, err);
+    /* The host keeps its own copies for restarts; ours are wiped. */
+    int rc = pc_plugin_host_add(host, &s, wait_ms, err);
+    wipe_values(env);
+    wipe_values(config);
+    return rc;
+}
+
+int pc_plugin_seal_rows(pc_db *db, pc_error_t *err)
+{
+    json_t *rows = pc_plugin_rows(db, err);
+    if (!rows)
+        return -1;
+    size_t i, sealed = 0;
+    json_t *row;
+    int rc = 0;
+    json_array_foreach(rows, i, row)
+    {
+        const char *id = pc_json_str(row, "id");
+        _cleanup_json_ json_t *manifest = pc_json_from_text(pc_json_str(row, "manifest_json"));
+        _cleanup_json_ json_t *env = pc_json_from_text(pc_json_str(row, "env"));
+        _cleanup_json_ json_t *config = pc_json_from_text(pc_json_str(row, "config"));
+        if (!id || !json_is_object(manifest))
+            continue;
+        bool changed = false;
+        _cleanup_json_ json_t *senv =
+            seal_values(env, id, SEAL_ENV, manifest, false, &changed, err);
+        _cleanup_json_ json_t *sconf =
+            senv ? seal_values(config, id, SEAL_CONFIG, manifest, false, &changed, err) : NULL;
+        if (!sconf) {
+            rc = -1;
+            break;
+        }
+        if (!changed)
+            continue;
+        if (!sealed++)
+            /* Overwrite the plaintext's old bytes instead of leaving them
+             * in free space of the page (this thread's connection only). */
+            pc_db_exec_s(db, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
+        if (pc_db_exec_s(db, "UPDATE plugins SET env = ?, config = ? WHERE id = ?",
+                         json_pack("[O,O,s]", senv, sconf, id), NULL, err) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    json_decref(rows);
+    if (sealed) {
+        /* Old page images in the WAL still hold the plaintext until a
+         * checkpoint resets it. */
+        pc_error_t e = PC_ERROR_INIT;
+        pc_db_exec_s(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, &e);
+        pc_error_clear(&e);
+        pc_info("sealed plaintext env/secret config values of %zu plugin(s)", sealed);
+    }
+    return rc;
 }
 
 static const char *upstream_status(json_t *row, json_t *live)
@@ -175,6 +341,10 @@ json_t *pc_plugin_record(json_t *row, pc_plugin_host *host)
 
 int pc_plugin_host_start(pc_app *app, pc_error_t *err)
 {
+    if (pc_secrets_init(app->cfg.data_dir, err) < 0 || pc_plugin_seal_rows(app->db, err) < 0) {
+        pc_error_prefix(err, "cannot seal plugin secrets");
+        return -1;
+    }
     pc_plugin_host_opts o = {.instance_id = app->instance_id, .host_version = PC_VERSION};
     pc_plugin_host *h = pc_plugin_host_new(app->loop, &o, err);
     if (!h)

@@ -55,7 +55,9 @@ void pc_orchestrator_drop(pc_runtime *rt, pc_active_run *ar);
 
 /* The http adapter (adapter_http.c): POSTs (or `method`s) the run context to
  * adapterConfig.url with libcurl. The response body (bounded) is streamed to
- * on_output as "stdout". *cancel is polled while the request is in flight. */
+ * on_output as "stdout". *cancel is polled while the request is in flight.
+ * Unless allow_private, loopback/private/link-local/metadata targets are
+ * refused after DNS resolution (lib/net.h), with the rule in out->error. */
 typedef struct pc_http_outcome {
     long status;         /* HTTP status, 0 if none */
     bool timed_out;
@@ -63,8 +65,9 @@ typedef struct pc_http_outcome {
     char error[512];     /* transport error ("" if a response arrived) */
 } pc_http_outcome;
 
-int pc_adapter_http_invoke(json_t *config, json_t *body, volatile bool *cancel,
-                           pc_output_fn on_output, void *ud, pc_http_outcome *out);
+int pc_adapter_http_invoke(json_t *config, json_t *body, bool allow_private,
+                           volatile bool *cancel, pc_output_fn on_output, void *ud,
+                           pc_http_outcome *out);
 
 /* Stream-json output of the local CLI adapters (adapter_cli.c): claude's
  * `--output-format stream-json` and codex's `exec --json` events, parsed line

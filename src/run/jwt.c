@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http/auth.h"
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -165,8 +164,7 @@ json_t *pc_jwt_verify(const char *token, int64_t now_sec, pc_error_t *err)
     return claims;
 }
 
-/* The HTTP hook: a valid token acts as its agent, bound to its run. */
-static int pc_jwt_auth(pc_req *req, const char *token, pc_error_t *err)
+int pc_jwt_auth(pc_jwt_req *req, const char *token, pc_error_t *err)
 {
     _cleanup_json_ json_t *claims = pc_jwt_verify(token, pc_now_ms() / 1000, err);
     if (!claims)
@@ -213,6 +211,5 @@ int pc_jwt_init(pc_app *app, pc_error_t *err)
     if (pc_jwt_load_secret(app, err) < 0)
         return -1;
     jwt_ready = 1;
-    pc_auth_set_jwt_verifier(pc_jwt_auth);
     return 0;
 }

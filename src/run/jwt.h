@@ -18,11 +18,12 @@
 
 #include "app.h"
 #include "lib/error.h"
+#include "model/actor.h"
 
 #define PC_JWT_TTL_SEC (48 * 3600)
 #define PC_JWT_MAX 2048
 
-/* Loads or creates the secret; installs the HTTP JWT verifier. */
+/* Loads or creates the secret. */
 int pc_jwt_init(pc_app *app, pc_error_t *err);
 
 /* Mints a run token into out (NUL-terminated). */
@@ -33,5 +34,19 @@ int pc_jwt_mint(const char *agent_id, const char *company_id, const char *adapte
 /* Verifies signature, alg, exp, iss and aud; returns the claims (new ref) or
  * NULL with a 401. now_sec is the current time (seconds). */
 json_t *pc_jwt_verify(const char *token, int64_t now_sec, pc_error_t *err);
+
+/* A request presenting a run token as its credential: what the check needs
+ * (the store, the X-Paperclip-Run-Id header or NULL) and what it fills in. */
+typedef struct pc_jwt_req {
+    pc_app *app;
+    const char *run_id_header;
+    pc_actor actor; /* set on success: the token's agent, bound to its run */
+} pc_jwt_req;
+
+/* Checks token as req's credential: signature and claims, the agent (it must
+ * exist in the token's company and be active), the run id header and the
+ * run (it must still be queued or running; 401 otherwise). 0 with
+ * req->actor set, or -1 with a 401 (422 when the header names another run). */
+int pc_jwt_auth(pc_jwt_req *req, const char *token, pc_error_t *err);
 
 #endif

@@ -12,12 +12,12 @@
 #include <sodium.h>
 #include <strings.h>
 
-#include "api/api.h"
+
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/secrets.h"
 #include "lib/util.h"
+#include "model/secrets.h"
 #include "run/internal.h"
 #include "run/jwt.h"
 #include "run/runlog.h"
@@ -429,7 +429,8 @@ static void run_http(run_ctx *c)
                  "adapter invoked", json_pack("{s:s}", "adapterType", "http"));
     pc_http_outcome out;
     memset(&out, 0, sizeof out);
-    pc_adapter_http_invoke(c->aconf, body, &c->ar->cancel, on_output, c, &out);
+    pc_adapter_http_invoke(c->aconf, body, c->app->cfg.allow_private_fetch, &c->ar->cancel,
+                           on_output, c, &out);
     json_decref(body);
     json_object_set_new(c->result, "httpStatus", json_integer(out.status));
     if (out.cancelled || c->ar->cancel) {

@@ -9,7 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/api.h"
+#include "model/activity.h"
+#include "model/rows.h"
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -26,49 +27,6 @@ bool pc_run_status_final(const char *s)
 {
     return s && (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "cancelled") ||
                  !strcmp(s, "timed_out") || !strcmp(s, "interrupted"));
-}
-
-json_t *pc_run_from_row(json_t *row)
-{
-    json_t *r = json_object();
-    pc_json_copy(r, "id", row, "id");
-    pc_json_copy(r, "companyId", row, "company_id");
-    pc_json_copy(r, "agentId", row, "agent_id");
-    pc_json_copy(r, "invocationSource", row, "invocation_source");
-    pc_json_copy(r, "triggerDetail", row, "trigger_detail");
-    pc_json_copy(r, "status", row, "status");
-    pc_json_copy(r, "startedAt", row, "started_at");
-    pc_json_copy(r, "finishedAt", row, "finished_at");
-    pc_json_copy(r, "error", row, "error");
-    pc_json_copy(r, "errorCode", row, "error_code");
-    pc_json_copy(r, "wakeupRequestId", row, "wakeup_request_id");
-    pc_json_copy(r, "exitCode", row, "exit_code");
-    pc_json_copy(r, "signal", row, "signal");
-    pc_json_set_from_text(r, "usageJson", row, "usage_json");
-    pc_json_set_from_text(r, "resultJson", row, "result_json");
-    pc_json_copy(r, "sessionIdBefore", row, "session_id_before");
-    pc_json_copy(r, "sessionIdAfter", row, "session_id_after");
-    pc_json_copy(r, "logStore", row, "log_store");
-    pc_json_copy(r, "logRef", row, "log_ref");
-    pc_json_copy(r, "logBytes", row, "log_bytes");
-    pc_json_copy(r, "logSha256", row, "log_sha256");
-    pc_json_copy_bool(r, "logCompressed", row, "log_compressed");
-    pc_json_copy(r, "stdoutExcerpt", row, "stdout_excerpt");
-    pc_json_copy(r, "stderrExcerpt", row, "stderr_excerpt");
-    pc_json_copy(r, "errorExcerpt", row, "error_excerpt");
-    pc_json_copy(r, "processPid", row, "process_pid");
-    pc_json_copy(r, "processGroupId", row, "process_group_id");
-    pc_json_copy(r, "lastOutputAt", row, "last_output_at");
-    pc_json_copy(r, "lastOutputSeq", row, "last_output_seq");
-    pc_json_copy(r, "lastOutputStream", row, "last_output_stream");
-    pc_json_copy(r, "retryOfRunId", row, "retry_of_run_id");
-    pc_json_copy(r, "processLossRetryCount", row, "process_loss_retry_count");
-    pc_json_copy(r, "environmentId", row, "environment_id");
-    pc_json_copy(r, "leaseId", row, "lease_id");
-    pc_json_set_from_text(r, "contextSnapshot", row, "context_snapshot");
-    pc_json_copy(r, "createdAt", row, "created_at");
-    pc_json_copy(r, "updatedAt", row, "updated_at");
-    return r;
 }
 
 json_t *pc_run_get(pc_app *app, const char *run_id, pc_error_t *err)

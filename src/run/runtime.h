@@ -28,10 +28,11 @@
 
 #include "app.h"
 #include "lib/error.h"
+#include "model/entities.h"
 
 struct pc_actor; /* http/http.h */
 
-/* Service hooks for src/cli/services.c. drain() stops scheduling and waits
+/* Service hooks for src/daemon/services.c. drain() stops scheduling and waits
  * up to PAPERCLIP_RUN_SHUTDOWN_GRACE_MS for running runs (the HTTP API is
  * still up, so they can call it), then cancels the rest and waits for their
  * workers to record them interrupted and release their leases. stop() drains
@@ -63,8 +64,6 @@ json_t *pc_run_wakeup(pc_app *app, const char *agent_id, const pc_wakeup_opts *o
 /* Cancels a queued or running run. Returns 0 (also when it already ended). */
 int pc_run_cancel(pc_app *app, const char *run_id, const struct pc_actor *actor,
                   pc_error_t *err);
-
-json_t *pc_run_from_row(json_t *row);
 /* Run API object (new ref) or NULL with 404 "Heartbeat run not found". */
 json_t *pc_run_get(pc_app *app, const char *run_id, pc_error_t *err);
 bool pc_run_status_final(const char *status);

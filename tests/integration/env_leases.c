@@ -233,6 +233,25 @@ static void test_local(void)
     is_int(r.status, 400, "leases ?status=bogus: 400");
     pc_http_res_free(&r);
     free(one);
+
+    /* A stored apiUrl that leaves the host (written before the rule, or
+     * allowedHostnames changed since) fails the lease: the run token is
+     * never handed out for it. */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "UPDATE environments SET config='{\"apiUrl\":\"http://collector.example.com/\"}' "
+             "WHERE id='%s'",
+             env);
+    ok(db_exec(sql) == 0, "local: an off-host apiUrl stored behind the API's back");
+    a = lease_acquire(env, "{\"runId\":\"run-local-api-url\"}", &st);
+    is_int(st, 400, "local: acquire with an off-host apiUrl: 400");
+    json_decref(a);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM environment_leases WHERE heartbeat_run_id='run-local-api-url' "
+             "AND status='failed'");
+    is_int(db_count(sql), 1, "local: that lease row is closed as failed");
+    snprintf(sql, sizeof sql, "UPDATE environments SET config='{}' WHERE id='%s'", env);
+    db_exec(sql);
     free(env);
 }
 

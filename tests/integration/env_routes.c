@@ -49,6 +49,53 @@ static void test_list_and_local(void)
     pc_http_res_free(&r);
 }
 
+/* The local driver's apiUrl (where a run sends its token) must stay on
+ * this host: loopback or an allowed hostname, else 400 naming the field. */
+static void test_local_api_url(void)
+{
+    pc_http_res r = req("GET", NULL, "/api/companies/%s/environments?driver=local", cid);
+    char *lid = strdup(json_string_value(json_object_get(json_array_get(r.json, 0), "id")));
+    pc_http_res_free(&r);
+    r = req("PATCH", "{\"config\":{\"apiUrl\":\"http://collector.example.com:3100\"}}",
+            "/api/environments/%s", lid);
+    is_int(r.status, 400, "local apiUrl on another host: 400");
+    json_t *issue = json_array_get(json_object_get(r.json, "details"), 0);
+    is_str(json_string_value(json_array_get(json_object_get(issue, "path"), 0)), "apiUrl",
+           "local apiUrl on another host: the error names apiUrl");
+    pc_http_res_free(&r);
+    r = req("PATCH", "{\"config\":{\"apiUrl\":\"http://127.0.0.1@collector.example.com/\"}}",
+            "/api/environments/%s", lid);
+    is_int(r.status, 400, "local apiUrl with userinfo: 400");
+    pc_http_res_free(&r);
+    r = req("GET", NULL, "/api/environments/%s", lid);
+    ok(r.status == 200 && !json_object_get(json_object_get(r.json, "config"), "apiUrl"),
+       "local apiUrl: a rejected URL is not stored");
+    pc_http_res_free(&r);
+    r = req("PATCH", "{\"config\":{\"apiUrl\":\"http://paperclip-ci.example.test:3100\"}}",
+            "/api/environments/%s", lid);
+    is_int(r.status, 200, "local apiUrl on an allowed hostname: 200");
+    pc_http_res_free(&r);
+    r = req("PATCH", "{\"config\":{\"apiUrl\":\"http://127.0.0.1:3100\"}}",
+            "/api/environments/%s", lid);
+    is_int(r.status, 200, "local apiUrl on loopback: 200");
+    is_str(json_string_value(json_object_get(json_object_get(r.json, "config"), "apiUrl")),
+           "http://127.0.0.1:3100", "local apiUrl on loopback: stored");
+    pc_http_res_free(&r);
+    r = req("PATCH", "{\"config\":{}}", "/api/environments/%s", lid);
+    is_int(r.status, 200, "local apiUrl: cleared again");
+    pc_http_res_free(&r);
+    free(lid);
+
+    r = req("POST", "{\"name\":\"Dock\",\"driver\":\"docker\"}",
+            "/api/companies/%s/environments", cid);
+    is_int(r.status, 400, "unknown driver: 400");
+    issue = json_array_get(json_object_get(r.json, "details"), 0);
+    is_str(json_string_value(json_object_get(issue, "message")),
+           "Invalid enum value. Expected 'local' | 'ssh' | 'sandbox' | 'plugin'",
+           "unknown driver: the table's drivers are listed");
+    pc_http_res_free(&r);
+}
+
 static void test_capabilities(void)
 {
     pc_http_res r = req("GET", NULL, "/api/companies/%s/environments/capabilities", cid);
@@ -598,13 +645,17 @@ static void test_cli(void)
 
 int main(void)
 {
-    if (pc_daemon_start(&d, NULL) < 0) {
+    static const char *const denv[] = {"PAPERCLIP_ALLOWED_HOSTNAMES=paperclip-ci.example.test",
+                                       NULL};
+    pc_daemon_opts o = {.env = denv};
+    if (pc_daemon_start(&d, &o) < 0) {
         ok(0, "daemon starts");
         return tap_done();
     }
     cid = make_company("Env Co");
     cid2 = make_company("Other Co");
     test_list_and_local();
+    test_local_api_url();
     test_capabilities();
     test_ssh_validation();
     test_create_ssh();

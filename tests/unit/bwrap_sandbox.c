@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -907,8 +908,262 @@ static int bench(int n)
     return 0;
 }
 
+/* ---- operator policy: host binds and the seccomp filter ---- */
+
+static json_t *initialize_with(pc_rpc_worker *w, json_t *instance)
+{
+    return pc_rpc_call(w, "initialize",
+                       json_pack("{s:{s:s}, s:o, s:{s:s, s:s}, s:i}", "manifest", "id",
+                                 "paperclip.bwrap-sandbox", "config", instance, "instanceInfo",
+                                 "instanceId", "test", "hostVersion", "0.0.0", "apiVersion", 1));
+}
+
+/* validateConfig of {"readOnlyBinds":[path]}: NULL when valid, else the
+ * errors as one string (caller frees). */
+static char *bind_errors(pc_rpc_worker *w, const char *path)
+{
+    json_t *r = pc_rpc_call(w, "environmentValidateConfig",
+                            json_pack("{s:s, s:{s:[s]}}", "driverKey", "bwrap", "config",
+                                      "readOnlyBinds", path));
+    json_t *res = pc_rpc_result(r);
+    char *e = json_is_true(json_object_get(res, "ok"))
+                  ? NULL
+                  : json_dumps(json_object_get(res, "errors"), 0);
+    if (!res)
+        e = strdup("no result");
+    json_decref(r);
+    return e;
+}
+
+static void expect_bind_refused(pc_rpc_worker *w, const char *path, const char *why,
+                                const char *name)
+{
+    char *e = bind_errors(w, path);
+    ok(e && strstr(e, why), "%s is refused (%s)", name, why);
+    if (e && !strstr(e, why))
+        tap_diag("  errors: %s", e);
+    free(e);
+}
+
+static void mkfile(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void bind_and_read(pc_rpc_worker *w, const char *inside);
+
+static void test_bind_policy(bool usable)
+{
+    /* Not under /tmp: the sandbox has its own /tmp, so nothing there can
+     * be bound at the same path. */
+    char base_dir[] = "/var/tmp/pc-bwrap-binds-XXXXXX";
+    if (!mkdtemp(base_dir)) {
+        ok(0, "create a directory under /var/tmp");
+        return;
+    }
+    chmod(base_dir, 0755);
+    char allowed[4400], inside[4500], outside[4400], fake_data[4500], link_out[4500],
+        link_root[4500], p[4700];
+    snprintf(allowed, sizeof(allowed), "%s/allowed", base_dir);
+    snprintf(inside, sizeof(inside), "%s/tools", allowed);
+    snprintf(outside, sizeof(outside), "%s/outside", base_dir);
+    snprintf(fake_data, sizeof(fake_data), "%s/pcdata", allowed);
+    snprintf(link_out, sizeof(link_out), "%s/escape", allowed);
+    snprintf(link_root, sizeof(link_root), "%s/rootlink", allowed);
+    mkdir(allowed, 0755);
+    mkdir(inside, 0755);
+    mkdir(outside, 0755);
+    snprintf(p, sizeof(p), "%s/tool.txt", inside);
+    mkfile(p, "bound-tool-content\n");
+    snprintf(p, sizeof(p), "%s/secret.txt", outside);
+    mkfile(p, "outside-secret\n");
+    /* A directory that looks like a daemon data dir (master key present). */
+    mkdir(fake_data, 0700);
+    snprintf(p, sizeof(p), "%s/secrets", fake_data);
+    mkdir(p, 0700);
+    snprintf(p, sizeof(p), "%s/secrets/master.key", fake_data);
+    mkfile(p, "0123456789abcdef0123456789abcdef");
+    snprintf(p, sizeof(p), "%s/workspaces", fake_data);
+    mkdir(p, 0700);
+    symlink(outside, link_out);
+    symlink("/root", link_root);
+
+    /* Default policy: no host path at all. */
+    pc_rpc_worker w;
+    worker_start(&w);
+    json_decref(initialize(&w));
+    expect_bind_refused(&w, inside, "none are configured", "with no allowedBindRoots, any bind");
+    expect_bind_refused(&w, "/root", "home directory", "/root");
+    json_t *r = pc_rpc_call(&w, "environmentValidateConfig",
+                            json_pack("{s:s, s:{s:s}}", "driverKey", "bwrap", "config", "rootfs",
+                                      inside));
+    ok(json_is_false(json_object_get(pc_rpc_result(r), "ok")),
+       "a rootfs outside allowedBindRoots is refused too");
+    json_decref(r);
+    pc_rpc_worker_stop(&w);
+
+    /* Roots that are never acceptable are refused in the instance config. */
+    worker_start(&w);
+    json_decref(initialize_with(&w, json_pack("{s:[s]}", "allowedBindRoots", "/root")));
+    expect_bind_refused(&w, "/root/.ssh", "allowedBindRoots[0] (/root) is inside a home directory",
+                        "a bind with /root as allowed root");
+    pc_rpc_worker_stop(&w);
+
+    worker_start(&w);
+    json_decref(initialize_with(&w, json_pack("{s:[s]}", "allowedBindRoots", allowed)));
+    char *e = bind_errors(&w, inside);
+    ok(e == NULL, "a bind under an allowed root is valid");
+    if (e)
+        tap_diag("  errors: %s", e);
+    free(e);
+    expect_bind_refused(&w, outside, "is not under allowedBindRoots", "a bind beside the root");
+    expect_bind_refused(&w, link_out, "resolves to", "a symlink escaping the allowed root");
+    expect_bind_refused(&w, link_root, "home directory", "a symlink to /root");
+    snprintf(p, sizeof(p), "%s/workspaces", fake_data);
+    expect_bind_refused(&w, p, "Paperclip data directory", "a bind inside a daemon data dir");
+    expect_bind_refused(&w, fake_data, "Paperclip data directory", "the data dir itself");
+    expect_bind_refused(&w, allowed, "Paperclip data directory", "a parent of a data dir");
+    expect_bind_refused(&w, "/sys/kernel", "never bound", "/sys");
+    if (usable)
+        bind_and_read(&w, inside);
+    pc_rpc_worker_stop(&w);
+    snprintf(p, sizeof(p), "rm -rf '%s'", base_dir);
+    if (system(p) != 0)
+        tap_diag("cannot remove %s", base_dir);
+}
+
+static void bind_and_read(pc_rpc_worker *w, const char *inside)
+{
+    char cfg[5000];
+    json_t *r;
+    snprintf(cfg, sizeof(cfg), "{\"readOnlyBinds\":[\"%s\"]}", inside);
+    json_t *lease = acquire(w, cfg);
+    ok(lease != NULL, "acquire with an allowed bind");
+    if (lease) {
+        char script[10000];
+        snprintf(script, sizeof(script), "cat '%s/tool.txt'; echo x > '%s/new' || echo read-only",
+                 inside, inside);
+        r = sh(w, cfg, lease, script, NULL);
+        ok(strstr(out_of(r), "bound-tool-content") != NULL, "the bound directory is readable");
+        ok(strstr(out_of(r), "read-only") != NULL, "and read-only");
+        json_decref(r);
+        json_decref(pc_rpc_call(w, "environmentDestroyLease",
+                                json_pack("{s:O, s:O}", "providerLeaseId",
+                                          json_object_get(lease, "providerLeaseId"),
+                                          "leaseMetadata", json_object_get(lease, "metadata"))));
+        json_decref(lease);
+    }
+}
+
+/* `--syscalls` mode of this program: tries each call the filter denies
+ * and prints name=ok or name=<errno name>, one per line. */
+static const char *errname(long rc)
+{
+    if (rc >= 0)
+        return "ok";
+    return errno == EPERM ? "EPERM" : errno == ENOSYS ? "ENOSYS" : strerror(errno);
+}
+
+static int syscall_probe(void)
+{
+    printf("keyctl=%s\n", errname(syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */,
+                                           -3 /* KEY_SPEC_SESSION_KEYRING */, 1)));
+    printf("personality=%s\n", errname(syscall(SYS_personality, 0x0040000UL)));
+    printf("personality-query=%s\n", errname(syscall(SYS_personality, 0xffffffffUL)));
+    printf("unshare=%s\n", errname(syscall(SYS_unshare, 0x10000000 /* CLONE_NEWUSER */)));
+    printf("mount=%s\n", errname(syscall(SYS_mount, "none", "/tmp", "tmpfs", 0UL, NULL)));
+    printf("userfaultfd=%s\n", errname(syscall(SYS_userfaultfd, 0)));
+    printf("ptrace=%s\n", errname(syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0)));
+    fflush(stdout);
+    return 0;
+}
+
+static void test_seccomp(void)
+{
+    /* Outside any sandbox the discriminating calls work, so the checks
+     * below can only pass because of the filter. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    char *argv[] = { self, "--syscalls", NULL };
+    int pipefd[2];
+    char host_out[2048] = "";
+    if (pipe(pipefd) == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(pipefd[1], 1);
+            execv(self, argv);
+            _exit(127);
+        }
+        close(pipefd[1]);
+        size_t got = 0;
+        ssize_t r;
+        while ((r = read(pipefd[0], host_out + got, sizeof(host_out) - 1 - got)) > 0)
+            got += (size_t)r;
+        host_out[got] = '\0';
+        close(pipefd[0]);
+        waitpid(pid, NULL, 0);
+    }
+    ok(strstr(host_out, "keyctl=ok") && strstr(host_out, "personality=ok"),
+       "outside the sandbox keyctl and personality work");
+
+    for (int on = 1; on >= 0; on--) {
+        pc_rpc_worker w;
+        worker_start(&w);
+        json_decref(initialize_with(&w, on ? json_object() : json_pack("{s:b}", "seccomp", 0)));
+        json_t *lease = acquire(&w, "{}");
+        if (!lease) {
+            ok(0, "acquire");
+            pc_rpc_worker_stop(&w);
+            continue;
+        }
+        char dst[4500];
+        snprintf(dst, sizeof(dst), "%s/workspace/probe",
+                 str_at(json_object_get(lease, "metadata"), "leaseDir"));
+        char cmd[16000];
+        snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 755 '%s'", self, dst, dst);
+        ok(system(cmd) == 0, "copy the probe into the lease workspace");
+        json_t *r = sh(&w, "{}", lease,
+                       "/workspace/probe --syscalls; unshare -U true 2>&1 || echo unshare-failed",
+                       NULL);
+        const char *out = out_of(r);
+        if (on) {
+            ok(json_is_true(json_object_get(meta_of(r), "seccomp")), "metadata.seccomp is true");
+            ok(strstr(out, "keyctl=EPERM") != NULL, "keyctl fails with EPERM in the sandbox");
+            ok(strstr(out, "personality=EPERM") != NULL, "personality(ADDR_NO_RANDOMIZE) fails");
+            ok(strstr(out, "personality-query=ok") != NULL, "the personality query still works");
+            ok(strstr(out, "unshare=EPERM") != NULL, "unshare(CLONE_NEWUSER) fails with EPERM");
+            ok(strstr(out, "mount=EPERM") != NULL, "mount fails with EPERM");
+            ok(strstr(out, "userfaultfd=EPERM") != NULL, "userfaultfd fails with EPERM");
+            ok(strstr(out, "ptrace=EPERM") != NULL, "ptrace fails with EPERM");
+            ok(strstr(out, "unshare-failed") && strstr(out, "Operation not permitted"),
+               "util-linux unshare -U fails with EPERM");
+        } else {
+            ok(json_is_false(json_object_get(meta_of(r), "seccomp")),
+               "seccomp: false in the instance config turns the filter off");
+            ok(strstr(out, "keyctl=ok") != NULL, "without the filter keyctl works in the sandbox");
+            ok(strstr(out, "personality=ok") != NULL, "and so does personality");
+        }
+        if (!strstr(out, "keyctl="))
+            tap_diag("probe output: %s / %s", out, str_at(pc_rpc_result(r), "stderr"));
+        json_decref(r);
+        json_decref(pc_rpc_call(&w, "environmentDestroyLease",
+                                json_pack("{s:O, s:O}", "providerLeaseId",
+                                          json_object_get(lease, "providerLeaseId"),
+                                          "leaseMetadata", json_object_get(lease, "metadata"))));
+        json_decref(lease);
+        pc_rpc_worker_stop(&w);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--syscalls"))
+        return syscall_probe();
     const char *r = getenv("PC_ROOT");
     snprintf(root, sizeof(root), "%s", r && *r ? r : ".");
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/pc-bwrap-test-XXXXXX");
@@ -951,7 +1206,9 @@ int main(int argc, char **argv)
     if (usable) {
         test_reuse();
         test_rlimit_fallback();
+        test_seccomp();
     }
+    test_bind_policy(usable);
 
     if (usable) {
         /* Every lease this run made was destroyed: no directory is left. */

@@ -1,4 +1,4 @@
-#include "lib/secrets.h"
+#include "model/secrets.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -187,4 +187,90 @@ void pc_secret_free(char *value)
         return;
     sodium_memzero(value, strlen(value));
     free(value);
+}
+
+/* Key of an in-place sealed value: BLAKE2b(master; "paperclip-sealed\0" context). */
+static void pc_sealed_key(const char *context, unsigned char key[crypto_secretbox_KEYBYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, master_key, sizeof master_key, crypto_secretbox_KEYBYTES);
+    crypto_generichash_update(&st, (const unsigned char *)"paperclip-sealed", 17);
+    crypto_generichash_update(&st, (const unsigned char *)context, strlen(context));
+    crypto_generichash_final(&st, key, crypto_secretbox_KEYBYTES);
+}
+
+bool pc_secret_is_sealed(const char *s)
+{
+    return s && !strncmp(s, PC_SEALED_PREFIX, strlen(PC_SEALED_PREFIX));
+}
+
+char *pc_secret_seal(const char *context, const char *value, pc_error_t *err)
+{
+    if (!master_loaded) {
+        pc_error_set(err, 500, "secrets are not initialised");
+        return NULL;
+    }
+    size_t vlen = strlen(value);
+    if (vlen > 1024 * 1024) {
+        pc_error_set(err, 422, "Secret value is too large");
+        return NULL;
+    }
+    unsigned char key[crypto_secretbox_KEYBYTES], nonce[crypto_secretbox_NONCEBYTES];
+    pc_sealed_key(context, key);
+    randombytes_buf(nonce, sizeof nonce);
+    size_t clen = vlen + crypto_secretbox_MACBYTES;
+    unsigned char *cipher = pc_xmalloc(clen);
+    crypto_secretbox_easy(cipher, (const unsigned char *)value, vlen, nonce, key);
+    sodium_memzero(key, sizeof key);
+    char *n64 = pc_b64(nonce, sizeof nonce), *c64 = pc_b64(cipher, clen);
+    free(cipher);
+    char *out = pc_xasprintf(PC_SEALED_PREFIX "%s:%s", n64, c64);
+    free(n64);
+    free(c64);
+    return out;
+}
+
+char *pc_secret_unseal(const char *context, const char *sealed, pc_error_t *err)
+{
+    if (!master_loaded) {
+        pc_error_set(err, 500, "secrets are not initialised");
+        return NULL;
+    }
+    if (!pc_secret_is_sealed(sealed)) {
+        pc_error_set(err, 500, "value for %s is not sealed", context);
+        return NULL;
+    }
+    const char *n64 = sealed + strlen(PC_SEALED_PREFIX);
+    const char *colon = strchr(n64, ':');
+    const char *c64 = colon ? colon + 1 : NULL;
+    unsigned char nonce[crypto_secretbox_NONCEBYTES];
+    size_t nlen = 0, clen = 0, ccap = c64 ? strlen(c64) : 0;
+    unsigned char *cipher = pc_xmalloc(ccap + 1);
+    char *plain = NULL;
+    if (!c64 ||
+        sodium_base642bin(nonce, sizeof nonce, n64, (size_t)(colon - n64), NULL, &nlen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        nlen != sizeof nonce ||
+        sodium_base642bin(cipher, ccap, c64, ccap, NULL, &clen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        clen < crypto_secretbox_MACBYTES) {
+        pc_error_set(err, 500, "sealed value for %s is corrupt", context);
+        goto out;
+    }
+    unsigned char key[crypto_secretbox_KEYBYTES];
+    pc_sealed_key(context, key);
+    size_t plen = clen - crypto_secretbox_MACBYTES;
+    plain = pc_xmalloc(plen + 1);
+    if (crypto_secretbox_open_easy((unsigned char *)plain, cipher, clen, nonce, key) != 0) {
+        free(plain);
+        plain = NULL;
+        pc_error_set(err, 500, "cannot decrypt the sealed value for %s (wrong master key?)",
+                     context);
+    } else {
+        plain[plen] = '\0';
+    }
+    sodium_memzero(key, sizeof key);
+out:
+    free(cipher);
+    return plain;
 }

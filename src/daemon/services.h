@@ -11,8 +11,8 @@
  * with a service that was never drained. Every hook but start may be NULL;
  * the table uses designated initialisers so a new hook needs no edits there.
  */
-#ifndef PC_CLI_SERVICES_H
-#define PC_CLI_SERVICES_H
+#ifndef PC_DAEMON_SERVICES_H
+#define PC_DAEMON_SERVICES_H
 
 #include "app.h"
 #include "lib/error.h"
@@ -27,6 +27,17 @@ typedef struct pc_service {
 
 extern const pc_service pc_services[];
 
-int pc_cli_serve(int argc, char **argv);
+int pc_daemon_serve(int argc, char **argv);
+
+/* Every route table of the api layer in match order, NULL-terminated; serve
+ * hands it to the HTTP layer (pc_http_set_routes). */
+struct pc_route;
+extern const struct pc_route *const pc_daemon_routes[];
+
+struct pc_req;
+/* The HTTP layer's JWT verifier (see http/auth.h): a valid run token acts as
+ * its agent, bound to its run. Installed once the heartbeat layer, which
+ * owns the signing secret, has started. */
+int pc_daemon_jwt_auth(struct pc_req *req, const char *token, pc_error_t *err);
 
 #endif

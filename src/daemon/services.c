@@ -1,7 +1,16 @@
-#include "cli/services.h"
-#include "plugin/host.h"
+#include "daemon/services.h"
 #include "env/service.h"
+#include "http/auth.h"
+#include "plugin/host.h"
 #include "run/runtime.h"
+
+static int heartbeats_start(pc_app *app, pc_error_t *err)
+{
+    if (pc_runtime_start(app, err) < 0)
+        return -1;
+    pc_auth_set_jwt_verifier(pc_daemon_jwt_auth);
+    return 0;
+}
 
 /* Designated initialisers: a hook added to pc_service later leaves these
  * entries valid (NULL) under -Wmissing-field-initializers. */
@@ -18,7 +27,7 @@ const pc_service pc_services[] = {
      * HTTP server stops, so runs finishing in the grace period can still call
      * the API. */
     {.name = "heartbeats",
-     .start = pc_runtime_start,
+     .start = heartbeats_start,
      .ready = pc_runtime_ready,
      .drain = pc_runtime_drain,
      .stop = pc_runtime_stop},

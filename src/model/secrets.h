@@ -13,8 +13,8 @@
  * per-row key derived from the master key, the secret id and the company id
  * (BLAKE2b), so a ciphertext copied onto another row does not open.
  */
-#ifndef PC_LIB_SECRETS_H
-#define PC_LIB_SECRETS_H
+#ifndef PC_MODEL_SECRETS_H
+#define PC_MODEL_SECRETS_H
 
 #include <stdbool.h>
 
@@ -41,5 +41,21 @@ char *pc_secret_resolve(pc_db *db, const char *company_id, const char *secret_id
 int pc_secret_delete(pc_db *db, const char *company_id, const char *secret_id, pc_error_t *err);
 /* Wipes and frees a resolved value (NULL is fine). */
 void pc_secret_free(char *value);
+
+/*
+ * Values sealed in place, for secrets that live inside another record (a
+ * plugin's env and secret config fields) rather than in company_secrets.
+ * The key is derived from the master key and `context`, a string naming
+ * where the value belongs ("plugin:<id>:env:<NAME>"), so a sealed value
+ * copied elsewhere does not open. The sealed form is one printable string,
+ * "pcsealed:v1:<nonce>:<ciphertext>" (base64).
+ */
+#define PC_SEALED_PREFIX "pcsealed:v1:"
+bool pc_secret_is_sealed(const char *s);
+/* Returns the sealed form (malloc'd) or NULL with the error. */
+char *pc_secret_seal(const char *context, const char *value, pc_error_t *err);
+/* Returns the plaintext (release with pc_secret_free) or NULL: 500 when
+ * the value is not sealed, corrupt, or sealed for another context/key. */
+char *pc_secret_unseal(const char *context, const char *sealed, pc_error_t *err);
 
 #endif

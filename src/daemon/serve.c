@@ -22,8 +22,7 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "cli/cli.h"
-#include "cli/services.h"
+#include "daemon/services.h"
 #include "http/http.h"
 #include "lib/common.h"
 #include "lib/config.h"
@@ -107,7 +106,7 @@ static void pc_loop_noop_stop(pc_loop *loop, void *arg)
     (void)loop, (void)arg;
 }
 
-int pc_cli_serve(int argc, char **argv)
+int pc_daemon_serve(int argc, char **argv)
 {
     pc_error_t err = PC_ERROR_INIT;
     static pc_app app;
@@ -161,6 +160,7 @@ int pc_cli_serve(int argc, char **argv)
         }
     }
 
+    pc_http_set_routes(pc_daemon_routes);
     pc_http *http = pc_http_start(&app, &err);
     if (!http) {
         pc_err("%s", err.msg);
