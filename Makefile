@@ -4,6 +4,7 @@
 #   make run        deps + build + serve on the embedded default
 #   make test       deps + build + layer check + the whole suite (ends with "N passed, N failed")
 #   make asan       the suite again under ASan+UBSan (separate build tree)
+#   make tsan       the suite again under ThreadSanitizer (build/tsan)
 #   make fuzz       every libFuzzer target in fuzz/ for FUZZ_SECONDS (15) each (clang)
 #   make bench      measured numbers, printed as a table
 #   make install    binary, SDK header, static library and pkg-config file
@@ -17,6 +18,11 @@ PKGS    := libmicrohttpd libuv jansson sqlite3 libsodium libcurl
 ifeq ($(SAN),1)
 BUILD   := build/asan
 OPT     := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),tsan)
+BUILD   := build/tsan
+OPT     := -O1 -fsanitize=thread -fno-omit-frame-pointer
+# TSan's options and suppressions, linked into every program of this build.
+SAN_OBJS := $(BUILD)/tests/tsan_defaults.o
 else
 BUILD   := build/release
 OPT     := -O2
@@ -57,7 +63,7 @@ EMBED_FILES := $(sort $(wildcard ui/*) $(wildcard src/store/migrations/*.sql))
 # Objects of test programs are intermediates of a pattern rule; keep them.
 .PRECIOUS: $(BUILD)/%.o
 
-.PHONY: all deps run test asan bench install clean check-build tests check-layers
+.PHONY: all deps run test asan tsan bench install clean check-build tests check-layers
 .DEFAULT_GOAL := all
 
 all: paperclip $(SDK_LIB) $(PLUGIN_BINS)
@@ -71,7 +77,7 @@ deps:
 paperclip: $(BUILD)/paperclip
 	@cp $< $@.tmp && mv -f $@.tmp $@
 
-$(BUILD)/paperclip: $(BUILD)/src/main.o $(CORE_LIB)
+$(BUILD)/paperclip: $(BUILD)/src/main.o $(CORE_LIB) $(SAN_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(CORE_LIB): $(CORE_OBJS)
@@ -106,21 +112,21 @@ $(BUILD)/variant.stamp:
 # Extra libraries of one plugin: PLUGIN_LIBS_<dir>.
 PLUGIN_LIBS_plugins/bwrap-sandbox := -lseccomp
 define plugin_rule
-$(1)/worker: $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(SDK_LIB) $(BUILD)/variant.stamp
+$(1)/worker: $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(SDK_LIB) $(SAN_OBJS) $(BUILD)/variant.stamp
 	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) $$(shell pkg-config --libs jansson libsodium) $$(PLUGIN_LIBS_$(1)) -lpthread -lm
 endef
 $(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_rule,$(d))))
 
 paperclip: $(BUILD)/variant.stamp
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(HARNESS) $(CORE_LIB) $(SDK_LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(HARNESS) $(CORE_LIB) $(SDK_LIB) $(SAN_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS) $(CORE_LIB)
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS) $(CORE_LIB) $(SAN_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Benchmark programs (bench/*.c) link like the integration tests.
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(HARNESS) $(CORE_LIB)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(HARNESS) $(CORE_LIB) $(SAN_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 tests: all $(UNIT_BINS) $(INT_BINS)
@@ -145,6 +151,14 @@ asan: deps
 	@$(MAKE) --no-print-directory SAN=1 tests
 	@BUILD=build/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 sh tests/run.sh
+	@$(MAKE) --no-print-directory all
+
+# A report fails the test that triggered it (exit code 66). The options and
+# the suppressions (third-party libraries only, each with its reason) are
+# compiled in from tests/tsan_defaults.c.
+tsan: deps
+	@$(MAKE) --no-print-directory SAN=tsan tests
+	@BUILD=build/tsan PC_TEST_TIMEOUT=$${PC_TEST_TIMEOUT:-600} sh tests/run.sh
 	@$(MAKE) --no-print-directory all
 
 bench: deps

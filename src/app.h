@@ -8,6 +8,7 @@
 #ifndef PC_APP_H
 #define PC_APP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +30,9 @@ typedef struct pc_app {
     struct pc_runtime *runtime;     /* heartbeat runtime; NULL until started */
     char instance_id[40];
     char listen_url[600];           /* http://bind:port as actually bound */
-    volatile int stopping;
+    /* Set by the main thread when SIGTERM arrives; read by the scheduler and
+     * the lease layer on their own threads. */
+    atomic_bool stopping;
 } pc_app;
 
 #endif

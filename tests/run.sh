@@ -2,8 +2,8 @@
 # Runs every test program, each in its own process with a timeout, and prints
 # one closing "N passed, N failed" line. Exit status is non-zero on any failure.
 #
-# Programs: $BUILD/tests/{unit,integration}/* (C, TAP on stdout),
-#           tests/shell/*.sh and tests/node/*.mjs (TAP on stdout).
+# Programs: $BUILD/tests/{unit,integration}/* (C, TAP on stdout) and
+#           tests/node/*.mjs (TAP on stdout).
 # PC_TEST_FILTER=substring runs only matching programs; PC_TEST_JOBS sets parallelism.
 set -u
 BUILD=${BUILD:-build/release}
@@ -18,7 +18,7 @@ export PC_ROOT="$ROOT" PC_BUILD="$ROOT/$BUILD"
 list="$LOGDIR/list"
 : > "$list"
 for t in "$ROOT/$BUILD"/tests/unit/* "$ROOT/$BUILD"/tests/integration/* \
-         "$ROOT"/tests/shell/*.sh "$ROOT"/tests/node/*.mjs; do
+         "$ROOT"/tests/node/*.mjs; do
     [ -f "$t" ] || continue
     case "$t" in *.o|*.d) continue ;; esac
     if [ -n "${PC_TEST_FILTER:-}" ]; then
@@ -32,7 +32,7 @@ export LOGDIR ROOT TIMEOUT
 # xargs gives us bounded parallelism without a job-control dance in sh.
 xargs -P "$JOBS" -I{} sh -c '
     t="{}"; name=$(echo "$t" | sed "s|$ROOT/||; s|/|_|g"); log="$LOGDIR/$name.log"
-    case "$t" in *.sh) set -- sh "$t" ;; *.mjs) set -- node "$t" ;; *) set -- "$t" ;; esac
+    case "$t" in *.mjs) set -- node "$t" ;; *) set -- "$t" ;; esac
     timeout -k 10 "$TIMEOUT" "$@" > "$log" 2>"$log.stderr" </dev/null; echo $? > "$log.rc"
 ' < "$list"
 

@@ -131,13 +131,18 @@ typedef struct follow_ctx {
     size_t out_pos;
     bool ended;       /* end event queued */
     int64_t last_send_ms;
+    pc_runlog_watch *watch; /* wakes us when the log or the run changes */
 } follow_ctx;
+
+/* A comment line this often lets a vanished client be noticed. */
+#define FOLLOW_KEEPALIVE_MS 5000
 
 static void follow_free(void *p)
 {
     follow_ctx *f = p;
     if (f->fd >= 0)
         close(f->fd);
+    pc_runlog_watch_close(f->watch);
     pc_buf_release(&f->line);
     pc_buf_release(&f->out);
     free(f);
@@ -172,40 +177,48 @@ static size_t follow_read(follow_ctx *f)
     return (size_t)n;
 }
 
+/* Runs on the connection's own thread, so it may block: it sleeps on the
+ * run's log watch until a line is written or the run changes, and returns
+ * only with bytes to send (a line, the end event, or a keepalive). */
 static long follow_stream(void *p, char *buf, size_t max)
 {
     follow_ctx *f = p;
-    if (f->out_pos >= f->out.len) {
+    while (f->out_pos >= f->out.len) {
         pc_buf_reset(&f->out);
         f->out_pos = 0;
         if (f->ended)
             return -1;
-        if (follow_read(f) == 0) {
-            pc_error_t e = PC_ERROR_INIT;
-            _cleanup_json_ json_t *r = pc_db_query_one_s(
-                f->app->db, "SELECT status FROM heartbeat_runs WHERE id=?",
-                json_pack("[s]", f->run_id), &e);
+        /* The version is taken before looking, so a change made while we
+         * look ends the wait below at once. */
+        uint64_t seen = pc_runlog_watch_version(f->watch);
+        if (follow_read(f) > 0)
+            continue;
+        pc_error_t e = PC_ERROR_INIT;
+        _cleanup_json_ json_t *r = pc_db_query_one_s(
+            f->app->db, "SELECT status FROM heartbeat_runs WHERE id=?",
+            json_pack("[s]", f->run_id), &e);
+        pc_error_clear(&e);
+        const char *st = r ? pc_json_str(r, "status") : NULL;
+        if (!st || pc_run_status_final(st)) {
+            /* The worker writes its last line before the final status,
+             * so one more read after seeing it gets everything. */
+            while (follow_read(f) > 0)
+                ;
+            char end[160];
+            snprintf(end, sizeof end, "event: end\ndata: {\"status\":\"%s\"}\n\n",
+                     st ? st : "unknown");
+            pc_buf_puts(&f->out, end, &e);
             pc_error_clear(&e);
-            const char *st = r ? pc_json_str(r, "status") : NULL;
-            if (!st || pc_run_status_final(st)) {
-                /* The worker writes its last line before the final status,
-                 * so one more read after seeing it gets everything. */
-                while (follow_read(f) > 0)
-                    ;
-                char end[160];
-                snprintf(end, sizeof end, "event: end\ndata: {\"status\":\"%s\"}\n\n",
-                         st ? st : "unknown");
-                pc_buf_puts(&f->out, end, &e);
-                pc_error_clear(&e);
-                f->ended = true;
-            } else if (pc_mono_ms() - f->last_send_ms > 5000) {
-                /* A comment line lets a vanished client be noticed. */
-                pc_buf_puts(&f->out, ": keepalive\n\n", &e);
-                pc_error_clear(&e);
-            }
+            f->ended = true;
+            continue;
         }
-        if (f->out.len == 0)
-            return 0;
+        int64_t idle = pc_mono_ms() - f->last_send_ms;
+        if (idle >= FOLLOW_KEEPALIVE_MS) {
+            pc_buf_puts(&f->out, ": keepalive\n\n", &e);
+            pc_error_clear(&e);
+            continue;
+        }
+        pc_runlog_watch_wait(f->watch, seen, FOLLOW_KEEPALIVE_MS - idle);
     }
     size_t n = f->out.len - f->out_pos;
     if (n > max)
@@ -230,6 +243,7 @@ static int runs_log(pc_req *req, pc_resp *resp, pc_error_t *err)
         snprintf(f->run_id, sizeof f->run_id, "%s", pc_json_str(r, "id"));
         snprintf(f->path, sizeof f->path, "%s", path);
         f->fd = -1;
+        f->watch = pc_runlog_watch_open(f->run_id);
         pc_buf_init(&f->line, 1024 * 1024);
         pc_buf_init(&f->out, PC_BUF_UNBOUNDED);
         f->last_send_ms = pc_mono_ms();

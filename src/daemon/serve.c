@@ -182,7 +182,7 @@ int pc_daemon_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     pc_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    app.stopping = 1;
+    atomic_store(&app.stopping, true);
     for (int i = started - 1; i >= 0; i--)
         if (pc_services[i].drain)
             pc_services[i].drain(&app);

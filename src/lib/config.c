@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/json.h"
 #include "lib/log.h"
@@ -52,6 +53,20 @@ static int pc_parse_size(const char *s, size_t *out, pc_error_t *err)
     return 0;
 }
 
+/* Runs execute on a fixed pool of threads; the cap bounds threads and child
+ * processes no matter how many wakeups are queued. */
+static int pc_parse_max_runs(const char *s, int *out, pc_error_t *err)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 1 || v > PC_MAX_CONCURRENT_RUNS_LIMIT)
+        return pc_error_set(err, 400, "invalid max concurrent runs '%s' (expected 1..%d)", s,
+                            PC_MAX_CONCURRENT_RUNS_LIMIT);
+    *out = (int)v;
+    return 0;
+}
+
 static int pc_parse_auth(const char *s, pc_auth_mode *out, pc_error_t *err)
 {
     if (!strcmp(s, "local_trusted"))
@@ -69,6 +84,7 @@ static void pc_usage(void)
     printf("usage: paperclip serve [--data-dir DIR] [--bind ADDR] [--port N]\n"
            "                       [--log-format text|json] [--auth-mode local_trusted|authenticated]\n"
            "                       [--body-limit BYTES] [--public-url URL] [--allow-insecure-bind]\n"
+           "                       [--max-concurrent-runs N]\n"
            "\n"
            "Runs the control plane: the REST API under /api, the web UI at /, the\n"
            "heartbeat scheduler and the environment layer, on an embedded SQLite store.\n"
@@ -82,6 +98,8 @@ static void pc_usage(void)
            "  --body-limit BYTES  largest accepted request body (default 10485760)\n"
            "  --public-url URL    base URL agents should use to reach this daemon\n"
            "  --allow-insecure-bind  permit local_trusted on a non-loopback address\n"
+           "  --max-concurrent-runs N  heartbeat runs executing at once, across all agents\n"
+           "                      (default max(8, 8 x CPUs); 1..1024); further runs stay queued\n"
            "\n"
            "Server-side fetches (the http adapter) refuse loopback, private,\n"
            "link-local and metadata addresses unless config.json sets\n"
@@ -99,16 +117,18 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
     cfg->body_limit = PC_DEFAULT_BODY_LIMIT;
     cfg->auth_mode = PC_AUTH_LOCAL_TRUSTED;
 
-    enum { O_DATA = 1, O_BIND, O_PORT, O_LOG, O_AUTH, O_BODY, O_PUBLIC, O_INSECURE, O_HELP };
+    enum { O_DATA = 1, O_BIND, O_PORT, O_LOG, O_AUTH, O_BODY, O_PUBLIC, O_INSECURE, O_HELP,
+           O_MAXRUNS };
     static const struct option opts[] = {
         {"data-dir", required_argument, 0, O_DATA}, {"bind", required_argument, 0, O_BIND},
         {"port", required_argument, 0, O_PORT},     {"log-format", required_argument, 0, O_LOG},
         {"auth-mode", required_argument, 0, O_AUTH}, {"body-limit", required_argument, 0, O_BODY},
         {"public-url", required_argument, 0, O_PUBLIC},
         {"allow-insecure-bind", no_argument, 0, O_INSECURE}, {"help", no_argument, 0, O_HELP},
+        {"max-concurrent-runs", required_argument, 0, O_MAXRUNS},
         {0, 0, 0, 0}};
     const char *f_data = NULL, *f_bind = NULL, *f_port = NULL, *f_log = NULL, *f_auth = NULL,
-               *f_body = NULL, *f_public = NULL;
+               *f_body = NULL, *f_public = NULL, *f_maxruns = NULL;
     bool f_insecure = false;
     optind = 1;
     opterr = 0;
@@ -123,6 +143,7 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         case O_BODY: f_body = optarg; break;
         case O_PUBLIC: f_public = optarg; break;
         case O_INSECURE: f_insecure = true; break;
+        case O_MAXRUNS: f_maxruns = optarg; break;
         case 'h':
         case O_HELP: pc_usage(); return 1;
         default:
@@ -191,6 +212,15 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
                 }
             }
         }
+        if ((v = json_object_get(j, "maxConcurrentRuns"))) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > PC_MAX_CONCURRENT_RUNS_LIMIT) {
+                json_decref(j);
+                return pc_error_set(err, 400, "%s: maxConcurrentRuns must be an integer 1-%d",
+                                    path, PC_MAX_CONCURRENT_RUNS_LIMIT);
+            }
+            cfg->max_concurrent_runs = (int)json_integer_value(v);
+        }
         cfg->allow_insecure_bind = pc_json_bool(j, "allowInsecureBind", false);
         if ((v = json_object_get(j, "allowPrivateFetchTargets"))) {
             if (!json_is_boolean(v)) {
@@ -236,6 +266,9 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
             return pc_error_set(err, 400, "invalid PAPERCLIP_ALLOW_PRIVATE_FETCH '%s' (expected 1 or 0)",
                                 e);
     }
+    if ((e = getenv("PAPERCLIP_MAX_CONCURRENT_RUNS")) && *e &&
+        pc_parse_max_runs(e, &cfg->max_concurrent_runs, err) < 0)
+        return -1;
 
     /* Flags. */
     if (f_bind)
@@ -256,6 +289,18 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         snprintf(cfg->public_url, sizeof cfg->public_url, "%s", f_public);
     if (f_insecure)
         cfg->allow_insecure_bind = true;
+    if (f_maxruns && pc_parse_max_runs(f_maxruns, &cfg->max_concurrent_runs, err) < 0)
+        return -1;
+    if (cfg->max_concurrent_runs == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        /* Runs mostly wait on a model's API, not on the CPU: the cap guards
+         * memory and process count, so it is generous per core. */
+        long n = cpus > 1 ? 8 * cpus : 8;
+        if (n < 8)
+            n = 8;
+        cfg->max_concurrent_runs = (int)(n > PC_MAX_CONCURRENT_RUNS_LIMIT
+                                             ? PC_MAX_CONCURRENT_RUNS_LIMIT : n);
+    }
 
     if (cfg->auth_mode == PC_AUTH_LOCAL_TRUSTED && !pc_config_is_loopback(cfg->bind) &&
         !cfg->allow_insecure_bind)

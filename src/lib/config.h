@@ -6,10 +6,10 @@
  * Environment: PAPERCLIP_HOME, PAPERCLIP_BIND, PAPERCLIP_PORT,
  * PAPERCLIP_LOG_FORMAT, PAPERCLIP_AUTH_MODE (local_trusted|authenticated),
  * PAPERCLIP_BODY_LIMIT (bytes), PAPERCLIP_PUBLIC_URL, PAPERCLIP_API_URL,
- * PAPERCLIP_ALLOWED_HOSTNAMES.
+ * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_MAX_CONCURRENT_RUNS.
  * config.json keys: bind, port, logFormat, authMode, bodyLimitBytes,
  * publicUrl, apiUrl, allowedHostnames (array or comma string),
- * allowInsecureBind.
+ * allowInsecureBind, maxConcurrentRuns.
  */
 #ifndef PC_LIB_CONFIG_H
 #define PC_LIB_CONFIG_H
@@ -33,7 +33,10 @@ typedef struct pc_config {
     char api_url[512];          /* PAPERCLIP_API_URL override for agents ("" if unset) */
     char allowed_hostnames[1024]; /* comma-separated */
     bool allow_private_fetch;   /* server-side fetches may reach loopback/private targets */
+    int max_concurrent_runs;    /* runs executing at once, all agents (1..limit) */
 } pc_config;
+
+#define PC_MAX_CONCURRENT_RUNS_LIMIT 1024
 
 /* Parses `serve` arguments (argv[0] is "serve") into cfg. Returns 0, 1 when
  * --help was printed, or -1 with err (status 400 = usage). */

@@ -1,6 +1,7 @@
 #include "lib/loop.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,8 +17,10 @@ struct pc_loop {
     uv_loop_t uv;
     uv_async_t wake;
     pthread_t thread;
-    pthread_t thread_id;
-    bool started;
+    /* Written by the loop thread as it starts and read by any thread asking
+     * pc_loop_on_thread(); 0 until then, which equals no live thread. */
+    _Atomic(pthread_t) thread_id;
+    atomic_bool started;
     bool stopping;
     bool closed;
     bool stop_ran;
@@ -81,7 +84,7 @@ pc_loop *pc_loop_new(pc_error_t *err)
 static void *pc_loop_main(void *arg)
 {
     pc_loop *loop = arg;
-    loop->thread_id = pthread_self();
+    atomic_store(&loop->thread_id, pthread_self());
     uv_run(&loop->uv, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -154,7 +157,8 @@ uv_loop_t *pc_loop_uv(pc_loop *loop) { return &loop->uv; }
 
 bool pc_loop_on_thread(pc_loop *loop)
 {
-    return loop->started && pthread_equal(pthread_self(), loop->thread_id);
+    return atomic_load(&loop->started) &&
+           pthread_equal(pthread_self(), atomic_load(&loop->thread_id));
 }
 
 void pc_waiter_init(pc_waiter *w)

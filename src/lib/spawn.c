@@ -260,8 +260,9 @@ static int pc_spawn_entry(void *arg)
 }
 
 /* ASan's interceptors misread the small clone stack as an overflow of the
- * caller's own stack, so sanitized builds always fork. */
-#if defined(__SANITIZE_ADDRESS__)
+ * caller's own stack, and TSan would run the child on the parent thread's
+ * own sanitizer state; so sanitized builds always fork. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 static const bool pc_spawn_may_clone = false;
 #else
 static const bool pc_spawn_may_clone = true;

@@ -35,7 +35,7 @@ typedef struct http_state {
     size_t received;
     bool guard;             /* check every socket's address */
     char refused[400];      /* set by the socket callback */
-    volatile bool *cancel;
+    const atomic_int *cancel;
     pc_output_fn on_output;
     void *ud;
 } http_state;
@@ -59,7 +59,7 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 {
     (void)a, (void)b, (void)c, (void)d;
     http_state *st = ud;
-    return *st->cancel ? 1 : 0;
+    return atomic_load(st->cancel) != PC_RUN_CANCEL_NONE ? 1 : 0;
 }
 
 static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
@@ -168,7 +168,7 @@ out:
 }
 
 int pc_adapter_http_invoke(json_t *config, json_t *body, bool allow_private,
-                           volatile bool *cancel, pc_output_fn on_output, void *ud,
+                           const atomic_int *cancel, pc_output_fn on_output, void *ud,
                            pc_http_outcome *out)
 {
     memset(out, 0, sizeof *out);

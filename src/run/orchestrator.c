@@ -1,8 +1,9 @@
 /*
- * One heartbeat run, on its own worker thread: environment -> lease ->
+ * One heartbeat run, on a worker of the run pool: environment -> lease ->
  * workspace -> adapter -> release -> final state. Every failure on the way
  * ends the run with upstream's error code; the lease, once acquired, is
- * released on every path (cancel and timeout included).
+ * released on every path (cancel and timeout included). The pool itself
+ * (a fixed set of threads fed from a FIFO of claimed runs) is at the end.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sodium.h>
 #include <strings.h>
+#include <time.h>
 
 
 #include "lib/common.h"
@@ -237,13 +239,19 @@ static const char *choose_api_url(run_ctx *c, pc_lease *lease)
     return c->app->listen_url;
 }
 
+static bool cancel_requested(const run_ctx *c)
+{
+    return atomic_load(&c->ar->cancel) != PC_RUN_CANCEL_NONE;
+}
+
 static void map_exec_result(run_ctx *c, const pc_exec_result *res, int64_t timeout_sec)
 {
     c->has_exit = res->has_exit_code;
     c->exit_code = res->exit_code;
     snprintf(c->signal, sizeof c->signal, "%s", res->signal);
-    if (res->cancelled || c->ar->cancel) {
-        if (!strcmp(c->ar->cancel_reason, "shutdown"))
+    int why = atomic_load(&c->ar->cancel);
+    if (res->cancelled || why != PC_RUN_CANCEL_NONE) {
+        if (why == PC_RUN_CANCEL_SHUTDOWN)
             run_fail(c, "interrupted", "daemon_shutdown", "Run interrupted: the daemon stopped");
         else
             run_fail(c, "cancelled", "cancelled", "Cancelled by request");
@@ -338,7 +346,7 @@ static void run_command(run_ctx *c, pc_lease *lease, const char *cwd, json_t *en
         bool cancelled = pres.cancelled;
         pc_exec_result_free(&pres);
         pc_error_clear(&perr);
-        if (cancelled || c->ar->cancel) {
+        if (cancelled || cancel_requested(c)) {
             pc_exec_result none = {0};
             none.cancelled = true;
             map_exec_result(c, &none, timeout_sec);
@@ -401,7 +409,7 @@ static void run_command(run_ctx *c, pc_lease *lease, const char *cwd, json_t *en
     pc_exec_result res = {0};
     pc_error_t err = PC_ERROR_INIT;
     if (pc_lease_execute(lease, &req, &res, &err) < 0) {
-        if (res.cancelled || c->ar->cancel) {
+        if (res.cancelled || cancel_requested(c)) {
             map_exec_result(c, &res, timeout_sec);
         } else {
             _cleanup_free_ char *msg = pc_runlog_redact(c->log, err.msg, strlen(err.msg));
@@ -433,7 +441,7 @@ static void run_http(run_ctx *c)
                            on_output, c, &out);
     json_decref(body);
     json_object_set_new(c->result, "httpStatus", json_integer(out.status));
-    if (out.cancelled || c->ar->cancel) {
+    if (out.cancelled || cancel_requested(c)) {
         pc_exec_result none = {0};
         none.cancelled = true;
         map_exec_result(c, &none, 0);
@@ -487,7 +495,7 @@ static void run_in_environment(run_ctx *c)
     snprintf(c->lease_id, sizeof c->lease_id, "%s", pc_lease_id(lease) ? pc_lease_id(lease) : "");
     pthread_mutex_lock(&c->rt->mu);
     c->ar->lease = lease;
-    bool cancelled = c->ar->cancel;
+    bool cancelled = cancel_requested(c);
     pthread_mutex_unlock(&c->rt->mu);
     sys_line(c, "[paperclip] lease %s acquired in environment %s (%s)", c->lease_id, c->env_id,
              pc_lease_driver(lease) ? pc_lease_driver(lease) : "?");
@@ -522,9 +530,79 @@ static void run_in_environment(run_ctx *c)
     }
 }
 
-static void run_finalize(run_ctx *c)
+/* One attempt at recording the end of a run: the run row, its wakeup
+ * request, the issue's execution lock, the agent's status and the `run
+ * finished` event, in one transaction, so no reader ever sees a finished run
+ * whose issue is still locked or whose wakeup is still claimed. On failure
+ * nothing is changed and err says why. */
+static int run_finalize_tx(run_ctx *c, const char *now, json_t *params, pc_error_t *err)
 {
     pc_app *app = c->app;
+    bool ok = !strcmp(c->status, "succeeded");
+    int64_t changes = 0;
+    _cleanup_json_ json_t *ev = json_pack("{s:s,s:s?}", "status", c->status, "errorCode",
+                                          c->error_code[0] ? c->error_code : NULL);
+    if (pc_db_begin(app->db, err) < 0)
+        return -1;
+    if (c->cli || c->session_before[0]) {
+        const char *after = c->cli && c->cli->session[0] ? c->cli->session : NULL;
+        if (pc_db_exec_s(app->db,
+                         "UPDATE heartbeat_runs SET session_id_before=?, session_id_after=?, "
+                         "usage_json=? WHERE id=?",
+                         json_pack("[s?,s?,O?,s]", c->session_before[0] ? c->session_before : NULL,
+                                   after, c->cli ? c->cli->usage : NULL, c->run_id),
+                         NULL, err) < 0)
+            goto fail;
+    }
+    if (pc_db_exec(app->db,
+                   "UPDATE heartbeat_runs SET status=?, finished_at=?, updated_at=?, error=?, "
+                   "error_code=?, exit_code=?, signal=?, result_json=?, log_store='local_file', "
+                   "log_ref=?, log_bytes=?, log_sha256=?, stdout_excerpt=?, stderr_excerpt=?, "
+                   "error_excerpt=?, last_output_seq=?, environment_id=?, lease_id=? "
+                   "WHERE id=? AND status='running'",
+                   params, &changes, err) < 0)
+        goto fail;
+    if (changes != 1)
+        pc_warn("run %s was no longer running when it ended", c->run_id);
+    if (pc_db_exec_s(app->db,
+                     "UPDATE agent_wakeup_requests SET status=?, finished_at=?, updated_at=? WHERE "
+                     "run_id=? AND status IN ('queued','claimed')",
+                     json_pack("[s,s,s,s]", ok ? "completed" : "failed", now, now, c->run_id),
+                     NULL, err) < 0 ||
+        pc_db_exec_s(app->db,
+                     "UPDATE issues SET execution_run_id=NULL, execution_locked_at=NULL WHERE "
+                     "execution_run_id=?",
+                     json_pack("[s]", c->run_id), NULL, err) < 0 ||
+        pc_db_exec_s(app->db,
+                     "UPDATE agents SET status=?, updated_at=? WHERE id=? AND status='running' "
+                     "AND NOT EXISTS (SELECT 1 FROM heartbeat_runs WHERE agent_id=? AND "
+                     "status='running')",
+                     json_pack("[s,s,s,s]",
+                               ok || !strcmp(c->status, "cancelled") ? "idle" : "error", now,
+                               c->agent_id, c->agent_id),
+                     NULL, err) < 0)
+        goto fail;
+    if (pc_rt_event_insert(app, c->company_id, c->agent_id, c->run_id, "lifecycle", "system",
+                           ok ? "info" : "error", "run finished", ev, err) < 0 ||
+        pc_db_commit(app->db, err) < 0)
+        goto fail;
+    return 0;
+fail:
+    pc_db_rollback(app->db);
+    return -1;
+}
+
+/* A failed attempt is retried: the usual cause is a store that is briefly
+ * unwritable, and a run left `running` blocks its issue until the next
+ * start. About half a minute of attempts in all. */
+#define FINALIZE_ATTEMPTS 30
+#define FINALIZE_BACKOFF_MAX_MS 1000
+
+/* Records the end of the run (see run_finalize_tx). Returns -1 with err when
+ * every attempt failed: the run then stays `running` for the next start's
+ * reaper, and nothing of its end is half-recorded. */
+static int run_finalize(run_ctx *c, pc_error_t *err)
+{
     pc_runlog_flush(c->log);
     char now[PC_ISO_LEN + 1], sha[65];
     pc_iso_now(now);
@@ -534,65 +612,41 @@ static void run_finalize(run_ctx *c)
     json_object_set_new(c->result, "stdout", json_string(out_ex));
     json_object_set_new(c->result, "stderr", json_string(err_ex));
     json_object_set_new(c->result, "logTruncated", json_boolean(pc_runlog_truncated(c->log)));
-    pc_error_t err = PC_ERROR_INIT;
     _cleanup_free_ char *error = c->error[0] ? pc_runlog_redact(c->log, c->error, strlen(c->error))
                                              : NULL;
-    json_t *params = json_pack(
-        "[s,s,s,s?,s?,O,s?,O,s,I,s,s,s,s?,I,s?,s?,s]", c->status, now, now, error,
+    _cleanup_json_ json_t *params = json_pack(
+        "[s,s,s,s?,s?,o,s?,O,s,I,s,s,s,s?,I,s?,s?,s]", c->status, now, now, error,
         c->error_code[0] ? c->error_code : NULL,
         c->has_exit ? json_integer(c->exit_code) : json_null(), c->signal[0] ? c->signal : NULL,
         c->result, pc_runlog_ref(c->log), (json_int_t)pc_runlog_bytes(c->log), sha, out_ex,
         err_ex, error, (json_int_t)pc_runlog_seq(c->log), c->env_id[0] ? c->env_id : NULL,
         c->lease_id[0] ? c->lease_id : NULL, c->run_id);
-    /* json_pack "O" took a reference to the fresh integer above: drop ours. */
-    if (c->has_exit)
-        json_decref(json_array_get(params, 5));
-    if (c->cli || c->session_before[0]) {
-        const char *after = c->cli && c->cli->session[0] ? c->cli->session : NULL;
-        pc_db_exec_s(app->db,
-                     "UPDATE heartbeat_runs SET session_id_before=?, session_id_after=?, "
-                     "usage_json=? WHERE id=?",
-                     json_pack("[s?,s?,O?,s]", c->session_before[0] ? c->session_before : NULL,
-                               after, c->cli ? c->cli->usage : NULL, c->run_id),
-                     NULL, &err);
-        pc_error_clear(&err);
+    if (!params)
+        return pc_error_set(err, 500, "cannot build the final state of run %s", c->run_id);
+    int64_t backoff = 50;
+    for (int attempt = 1;; attempt++) {
+        if (run_finalize_tx(c, now, params, err) == 0)
+            return 0;
+        pc_error_prefix(err, "cannot record the end of run %s (attempt %d of %d)", c->run_id,
+                        attempt, FINALIZE_ATTEMPTS);
+        if (attempt == FINALIZE_ATTEMPTS)
+            return -1;
+        pc_err("%s", err->msg);
+        pc_error_clear(err);
+        struct timespec ts = {.tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        backoff = backoff * 2 > FINALIZE_BACKOFF_MAX_MS ? FINALIZE_BACKOFF_MAX_MS : backoff * 2;
     }
-    if (pc_db_exec_s(app->db,
-                     "UPDATE heartbeat_runs SET status=?, finished_at=?, updated_at=?, error=?, "
-                     "error_code=?, exit_code=?, signal=?, result_json=?, log_store='local_file', "
-                     "log_ref=?, log_bytes=?, log_sha256=?, stdout_excerpt=?, stderr_excerpt=?, "
-                     "error_excerpt=?, last_output_seq=?, environment_id=?, lease_id=? "
-                     "WHERE id=? AND status='running'",
-                     params, NULL, &err) < 0) {
-        pc_err("cannot record the end of run %s: %s", c->run_id, err.msg);
-        pc_error_clear(&err);
-    }
-    bool ok = !strcmp(c->status, "succeeded");
-    pc_db_exec_s(app->db,
-                 "UPDATE agent_wakeup_requests SET status=?, finished_at=?, updated_at=? WHERE "
-                 "run_id=? AND status IN ('queued','claimed')",
-                 json_pack("[s,s,s,s]", ok ? "completed" : "failed", now, now, c->run_id), NULL,
-                 &err);
-    pc_db_exec_s(app->db,
-                 "UPDATE issues SET execution_run_id=NULL, execution_locked_at=NULL WHERE "
-                 "execution_run_id=?",
-                 json_pack("[s]", c->run_id), NULL, &err);
-    pc_db_exec_s(app->db,
-                 "UPDATE agents SET status=?, updated_at=? WHERE id=? AND status='running' AND "
-                 "NOT EXISTS (SELECT 1 FROM heartbeat_runs WHERE agent_id=? AND status='running')",
-                 json_pack("[s,s,s,s]", ok || !strcmp(c->status, "cancelled") ? "idle" : "error",
-                           now, c->agent_id, c->agent_id),
-                 NULL, &err);
-    pc_error_clear(&err);
-    pc_run_event(app, c->company_id, c->agent_id, c->run_id, "lifecycle", "system",
-                 ok ? "info" : "error", "run finished",
-                 json_pack("{s:s,s:s?}", "status", c->status,
-                           "errorCode", c->error_code[0] ? c->error_code : NULL));
 }
 
-static void *run_main(void *arg)
+/* Executes one claimed run on the calling pool worker, then unregisters it. */
+static void run_one(pc_runtime *rt, pc_active_run *ar)
 {
-    run_ctx *c = arg;
+    run_ctx *c = pc_xcalloc(1, sizeof *c);
+    snprintf(c->run_id, sizeof c->run_id, "%s", ar->run_id);
+    c->rt = rt;
+    c->app = rt->app;
+    c->ar = ar;
     pc_app *app = c->app;
     pc_error_t err = PC_ERROR_INIT;
     c->result = json_object();
@@ -674,7 +728,10 @@ static void *run_main(void *arg)
             run_in_environment(c);
     }
     if (c->log) {
-        run_finalize(c);
+        if (run_finalize(c, &err) < 0) {
+            pc_err("%s; the run stays running until the next start", err.msg);
+            pc_error_clear(&err);
+        }
     } else {
         pc_iso_now(now);
         pc_db_exec_s(app->db,
@@ -688,6 +745,9 @@ static void *run_main(void *arg)
 done:
     sodium_memzero(c->jwt, sizeof c->jwt);
     pc_runlog_close(c->log);
+    /* Followers end on the final status; without a log nothing else wakes
+     * them. */
+    pc_runlog_notify(c->run_id);
     json_decref(c->agent);
     json_decref(c->ctx);
     json_decref(c->aconf);
@@ -696,8 +756,6 @@ done:
         pc_adapter_stream_free(c->cli);
         free(c->cli);
     }
-    pc_runtime *rt = c->rt;
-    pc_active_run *ar = c->ar;
     free(c);
     pthread_mutex_lock(&rt->mu);
     for (pc_active_run **pp = &rt->active; *pp; pp = &(*pp)->next)
@@ -711,7 +769,6 @@ done:
     rt->kick = true; /* a slot or a task became free */
     pthread_cond_signal(&rt->cv);
     pthread_mutex_unlock(&rt->mu);
-    return NULL;
 }
 
 static void unregister(pc_runtime *rt, pc_active_run *ar)
@@ -744,28 +801,72 @@ void pc_orchestrator_drop(pc_runtime *rt, pc_active_run *ar) { unregister(rt, ar
 
 void pc_orchestrator_start(pc_runtime *rt, pc_active_run *ar)
 {
-    run_ctx *c = pc_xcalloc(1, sizeof *c);
-    snprintf(c->run_id, sizeof c->run_id, "%s", ar->run_id);
-    c->rt = rt;
-    c->app = rt->app;
-    c->ar = ar;
+    pthread_mutex_lock(&rt->mu);
+    ar->next_job = NULL;
+    if (rt->jobs_tail)
+        rt->jobs_tail->next_job = ar;
+    else
+        rt->jobs = ar;
+    rt->jobs_tail = ar;
+    pthread_cond_signal(&rt->work_cv);
+    pthread_mutex_unlock(&rt->mu);
+}
+
+static void *pool_worker(void *arg)
+{
+    pc_runtime *rt = arg;
+    pthread_mutex_lock(&rt->mu);
+    for (;;) {
+        while (!rt->jobs && !rt->pool_stop)
+            pthread_cond_wait(&rt->work_cv, &rt->mu);
+        pc_active_run *ar = rt->jobs;
+        if (!ar)
+            break; /* stopping, and nothing left to run */
+        rt->jobs = ar->next_job;
+        if (!rt->jobs)
+            rt->jobs_tail = NULL;
+        pthread_mutex_unlock(&rt->mu);
+        run_one(rt, ar);
+        pthread_mutex_lock(&rt->mu);
+    }
+    pthread_mutex_unlock(&rt->mu);
+    return NULL;
+}
+
+int pc_orchestrator_pool_start(pc_runtime *rt)
+{
+    rt->workers = pc_xcalloc((size_t)rt->max_running, sizeof *rt->workers);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 1024 * 1024);
-    pthread_t th;
-    int rc = pthread_create(&th, &attr, run_main, c);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        pc_err("cannot start a worker for run %s: %s", c->run_id, strerror(rc));
-        /* Put it back in the queue; the next dispatch retries. */
-        pc_error_t err = PC_ERROR_INIT;
-        pc_db_exec_s(rt->app->db,
-                     "UPDATE heartbeat_runs SET status='queued', started_at=NULL WHERE id=? AND "
-                     "status='running'",
-                     json_pack("[s]", c->run_id), NULL, &err);
-        pc_error_clear(&err);
-        unregister(rt, ar);
-        free(c);
+    int n = 0;
+    for (; n < rt->max_running; n++) {
+        int rc = pthread_create(&rt->workers[n], &attr, pool_worker, rt);
+        if (rc != 0) {
+            pc_err("cannot start heartbeat worker %d of %d: %s", n + 1, rt->max_running,
+                   strerror(rc));
+            break;
+        }
     }
+    pthread_attr_destroy(&attr);
+    pthread_mutex_lock(&rt->mu);
+    rt->nworkers = n;
+    if (n > 0)
+        rt->max_running = n;
+    pthread_mutex_unlock(&rt->mu);
+    return n;
+}
+
+void pc_orchestrator_pool_stop(pc_runtime *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    rt->pool_stop = true;
+    pthread_cond_broadcast(&rt->work_cv);
+    int n = rt->nworkers;
+    rt->nworkers = 0;
+    pthread_mutex_unlock(&rt->mu);
+    for (int i = 0; i < n; i++)
+        pthread_join(rt->workers[i], NULL);
+    free(rt->workers);
+    rt->workers = NULL;
 }

@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -41,9 +42,121 @@ struct pc_runlog {
     size_t max_secret;
     bool secret_has_newline; /* then a newline does not end a possible secret */
     stream_state streams[3];
+    pc_runlog_watch *watch;  /* followers of this run */
 };
 
 static const char *const stream_names[] = {"stdout", "stderr", "system"};
+
+/* ---- followers ----
+ *
+ * One watch entry per run that has a log open or a follower waiting, found by
+ * run id in a small list. The log and each follower hold a reference; the
+ * entry goes when the last one lets go. `version` counts changes (a line
+ * written, the log opened or closed, the run ended), so a follower that
+ * remembers the version it last acted on never misses a wake-up. */
+struct pc_runlog_watch {
+    struct pc_runlog_watch *next;
+    char run_id[40];
+    int refs;                 /* guarded by watch_mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t version;         /* guarded by mu */
+};
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pc_runlog_watch *watches;
+
+static pc_runlog_watch *watch_get(const char *run_id)
+{
+    pthread_mutex_lock(&watch_mu);
+    pc_runlog_watch *w = watches;
+    while (w && strcmp(w->run_id, run_id) != 0)
+        w = w->next;
+    if (!w) {
+        w = pc_xcalloc(1, sizeof *w);
+        snprintf(w->run_id, sizeof w->run_id, "%s", run_id);
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cv, &ca);
+        pthread_condattr_destroy(&ca);
+        w->next = watches;
+        watches = w;
+    }
+    w->refs++;
+    pthread_mutex_unlock(&watch_mu);
+    return w;
+}
+
+static void watch_put(pc_runlog_watch *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&watch_mu);
+    if (--w->refs > 0) {
+        pthread_mutex_unlock(&watch_mu);
+        return;
+    }
+    for (pc_runlog_watch **pp = &watches; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&watch_mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+static void watch_bump(pc_runlog_watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->version++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+pc_runlog_watch *pc_runlog_watch_open(const char *run_id) { return watch_get(run_id); }
+
+void pc_runlog_watch_close(pc_runlog_watch *w) { watch_put(w); }
+
+uint64_t pc_runlog_watch_version(pc_runlog_watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t v = w->version;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
+uint64_t pc_runlog_watch_wait(pc_runlog_watch *w, uint64_t seen, int64_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000)
+        ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_mutex_lock(&w->mu);
+    while (w->version == seen)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
+            break;
+    uint64_t v = w->version;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
+void pc_runlog_notify(const char *run_id)
+{
+    pthread_mutex_lock(&watch_mu);
+    pc_runlog_watch *w = watches;
+    while (w && strcmp(w->run_id, run_id) != 0)
+        w = w->next;
+    /* The entry cannot go while watch_mu is held; bumping under it is short. */
+    if (w)
+        watch_bump(w);
+    pthread_mutex_unlock(&watch_mu);
+}
 
 pc_runlog *pc_runlog_open(const char *data_dir, const char *company_id, const char *agent_id,
                           const char *run_id, size_t cap, pc_error_t *err)
@@ -70,6 +183,8 @@ pc_runlog *pc_runlog_open(const char *data_dir, const char *company_id, const ch
         l->streams[i].name = stream_names[i];
         l->streams[i].pending = pc_xmalloc(PENDING_PIECE * 2 + 1);
     }
+    l->watch = watch_get(run_id);
+    watch_bump(l->watch); /* the log now exists */
     return l;
 }
 
@@ -157,6 +272,7 @@ static void write_line(pc_runlog *l, const char *stream, const char *text, size_
     l->file_bytes += (int64_t)off;
     l->seq++;
     free(line);
+    watch_bump(l->watch);
 }
 
 static void keep_tail(stream_state *st, const char *p, size_t n)
@@ -328,6 +444,8 @@ void pc_runlog_close(pc_runlog *l)
         free(l->streams[i].pending);
     free(l->ref);
     pthread_mutex_destroy(&l->mu);
+    watch_bump(l->watch);
+    watch_put(l->watch);
     free(l);
 }
 

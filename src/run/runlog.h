@@ -51,6 +51,25 @@ char *pc_runlog_excerpt(pc_runlog *log, const char *stream); /* caller frees */
 char *pc_runlog_redact(pc_runlog *log, const char *s, size_t len);
 void pc_runlog_close(pc_runlog *log);
 
+/* Followers (the log's SSE stream) wait for a run's log to change instead of
+ * polling it. A watch may be opened before the run has a log (a queued run)
+ * and outlives it (a finished run): it is keyed by run id. Its version grows
+ * when a line is written, the log is opened or closed, or
+ * pc_runlog_notify() is called for the run (its status changed without
+ * output). A follower reads the version, then the file and the run's status,
+ * then waits for the version to move past what it read, so a change between
+ * the two is never lost. Thread-safe. */
+typedef struct pc_runlog_watch pc_runlog_watch;
+
+pc_runlog_watch *pc_runlog_watch_open(const char *run_id);
+void pc_runlog_watch_close(pc_runlog_watch *w);
+uint64_t pc_runlog_watch_version(pc_runlog_watch *w);
+/* Waits until the version differs from seen, at most timeout_ms; returns the
+ * version then (== seen on timeout). */
+uint64_t pc_runlog_watch_wait(pc_runlog_watch *w, uint64_t seen, int64_t timeout_ms);
+/* Wakes the followers of run_id, if any. */
+void pc_runlog_notify(const char *run_id);
+
 /* Absolute path of a run's log from its ref (caller frees); NULL if the ref
  * would escape the run-logs root. */
 char *pc_runlog_path(const char *data_dir, const char *log_ref);

@@ -17,6 +17,7 @@
 #include "lib/util.h"
 #include "run/internal.h"
 #include "run/jwt.h"
+#include "run/runlog.h"
 #include "run/runtime.h"
 
 static pc_runtime *rt_global;
@@ -35,23 +36,31 @@ json_t *pc_run_get(pc_app *app, const char *run_id, pc_error_t *err)
                        "Heartbeat run not found", err);
 }
 
+int pc_rt_event_insert(pc_app *app, const char *company_id, const char *agent_id,
+                       const char *run_id, const char *event_type, const char *stream,
+                       const char *level, const char *message, json_t *payload, pc_error_t *err)
+{
+    char ts[PC_ISO_LEN + 1];
+    pc_iso_now(ts);
+    /* seq is computed in the same statement so concurrent writers (the worker
+     * and a cancel request) never reuse a number. */
+    return pc_db_exec_s(app->db,
+                        "INSERT INTO heartbeat_run_events(company_id,run_id,agent_id,seq,event_type,"
+                        "stream,level,message,payload,created_at) "
+                        "SELECT ?,?,?,COALESCE(MAX(seq),0)+1,?,?,?,?,?,? FROM heartbeat_run_events "
+                        "WHERE run_id=?",
+                        json_pack("[s,s,s,s,s?,s?,s?,O?,s,s]", company_id, run_id, agent_id,
+                                  event_type, stream, level, message, payload, ts, run_id),
+                        NULL, err);
+}
+
 void pc_run_event(pc_app *app, const char *company_id, const char *agent_id, const char *run_id,
                   const char *event_type, const char *stream, const char *level,
                   const char *message, json_t *payload)
 {
-    char ts[PC_ISO_LEN + 1];
-    pc_iso_now(ts);
     pc_error_t err = PC_ERROR_INIT;
-    /* seq is computed in the same statement so concurrent writers (the worker
-     * and a cancel request) never reuse a number. */
-    if (pc_db_exec_s(app->db,
-                     "INSERT INTO heartbeat_run_events(company_id,run_id,agent_id,seq,event_type,"
-                     "stream,level,message,payload,created_at) "
-                     "SELECT ?,?,?,COALESCE(MAX(seq),0)+1,?,?,?,?,?,? FROM heartbeat_run_events "
-                     "WHERE run_id=?",
-                     json_pack("[s,s,s,s,s?,s?,s?,O?,s,s]", company_id, run_id, agent_id,
-                               event_type, stream, level, message, payload, ts, run_id),
-                     NULL, &err) < 0)
+    if (pc_rt_event_insert(app, company_id, agent_id, run_id, event_type, stream, level, message,
+                           payload, &err) < 0)
         pc_warn("cannot record run event for %s: %s", run_id, err.msg);
     pc_error_clear(&err);
     json_decref(payload);
@@ -203,12 +212,10 @@ pc_active_run *pc_rt_find_locked(pc_runtime *rt, const char *run_id)
     return NULL;
 }
 
-void pc_rt_request_cancel_locked(pc_active_run *a, const char *why)
+void pc_rt_request_cancel_locked(pc_active_run *a, pc_run_cancel_kind why)
 {
-    if (!a->cancel) {
-        a->cancel = true;
-        snprintf(a->cancel_reason, sizeof a->cancel_reason, "%s", why);
-    }
+    int none = PC_RUN_CANCEL_NONE;
+    atomic_compare_exchange_strong(&a->cancel, &none, (int)why);
     if (a->lease)
         pc_lease_cancel(a->lease);
 }
@@ -238,13 +245,14 @@ int pc_run_cancel(pc_app *app, const char *run_id, const pc_actor *actor, pc_err
                      json_pack("[s,s,s]", now, now, run_id), NULL, err);
         pc_error_clear(err);
         pc_run_event(app, cid, aid, run_id, "lifecycle", "system", "warn", "run cancelled", NULL);
+        pc_runlog_notify(run_id); /* a follower of the queued run ends now */
     } else {
         pc_runtime *rt = rt_global;
         if (rt) {
             pthread_mutex_lock(&rt->mu);
             pc_active_run *a = pc_rt_find_locked(rt, run_id);
             if (a)
-                pc_rt_request_cancel_locked(a, "cancelled");
+                pc_rt_request_cancel_locked(a, PC_RUN_CANCEL_REQUESTED);
             pthread_mutex_unlock(&rt->mu);
         }
     }
@@ -389,7 +397,14 @@ static void rt_dispatch(pc_runtime *rt)
     {
         /* app->stopping is set as soon as SIGTERM arrives, before the HTTP
          * server and then this service are stopped: claim nothing new. */
-        if (rt->stopping || app->stopping)
+        if (atomic_load(&rt->stopping) || atomic_load(&app->stopping))
+            break;
+        /* Every pool worker is busy (or about to be): the rest stay queued
+         * until a finishing run kicks the scheduler. */
+        pthread_mutex_lock(&rt->mu);
+        bool full = rt->nactive >= rt->max_running;
+        pthread_mutex_unlock(&rt->mu);
+        if (full)
             break;
         const char *aid = pc_json_str(row, "agent_id"), *rid = pc_json_str(row, "id");
         json_t *a = json_object_get(agents, aid);
@@ -442,7 +457,7 @@ static void *rt_sched_main(void *arg)
     int64_t next_tick = pc_mono_ms() + rt->tick_ms;
     for (;;) {
         pthread_mutex_lock(&rt->mu);
-        while (!rt->kick && !rt->stopping) {
+        while (!rt->kick && !atomic_load(&rt->stopping)) {
             int64_t wait = next_tick - pc_mono_ms();
             if (wait <= 0)
                 break;
@@ -456,7 +471,7 @@ static void *rt_sched_main(void *arg)
             pthread_cond_timedwait(&rt->cv, &rt->mu, &ts);
         }
         rt->kick = false;
-        bool stop = rt->stopping;
+        bool stop = atomic_load(&rt->stopping);
         pthread_mutex_unlock(&rt->mu);
         if (stop)
             break;
@@ -535,6 +550,8 @@ int pc_runtime_start(pc_app *app, pc_error_t *err)
     pthread_mutex_init(&rt->mu, NULL);
     pthread_cond_init(&rt->cv, NULL);
     pthread_cond_init(&rt->idle_cv, NULL);
+    pthread_cond_init(&rt->work_cv, NULL);
+    rt->max_running = app->cfg.max_concurrent_runs > 0 ? app->cfg.max_concurrent_runs : 2;
     rt->tick_ms = env_int("PAPERCLIP_HEARTBEAT_TICK_MS", 1000, 10, 3600000);
     rt->shutdown_grace_ms = env_int("PAPERCLIP_RUN_SHUTDOWN_GRACE_MS", 10000, 0, 3600000);
     rt->log_cap = (size_t)env_int("PAPERCLIP_RUN_LOG_MAX_BYTES", PC_RUN_LOG_CAP_DEFAULT, 1024,
@@ -551,6 +568,11 @@ void pc_runtime_ready(pc_app *app)
     if (!rt)
         return;
     /* Scheduling starts once the API listens: runs call back into it. */
+    if (pc_orchestrator_pool_start(rt) == 0) {
+        pc_err("cannot start any heartbeat worker; runs stay queued");
+        return;
+    }
+    pc_info("heartbeat runs: at most %d at once", rt->max_running);
     if (pthread_create(&rt->sched, NULL, rt_sched_main, rt) == 0)
         rt->sched_started = true;
     else
@@ -587,7 +609,7 @@ void pc_runtime_drain(pc_app *app)
         return;
     rt->drained = true;
     pthread_mutex_lock(&rt->mu);
-    rt->stopping = true;
+    atomic_store(&rt->stopping, true);
     pthread_cond_broadcast(&rt->cv);
     pthread_mutex_unlock(&rt->mu);
     if (rt->sched_started)
@@ -597,18 +619,23 @@ void pc_runtime_drain(pc_app *app)
      * still up, so they can still check out, comment and close issues — then
      * are stopped and recorded as interrupted; their leases are still
      * released by their workers. Queued runs stay queued for the next start. */
-    if (rt_wait_idle(rt, rt->shutdown_grace_ms))
+    if (rt_wait_idle(rt, rt->shutdown_grace_ms)) {
+        pc_orchestrator_pool_stop(rt);
         return;
+    }
     pthread_mutex_lock(&rt->mu);
     pc_info("stopping %d running heartbeat run(s)", rt->nactive);
     for (pc_active_run *a = rt->active; a; a = a->next)
-        pc_rt_request_cancel_locked(a, "shutdown");
+        pc_rt_request_cancel_locked(a, PC_RUN_CANCEL_SHUTDOWN);
     pthread_mutex_unlock(&rt->mu);
     if (!rt_wait_idle(rt, 60000)) {
         /* Workers still hold the store; the runtime is never freed (see
-         * pc_runtime_stop), which is what keeps this safe. */
+         * pc_runtime_stop), which is what keeps this safe. Their threads are
+         * not joined: the process exits around them. */
         pc_err("heartbeat runs did not stop; leaving them to the next start");
+        return;
     }
+    pc_orchestrator_pool_stop(rt);
 }
 
 void pc_runtime_stop(pc_app *app)

@@ -5,8 +5,10 @@
  * agent_wakeup_requests row and, unless it coalesces into a queued run for
  * the same task or repeats an idempotency key, a heartbeat_runs row in
  * `queued`. The scheduler thread claims queued runs (per-agent
- * maxConcurrentRuns, one running run per task) and gives each its own
- * worker thread, which drives the run through the environment layer.
+ * maxConcurrentRuns, one running run per task, and only while one of the
+ * daemon's max_concurrent_runs pool workers is free) and hands each to a
+ * pool worker, which drives the run through the environment layer. Runs
+ * beyond the cap wait in the store, not in memory.
  *
  * Run lifecycle (every transition is a compare-and-set UPDATE on status):
  *

@@ -5,6 +5,20 @@
  */
 #include "heartbeat_common.h"
 
+/* Milliseconds since the epoch of the daemon's "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+static int64_t iso_ms(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0;
+    if (sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
 int main(void)
 {
     const char *env[] = {"PAPERCLIP_HEARTBEAT_TICK_MS=100", NULL};
@@ -15,19 +29,36 @@ int main(void)
     }
     char *cid = hb_company("Sched Co");
 
-    /* Timer: intervalSec 1 -> about one run per second, never two per tick. */
+    /* Timer: intervalSec 1 -> one claim per interval, never two per tick.
+     * Wait for three timer runs, then check the daemon's own timestamps: a
+     * tick claimed twice would put two runs within the same second. */
     char *timer = hb_sh_agent(cid, "ticker", "true", NULL,
                               "{\"heartbeat\":{\"enabled\":true,\"intervalSec\":1}}");
-    pc_test_sleep_ms(3600);
-    pc_http_res r = req("PATCH", "{\"runtimeConfig\":{\"heartbeat\":{\"enabled\":false}}}",
-                        "/api/agents/%s", timer);
-    pc_http_res_free(&r);
     char sql[300];
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM heartbeat_runs WHERE agent_id='%s' AND invocation_source='timer'",
              timer);
+    for (int waited = 0; waited < 60000 && db_count(sql) < 3; waited += 50)
+        pc_test_sleep_ms(50);
+    pc_http_res r = req("PATCH", "{\"runtimeConfig\":{\"heartbeat\":{\"enabled\":false}}}",
+                        "/api/agents/%s", timer);
+    pc_http_res_free(&r);
     long long n = db_count(sql);
-    ok(n >= 2 && n <= 4, "timer fired about once per interval (%lld runs in 3.6 s)", n);
+    ok(n >= 3, "the timer fires repeatedly (%lld runs)", n);
+    r = req("GET", NULL, "/api/companies/%s/heartbeat-runs?agentId=%s&limit=100", cid, timer);
+    long long min_gap = -1;
+    int64_t prev = -1;
+    for (size_t i = json_array_size(r.json); i-- > 0;) { /* newest first */
+        json_t *run = json_array_get(r.json, i);
+        if (strcmp(js(run, "invocationSource"), "timer") != 0)
+            continue;
+        int64_t t = iso_ms(js(run, "createdAt"));
+        if (prev >= 0 && (min_gap < 0 || t - prev < min_gap))
+            min_gap = t - prev;
+        prev = t;
+    }
+    pc_http_res_free(&r);
+    ok(min_gap >= 900, "consecutive timer runs are an interval apart (closest %lld ms)", min_gap);
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM agent_wakeup_requests WHERE agent_id='%s' AND "
              "reason='heartbeat_timer'",

@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -169,7 +170,7 @@ struct server {
     const char *reply; /* NULL: accept and count only */
     int accepted;
     pthread_t t;
-    volatile bool stop;
+    atomic_bool stop;
 };
 
 static void *server_thread(void *arg)
@@ -551,17 +552,16 @@ static void test_timeout(pc_rpc_worker *w)
     json_t *lease = acquire(w, "{}");
     if (!lease)
         return;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     json_t *r = sh(w, "{}", lease, "(sh -c 'sleep 1000' &) ; sleep 1000 & wait",
                    json_pack("{s:i}", "timeoutMs", 500));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     json_t *res = pc_rpc_result(r);
     ok(json_is_true(json_object_get(res, "timedOut")), "the timeout fires");
     ok(json_is_null(json_object_get(res, "exitCode")), "exitCode is null on timeout");
     is_int(lease_procs(lease), 0, "grandchildren are killed with the command");
-    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    ok(ms < 10000, "execute returns promptly after the timeout (%ld ms)", ms);
+    /* The driver gives up on a call after its own (60 s) limit, far short of
+     * the sleeps: an answer at all shows the timeout ended the execute while
+     * grandchildren still held its output pipes. */
+    ok(res != NULL, "execute answers after the timeout, grandchildren notwithstanding");
     json_decref(r);
 
     r = sh(w, "{}", lease, "trap '' TERM; sleep 1000 & trap '' TERM; wait", json_pack("{s:i}", "timeoutMs", 300));

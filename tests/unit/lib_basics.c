@@ -145,6 +145,32 @@ static void test_config(void)
     pc_error_clear(&err);
     char *argv5[] = {"serve", "--data-dir", dir, "--bind", "0.0.0.0", "--allow-insecure-bind", NULL};
     ok(pc_config_load(&cfg, 6, argv5, &err) == 0, "forced insecure bind accepted");
+    /* The cap on executing runs: file < environment < flag, bounded, and a
+     * default derived from the CPU count when nothing sets it. */
+    ok(pc_config_load(&cfg, 3, argv1, &err) == 0 && cfg.max_concurrent_runs >= 8,
+       "maxConcurrentRuns defaults to at least 8 (%d)", cfg.max_concurrent_runs);
+    f = fopen(path, "w");
+    fputs("{\"maxConcurrentRuns\": 3}", f);
+    fclose(f);
+    ok(pc_config_load(&cfg, 3, argv1, &err) == 0 && cfg.max_concurrent_runs == 3,
+       "config.json sets maxConcurrentRuns");
+    setenv("PAPERCLIP_MAX_CONCURRENT_RUNS", "5", 1);
+    ok(pc_config_load(&cfg, 3, argv1, &err) == 0 && cfg.max_concurrent_runs == 5,
+       "PAPERCLIP_MAX_CONCURRENT_RUNS beats the file");
+    char *argv6[] = {"serve", "--data-dir", dir, "--max-concurrent-runs", "7", NULL};
+    ok(pc_config_load(&cfg, 5, argv6, &err) == 0 && cfg.max_concurrent_runs == 7,
+       "--max-concurrent-runs beats the environment");
+    unsetenv("PAPERCLIP_MAX_CONCURRENT_RUNS");
+    char *argv7[] = {"serve", "--data-dir", dir, "--max-concurrent-runs", "0", NULL};
+    ok(pc_config_load(&cfg, 5, argv7, &err) < 0 && err.status == 400,
+       "--max-concurrent-runs 0 rejected");
+    pc_error_clear(&err);
+    f = fopen(path, "w");
+    fputs("{\"maxConcurrentRuns\": \"many\"}", f);
+    fclose(f);
+    ok(pc_config_load(&cfg, 3, argv1, &err) < 0 && strstr(err.msg, "maxConcurrentRuns"),
+       "a non-integer maxConcurrentRuns is a clear error");
+    pc_error_clear(&err);
     f = fopen(path, "w");
     fputs("{not json", f);
     fclose(f);
