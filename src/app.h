@@ -30,6 +30,7 @@ typedef struct pc_app {
     struct pc_runtime *runtime;     /* heartbeat runtime; NULL until started */
     char instance_id[40];
     char listen_url[600];           /* http://bind:port as actually bound */
+    char agent_listen_url[600];     /* the agent ingress, http://agentBind:agentPort */
     /* Set by the main thread when SIGTERM arrives; read by the scheduler and
      * the lease layer on their own threads. */
     atomic_bool stopping;

@@ -80,17 +80,25 @@ static int pc_instance_id(pc_app *app, pc_error_t *err)
     return 0;
 }
 
-static void pc_write_daemon_json(pc_app *app, int port)
+static void pc_write_daemon_json(pc_app *app, int port, int agent_port)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/daemon.json", app->cfg.data_dir);
-    json_t *j = json_pack("{s:i,s:i,s:s,s:s}", "pid", (int)getpid(), "port", port, "url",
-                          app->listen_url, "instanceId", app->instance_id);
+    json_t *j = json_pack("{s:i,s:i,s:s,s:s,s:i,s:s,s:s}", "pid", (int)getpid(), "port", port,
+                          "url", app->listen_url, "apiUrl", app->listen_url, "agentPort",
+                          agent_port, "agentApiUrl", app->agent_listen_url, "instanceId",
+                          app->instance_id);
     char *s = pc_json_dumps(j);
     json_decref(j);
     if (pc_write_file_atomic(path, s, strlen(s), 0600) < 0)
         pc_warn("cannot write %s: %s", path, strerror(errno));
     free(s);
+}
+
+static void pc_url_of(char *out, size_t cap, const char *host, int port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(out, cap, "http://%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
 }
 
 static int pc_serve_fail(pc_error_t *err)
@@ -166,14 +174,12 @@ int pc_daemon_serve(int argc, char **argv)
         pc_err("%s", err.msg);
         goto stop_services;
     }
-    int port = pc_http_port(http);
-    const char *host = app.cfg.bind;
-    bool v6 = strchr(host, ':') != NULL;
-    snprintf(app.listen_url, sizeof app.listen_url, "http://%s%s%s:%d", v6 ? "[" : "", host,
-             v6 ? "]" : "", port);
-    pc_write_daemon_json(&app, port);
-    pc_info("paperclip %s listening on %s (data dir %s, %s)", PC_VERSION, app.listen_url,
-            app.cfg.data_dir,
+    int port = pc_http_port(http), agent_port = pc_http_agent_port(http);
+    pc_url_of(app.listen_url, sizeof app.listen_url, app.cfg.bind, port);
+    pc_url_of(app.agent_listen_url, sizeof app.agent_listen_url, app.cfg.agent_bind, agent_port);
+    pc_write_daemon_json(&app, port, agent_port);
+    pc_info("paperclip %s listening on %s, agent ingress on %s (data dir %s, %s)", PC_VERSION,
+            app.listen_url, app.agent_listen_url, app.cfg.data_dir,
             app.cfg.auth_mode == PC_AUTH_LOCAL_TRUSTED ? "local_trusted" : "authenticated");
     for (int i = 0; pc_services[i].name; i++)
         if (pc_services[i].ready)

@@ -5,7 +5,8 @@
  *   a JWT      per-run agent token, verified by the hook the heartbeat
  *              daemon installs (pc_auth_set_jwt_verifier).
  * Without credentials, local_trusted mode acts as the implicit board user
- * "local-board"; authenticated mode leaves the actor empty (401 later).
+ * "local-board" on the operator listener only; authenticated mode and the
+ * agent ingress leave the actor empty (401).
  */
 #include <string.h>
 
@@ -76,11 +77,11 @@ static int pc_auth_board_key(pc_req *req, const char *token, pc_error_t *err)
     return 0;
 }
 
-int pc_auth_resolve(pc_req *req, const char *authorization, pc_error_t *err)
+int pc_auth_resolve(pc_req *req, const char *authorization, bool implicit_board, pc_error_t *err)
 {
     memset(&req->actor, 0, sizeof req->actor);
     if (!authorization || !*authorization) {
-        if (req->app->cfg.auth_mode == PC_AUTH_LOCAL_TRUSTED) {
+        if (implicit_board && req->app->cfg.auth_mode == PC_AUTH_LOCAL_TRUSTED) {
             req->actor.type = PC_ACTOR_BOARD;
             req->actor.instance_admin = true;
             snprintf(req->actor.user_id, sizeof req->actor.user_id, "local-board");

@@ -81,12 +81,16 @@ int pc_resp_json(pc_resp *resp, int status, json_t *body);
  * logged and replaced by "Internal server error". */
 void pc_http_error_response(const pc_error_t *err, pc_resp *resp);
 
-/* Server lifecycle. */
+/* Server lifecycle. pc_http_start opens both listeners: the operator
+ * listener on cfg.bind:cfg.port and the agent ingress on
+ * cfg.agent_bind:cfg.agent_port, where only agent credentials are accepted.
+ * Both share one budget for in-flight request bodies (cfg.body_budget). */
 typedef struct pc_http pc_http;
 pc_http *pc_http_start(pc_app *app, pc_error_t *err);
 /* Stops accepting, lets in-flight requests finish, joins threads. */
 void pc_http_stop(pc_http *srv);
 int pc_http_port(pc_http *srv);
+int pc_http_agent_port(pc_http *srv);
 
 /* Authorization helpers used by handlers (upstream texts). */
 int pc_require_board(const pc_req *req, pc_error_t *err);          /* 403 "Board access required" */

@@ -6,16 +6,39 @@
  * always queued on the second or a later access-handler call: answering on
  * the first makes libmicrohttpd close the connection, which kills keep-alive.
  *
+ * Two listeners share this code: the operator listener (board, UI, CLI) and
+ * the agent ingress, where runs call back. On the ingress credentials are
+ * mandatory and only agent credentials count: no implicit board, no board
+ * keys.
+ *
+ * Everything that decides whether a request may proceed happens on the first
+ * access-handler call, when the headers are in and no body byte has been
+ * accepted: the browser guards (guard.c), the credentials, the route's need
+ * for an actor, and a reservation of the declared body length against one
+ * budget shared by both listeners. A refused request's body is never
+ * buffered: a small one is read and dropped so the client can read the
+ * answer, a large one is cut off by answering at once.
+ *
  * Body handling: Content-Length beyond the limit gets 413 before the body is
  * read; a chunked body is accumulated in a bounded pc_buf and gets 413 when
  * it passes the limit. POST/PATCH/PUT bodies must be application/json (415).
+ *
+ * Slow clients: libmicrohttpd closes a connection idle for idleTimeout; a
+ * watchdog thread shuts down any connection whose request headers are not
+ * complete headerTimeout after it opened or after its previous response, so
+ * trickling one byte at a time does not hold a thread. The operator listener
+ * also limits connections per client address; the ingress does not, because
+ * every sandboxed run reaches it from the same loopback address.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,12 +51,42 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-struct pc_http {
-    pc_app *app;
+/* A refused request's body is read and dropped up to this many bytes (so the
+ * client, still sending, can read the answer); past it the answer goes out at
+ * once and the connection is closed. */
+#define PC_REJECT_DRAIN_MAX (64u * 1024)
+/* libmicrohttpd's per-connection buffer: request line and headers must fit
+ * (431 otherwise), and body bytes pass through it in pieces. */
+#define PC_HTTP_CONN_MEMORY (32u * 1024)
+
+typedef struct pc_listener {
+    struct pc_http *srv;
     struct MHD_Daemon *mhd;
     int listen_fd;
     int port;
+    bool agent; /* the agent ingress */
+} pc_listener;
+
+/* One open connection, known to the watchdog from accept to close. The
+ * watchdog may shut its socket down (never close it: libmicrohttpd owns the
+ * descriptor) while deadline_ms is set; entries leave the list under the
+ * lock before libmicrohttpd closes the descriptor. */
+typedef struct pc_conn_watch {
+    struct pc_conn_watch *prev, *next;
+    int fd;
+    int64_t deadline_ms; /* 0 while a request is being handled */
+} pc_conn_watch;
+
+struct pc_http {
+    pc_app *app;
+    pc_listener op, ag;
     atomic_int inflight;
+    atomic_size_t body_held; /* bytes reserved by in-flight request bodies */
+    pthread_mutex_t mu;      /* guards watch */
+    pc_conn_watch *watch;
+    pthread_t watchdog;
+    bool watchdog_started;
+    atomic_bool stop;
 };
 
 typedef struct pc_conn_ctx {
@@ -41,8 +94,13 @@ typedef struct pc_conn_ctx {
     bool too_large;
     bool bad_type;
     size_t discarded;
+    size_t reserved; /* bytes of srv->body_held this request holds */
     int64_t started_ms;
     int calls;
+    bool rejected;    /* answer with `reject` once the dropped body is in */
+    pc_error_t reject;
+    bool has_actor;   /* credentials were resolved on the first call */
+    pc_actor actor;
 } pc_conn_ctx;
 
 int pc_resp_json(pc_resp *resp, int status, json_t *body)
@@ -81,16 +139,120 @@ const char *pc_req_query(const pc_req *req, const char *name)
                                        name);
 }
 
+static pc_conn_watch *pc_watch_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Sets (or with 0 clears) the connection's header deadline. */
+static void pc_watch_arm(pc_http *srv, struct MHD_Connection *c, int64_t deadline_ms)
+{
+    pc_conn_watch *w = pc_watch_of(c);
+    if (!w)
+        return;
+    pthread_mutex_lock(&srv->mu);
+    w->deadline_ms = deadline_ms;
+    pthread_mutex_unlock(&srv->mu);
+}
+
+static void pc_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                           enum MHD_ConnectionNotificationCode code)
+{
+    pc_listener *l = cls;
+    pc_http *srv = l->srv;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        pc_conn_watch *w = pc_xcalloc(1, sizeof *w);
+        w->fd = ci ? ci->connect_fd : -1;
+        w->deadline_ms = pc_mono_ms() + (int64_t)srv->app->cfg.header_timeout_s * 1000;
+        pthread_mutex_lock(&srv->mu);
+        w->next = srv->watch;
+        if (srv->watch)
+            srv->watch->prev = w;
+        srv->watch = w;
+        pthread_mutex_unlock(&srv->mu);
+        *socket_context = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        pc_conn_watch *w = *socket_context;
+        if (!w)
+            return;
+        pthread_mutex_lock(&srv->mu);
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            srv->watch = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        pthread_mutex_unlock(&srv->mu);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+static void *pc_watchdog_main(void *arg)
+{
+    pc_http *srv = arg;
+    while (!atomic_load(&srv->stop)) {
+        usleep(200 * 1000);
+        int64_t now = pc_mono_ms();
+        int cut = 0;
+        pthread_mutex_lock(&srv->mu);
+        for (pc_conn_watch *w = srv->watch; w; w = w->next) {
+            if (w->deadline_ms && now >= w->deadline_ms && w->fd >= 0) {
+                /* The connection's thread sees end-of-stream and closes it. */
+                shutdown(w->fd, SHUT_RDWR);
+                w->deadline_ms = 0;
+                cut++;
+            }
+        }
+        pthread_mutex_unlock(&srv->mu);
+        if (cut)
+            pc_info("closed %d connection%s that did not send request headers within %ds", cut,
+                    cut == 1 ? "" : "s", srv->app->cfg.header_timeout_s);
+    }
+    return NULL;
+}
+
 static void pc_conn_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)c, (void)toe;
+    (void)toe;
+    pc_listener *l = cls;
+    pc_http *srv = l->srv;
     pc_conn_ctx *ctx = *con_cls;
     if (ctx) {
+        if (ctx->reserved)
+            atomic_fetch_sub(&srv->body_held, ctx->reserved);
         pc_buf_release(&ctx->body);
+        pc_error_clear(&ctx->reject);
         free(ctx);
         *con_cls = NULL;
     }
+    /* A kept-alive connection gets the same time for its next headers. */
+    pc_watch_arm(srv, c, pc_mono_ms() + (int64_t)srv->app->cfg.header_timeout_s * 1000);
+}
+
+/* Takes n bytes from the shared body budget; false when that would pass it. */
+static bool pc_budget_take(pc_http *srv, pc_conn_ctx *ctx, size_t n)
+{
+    size_t cur = atomic_load(&srv->body_held);
+    do {
+        if (n > srv->app->cfg.body_budget || cur > srv->app->cfg.body_budget - n)
+            return false;
+    } while (!atomic_compare_exchange_weak(&srv->body_held, &cur, cur + n));
+    ctx->reserved += n;
+    return true;
+}
+
+static void pc_budget_error(pc_http *srv, pc_error_t *err)
+{
+    pc_error_set(err, 503,
+                 "Server busy: request bodies in flight have reached the limit of %zu bytes; "
+                 "retry shortly",
+                 srv->app->cfg.body_budget);
 }
 
 static const char *pc_mime_for(const char *path)
@@ -200,9 +362,10 @@ static bool pc_is_json_type(const char *ct)
            (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
 }
 
-static void pc_handle(pc_http *srv, struct MHD_Connection *c, const char *url, const char *method,
-                      pc_conn_ctx *ctx, pc_resp *resp)
+static void pc_handle(pc_listener *l, struct MHD_Connection *c, const char *url,
+                      const char *method, pc_conn_ctx *ctx, pc_resp *resp)
 {
+    pc_http *srv = l->srv;
     pc_error_t err = PC_ERROR_INIT;
     pc_req req = {0};
     req.app = srv->app;
@@ -211,8 +374,13 @@ static void pc_handle(pc_http *srv, struct MHD_Connection *c, const char *url, c
     req.conn = c;
     req.run_id_header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Paperclip-Run-Id");
 
+    if (ctx->rejected) {
+        pc_http_error_response(&ctx->reject, resp);
+        return;
+    }
     if (!pc_str_has_prefix(url, "/api/") && strcmp(url, "/api") != 0) {
-        if ((!strcmp(method, "GET") || !strcmp(method, "HEAD")) && pc_serve_ui(url, resp))
+        if (!l->agent && (!strcmp(method, "GET") || !strcmp(method, "HEAD")) &&
+            pc_serve_ui(url, resp))
             return;
         pc_error_set(&err, 404, "Not found");
         goto fail;
@@ -239,9 +407,7 @@ static void pc_handle(pc_http *srv, struct MHD_Connection *c, const char *url, c
         if (!req.body)
             goto fail;
     }
-    if (pc_auth_resolve(&req, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-                        &err) < 0)
-        goto fail;
+    req.actor = ctx->actor;
     if (!(route->flags & PC_ROUTE_PUBLIC) && req.actor.type == PC_ACTOR_NONE) {
         pc_error_set(&err, 401, "Unauthorized");
         goto fail;
@@ -258,17 +424,93 @@ fail:
     pc_error_clear(&err);
 }
 
+/* The first-call checks: browser guards, credentials, and whether the route
+ * needs an actor. Returns -1 with err set when the request is refused; on
+ * success ctx->actor holds the caller. */
+static int pc_admit(pc_listener *l, struct MHD_Connection *c, const char *url, const char *method,
+                    bool has_body, pc_conn_ctx *ctx, pc_error_t *err)
+{
+    pc_http *srv = l->srv;
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    if (!host || !*host)
+        return pc_error_set(err, 403, "Missing Host header. To allow a hostname, add it to "
+                                      "allowedHostnames (PAPERCLIP_ALLOWED_HOSTNAMES).");
+    /* The Host value is the caller's; it is never echoed back. */
+    if (!pc_http_host_allowed(&srv->app->cfg, host))
+        return pc_error_set(err, 403, "This hostname is not allowed for this Paperclip instance. "
+                                      "To allow a hostname, add it to allowedHostnames "
+                                      "(PAPERCLIP_ALLOWED_HOSTNAMES).");
+    if (!pc_http_origin_allowed(method, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+                                MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site"),
+                                host))
+        return pc_error_set(err, 403, "Board mutation requires trusted browser origin");
+    if (!pc_str_has_prefix(url, "/api/") && strcmp(url, "/api") != 0) {
+        /* Only the API takes bodies; the UI is for reading. */
+        if (has_body)
+            return pc_error_set(err, 404, "Not found");
+        return 0;
+    }
+    pc_req req = {0};
+    req.app = srv->app;
+    req.method = method;
+    req.path = url;
+    req.conn = c;
+    req.run_id_header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Paperclip-Run-Id");
+    if (pc_auth_resolve(&req, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+                        !l->agent, err) < 0)
+        return -1;
+    if (l->agent && req.actor.type == PC_ACTOR_BOARD)
+        return pc_error_set(err, 401, "Board credentials are not accepted on the agent API");
+    if (l->agent && req.actor.type != PC_ACTOR_AGENT)
+        return pc_error_set(err, 401, "Agent credentials required");
+    if (req.actor.type == PC_ACTOR_NONE) {
+        char scratch[2048];
+        bool path_matched = false;
+        pc_req probe = req;
+        const pc_route *route =
+            pc_router_find(method, url, scratch, sizeof scratch, &probe, &path_matched);
+        if (!route || !(route->flags & PC_ROUTE_PUBLIC) || has_body)
+            return pc_error_set(err, 401, "Unauthorized");
+    }
+    ctx->actor = req.actor;
+    ctx->has_actor = true;
+    return 0;
+}
+
+static enum MHD_Result pc_answer(pc_listener *l, struct MHD_Connection *c, const char *url,
+                                 const char *method, pc_conn_ctx *ctx)
+{
+    pc_http *srv = l->srv;
+    atomic_fetch_add(&srv->inflight, 1);
+    pc_resp resp = {0};
+    pc_handle(l, c, url, method, ctx, &resp);
+    int status = resp.status ? resp.status : 200;
+    enum MHD_Result ret = pc_queue(c, &resp);
+    if (resp.body)
+        json_decref(resp.body);
+    free(resp.raw);
+    if (resp.stream_free && resp.stream)
+        resp.stream_free(resp.stream_ctx);
+    pc_info("%s%s %s %d %lldms", l->agent ? "agent " : "", method, url, status,
+            (long long)(pc_mono_ms() - ctx->started_ms));
+    atomic_fetch_sub(&srv->inflight, 1);
+    return ret;
+}
+
 static enum MHD_Result pc_access(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
 {
     (void)version;
-    pc_http *srv = cls;
+    pc_listener *l = cls;
+    pc_http *srv = l->srv;
     pc_conn_ctx *ctx = *con_cls;
     if (!ctx) {
         ctx = pc_xcalloc(1, sizeof *ctx);
         pc_buf_init(&ctx->body, srv->app->cfg.body_limit);
         ctx->started_ms = pc_mono_ms();
+        *con_cls = ctx;
+        long long declared = -1; /* -1: no Content-Length */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end = NULL;
@@ -276,12 +518,37 @@ static enum MHD_Result pc_access(void *cls, struct MHD_Connection *c, const char
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || end == cl || n > srv->app->cfg.body_limit)
                 ctx->too_large = true;
+            declared = ctx->too_large ? (long long)srv->app->cfg.body_limit + 1 : (long long)n;
         }
-        *con_cls = ctx;
+        bool has_body = declared > 0 ||
+                        (declared < 0 &&
+                         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding"));
+        if (pc_admit(l, c, url, method, has_body, ctx, &ctx->reject) < 0) {
+            ctx->rejected = true;
+        } else if (declared > 0 && !ctx->too_large &&
+                   !pc_budget_take(srv, ctx, (size_t)declared)) {
+            pc_budget_error(srv, &ctx->reject);
+            ctx->rejected = true;
+        }
+        /* A large refused body is not worth reading: answer now, which makes
+         * libmicrohttpd close the connection after the response. A small
+         * one keeps the header deadline, so trickling it holds nothing. */
+        if (ctx->rejected && declared > (long long)PC_REJECT_DRAIN_MAX)
+            return pc_answer(l, c, url, method, ctx);
+        if (!ctx->rejected)
+            pc_watch_arm(srv, c, 0);
         return MHD_YES;
     }
     ctx->calls++;
     if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (ctx->rejected) {
+            ctx->discarded += n;
+            if (ctx->discarded <= PC_REJECT_DRAIN_MAX)
+                return MHD_YES;
+            return pc_answer(l, c, url, method, ctx);
+        }
         if (!ctx->too_large) {
             pc_error_t e = PC_ERROR_INIT;
             if (ctx->body.len == 0) {
@@ -289,7 +556,17 @@ static enum MHD_Result pc_access(void *cls, struct MHD_Connection *c, const char
                 if (!pc_is_json_type(ct))
                     ctx->bad_type = true;
             }
-            if (pc_buf_append(&ctx->body, upload, *upload_size, &e) < 0) {
+            /* A chunked body reserves as it arrives; a declared one already
+             * holds its whole length. */
+            size_t need = ctx->body.len + n;
+            if (need > ctx->reserved && need <= srv->app->cfg.body_limit &&
+                !pc_budget_take(srv, ctx, need - ctx->reserved)) {
+                pc_buf_release(&ctx->body);
+                pc_budget_error(srv, &ctx->reject);
+                ctx->rejected = true;
+                return pc_answer(l, c, url, method, ctx);
+            }
+            if (pc_buf_append(&ctx->body, upload, n, &e) < 0) {
                 ctx->too_large = true;
                 pc_buf_release(&ctx->body);
                 pc_error_clear(&e);
@@ -299,27 +576,12 @@ static enum MHD_Result pc_access(void *cls, struct MHD_Connection *c, const char
          * sending, gets to read the 413; only a body far past the limit is
          * cut off by answering early (which closes the connection). */
         if (ctx->too_large)
-            ctx->discarded += *upload_size;
-        *upload_size = 0;
+            ctx->discarded += n;
         if (!ctx->too_large || ctx->discarded <= 4 * srv->app->cfg.body_limit)
             return MHD_YES;
     }
-
-    atomic_fetch_add(&srv->inflight, 1);
-    pc_resp resp = {0};
-    pc_handle(srv, c, url, method, ctx, &resp);
-    int status = resp.status ? resp.status : 200;
-    enum MHD_Result ret = pc_queue(c, &resp);
-    if (resp.body)
-        json_decref(resp.body);
-    free(resp.raw);
-    if (resp.stream_free && resp.stream)
-        resp.stream_free(resp.stream_ctx);
-    pc_info("%s %s %d %lldms", method, url, status, (long long)(pc_mono_ms() - ctx->started_ms));
-    atomic_fetch_sub(&srv->inflight, 1);
-    return ret;
+    return pc_answer(l, c, url, method, ctx);
 }
-
 static int pc_listen(const char *bind_addr, int port, int *out_port, pc_error_t *err)
 {
     struct sockaddr_storage ss;
@@ -361,43 +623,110 @@ static int pc_listen(const char *bind_addr, int port, int *out_port, pc_error_t 
     return fd;
 }
 
+/* Thread per connection: each open connection holds a descriptor, so the
+ * soft descriptor limit is raised to what both listeners may need. */
+static void pc_raise_nofile(const pc_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)cfg->max_connections * 2 + 1024;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            pc_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
+static int pc_listener_start(pc_http *srv, pc_listener *l, const char *bind_addr, int port,
+                             bool agent, pc_error_t *err)
+{
+    const pc_config *cfg = &srv->app->cfg;
+    l->srv = srv;
+    l->agent = agent;
+    l->listen_fd = pc_listen(bind_addr, port, &l->port, err);
+    if (l->listen_fd < 0)
+        return -1;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ITC;
+    /* Every sandboxed run reaches the ingress from the same loopback
+     * address, so a per-address limit there would throttle agents. */
+    unsigned per_ip = agent ? 0u : (unsigned)cfg->max_connections_per_address;
+    l->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, pc_access, l, MHD_OPTION_LISTEN_SOCKET, l->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, pc_conn_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
+        pc_conn_notify, l, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)PC_HTTP_CONN_MEMORY, MHD_OPTION_END);
+    if (!l->mhd) {
+        close(l->listen_fd);
+        l->listen_fd = -1;
+        return pc_error_set(err, 500, "cannot start the HTTP server on %s:%d", bind_addr, port);
+    }
+    return 0;
+}
+
+/* Stops accepting, gives in-flight requests up to 30 s, then stops. */
+static void pc_listener_quiesce(pc_listener *l)
+{
+    if (!l->mhd)
+        return;
+    int fd = MHD_quiesce_daemon(l->mhd);
+    if (fd >= 0)
+        close(fd);
+}
+
 pc_http *pc_http_start(pc_app *app, pc_error_t *err)
 {
     pc_http *srv = pc_xcalloc(1, sizeof *srv);
     srv->app = app;
-    srv->listen_fd = pc_listen(app->cfg.bind, app->cfg.port, &srv->port, err);
-    if (srv->listen_fd < 0) {
-        free(srv);
-        return NULL;
+    srv->op.listen_fd = srv->ag.listen_fd = -1;
+    pthread_mutex_init(&srv->mu, NULL);
+    pc_raise_nofile(&app->cfg);
+    if (pc_listener_start(srv, &srv->op, app->cfg.bind, app->cfg.port, false, err) < 0)
+        goto fail;
+    if (pc_listener_start(srv, &srv->ag, app->cfg.agent_bind, app->cfg.agent_port, true, err) < 0) {
+        pc_error_prefix(err, "agent ingress");
+        goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | MHD_USE_ITC;
-    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, pc_access, srv, MHD_OPTION_LISTEN_SOCKET,
-                                srv->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, pc_conn_completed, NULL,
-                                MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_TIMEOUT,
-                                120u, MHD_OPTION_END);
-    if (!srv->mhd) {
-        close(srv->listen_fd);
-        free(srv);
-        pc_error_set(err, 500, "cannot start the HTTP server on %s:%d", app->cfg.bind,
-                     app->cfg.port);
-        return NULL;
+    if (pthread_create(&srv->watchdog, NULL, pc_watchdog_main, srv) != 0) {
+        pc_error_set(err, 500, "cannot start the HTTP watchdog thread");
+        goto fail;
     }
+    srv->watchdog_started = true;
     return srv;
+fail:
+    if (srv->op.mhd)
+        MHD_stop_daemon(srv->op.mhd);
+    if (srv->op.listen_fd >= 0)
+        close(srv->op.listen_fd);
+    if (srv->ag.mhd)
+        MHD_stop_daemon(srv->ag.mhd);
+    if (srv->ag.listen_fd >= 0)
+        close(srv->ag.listen_fd);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+    return NULL;
 }
 
-int pc_http_port(pc_http *srv) { return srv->port; }
+int pc_http_port(pc_http *srv) { return srv->op.port; }
+int pc_http_agent_port(pc_http *srv) { return srv->ag.port; }
 
 void pc_http_stop(pc_http *srv)
 {
     if (!srv)
         return;
     /* Stop accepting first, then give in-flight requests up to 30 s. */
-    int fd = MHD_quiesce_daemon(srv->mhd);
+    pc_listener_quiesce(&srv->op);
+    pc_listener_quiesce(&srv->ag);
     for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++)
         usleep(10 * 1000);
-    MHD_stop_daemon(srv->mhd);
-    if (fd >= 0)
-        close(fd);
+    MHD_stop_daemon(srv->op.mhd);
+    MHD_stop_daemon(srv->ag.mhd);
+    atomic_store(&srv->stop, true);
+    if (srv->watchdog_started)
+        pthread_join(srv->watchdog, NULL);
+    pthread_mutex_destroy(&srv->mu);
     free(srv);
 }

@@ -6,10 +6,16 @@
  * Environment: PAPERCLIP_HOME, PAPERCLIP_BIND, PAPERCLIP_PORT,
  * PAPERCLIP_LOG_FORMAT, PAPERCLIP_AUTH_MODE (local_trusted|authenticated),
  * PAPERCLIP_BODY_LIMIT (bytes), PAPERCLIP_PUBLIC_URL, PAPERCLIP_API_URL,
- * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_MAX_CONCURRENT_RUNS.
+ * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_MAX_CONCURRENT_RUNS, PAPERCLIP_AGENT_PORT,
+ * PAPERCLIP_AGENT_BIND, PAPERCLIP_BODY_BUDGET, PAPERCLIP_HEADER_TIMEOUT,
+ * PAPERCLIP_IDLE_TIMEOUT, PAPERCLIP_MAX_CONNECTIONS,
+ * PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS.
  * config.json keys: bind, port, logFormat, authMode, bodyLimitBytes,
  * publicUrl, apiUrl, allowedHostnames (array or comma string),
- * allowInsecureBind, maxConcurrentRuns.
+ * allowInsecureBind, maxConcurrentRuns, agentPort, agentBind,
+ * bodyBudgetBytes, headerTimeoutSeconds, idleTimeoutSeconds,
+ * maxConnections, maxConnectionsPerAddress. After loading, agent_bind is
+ * never empty.
  */
 #ifndef PC_LIB_CONFIG_H
 #define PC_LIB_CONFIG_H
@@ -33,6 +39,14 @@ typedef struct pc_config {
     char api_url[512];          /* PAPERCLIP_API_URL override for agents ("" if unset) */
     char allowed_hostnames[1024]; /* comma-separated */
     bool allow_private_fetch;   /* server-side fetches may reach loopback/private targets */
+    /* HTTP limits (docs/security.md, "HTTP limits"). */
+    int agent_port;             /* agent ingress port (0 = ephemeral) */
+    char agent_bind[256];       /* agent ingress address (the bind address when not set) */
+    size_t body_budget;         /* bytes all in-flight request bodies may hold together */
+    int header_timeout_s;       /* a request's headers must arrive within this */
+    int idle_timeout_s;         /* a connection with no traffic for this long is closed */
+    int max_connections;        /* per listener */
+    int max_connections_per_address; /* operator listener, per client address (0 = no limit) */
     int max_concurrent_runs;    /* runs executing at once, all agents (1..limit) */
 } pc_config;
 

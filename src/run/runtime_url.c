@@ -8,6 +8,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/common.h"
@@ -166,13 +167,17 @@ json_t *pc_runtime_url_build(const char *public_url, const char *api_url, const 
     return arr;
 }
 
+/* Runs call back on the agent ingress, never on the operator listener: the
+ * public URL names the operator listener (the board's browser), so it takes
+ * no part here, and every candidate carries the ingress port. An explicit
+ * apiUrl still wins as the first candidate. */
 void pc_runtime_url_compute(pc_app *app)
 {
-    const char *colon = strrchr(app->listen_url, ':');
-    int port = colon ? atoi(colon + 1) : 0;
-    json_t *arr = pc_runtime_url_build(app->cfg.public_url, app->cfg.api_url,
-                                       app->cfg.allowed_hostnames, app->cfg.bind, port, true,
-                                       primary_url, sizeof primary_url);
+    const char *colon = strrchr(app->agent_listen_url, ':');
+    int port = colon ? (int)strtol(colon + 1, NULL, 10) : 0;
+    json_t *arr = pc_runtime_url_build("", app->cfg.api_url, app->cfg.allowed_hostnames,
+                                       app->cfg.agent_bind, port, true, primary_url,
+                                       sizeof primary_url);
     free(candidates_text);
     candidates_text = pc_json_dumps(arr);
     json_decref(arr);

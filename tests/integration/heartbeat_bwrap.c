@@ -188,7 +188,7 @@ int main(void)
     ok(strstr(log, "host sandbox uid 1000") != NULL,
        "the agent ran inside the sandbox (hostname sandbox, uid 1000)");
     char want[64];
-    snprintf(want, sizeof want, "api url http://127.0.0.1:%d", d.port);
+    snprintf(want, sizeof want, "api url http://127.0.0.1:%d", d.agent_port);
     ok(strstr(log, want) != NULL, "it was given the relay's in-sandbox API URL");
     ok(strstr(log, "loopback probe rc 7") != NULL,
        "the host's second loopback listener was unreachable from the sandbox");

@@ -118,8 +118,8 @@ int main(void)
     snprintf(want, sizeof want, "PAPERCLIP_TASK_ID=%s\n", issue);
     ok(strstr(envtxt, want) != NULL, "PAPERCLIP_TASK_ID");
     ok(strstr(envtxt, "PAPERCLIP_WAKE_REASON=issue_assigned\n") != NULL, "PAPERCLIP_WAKE_REASON");
-    snprintf(want, sizeof want, "PAPERCLIP_API_URL=%s\n", d.url);
-    ok(strstr(envtxt, want) != NULL, "PAPERCLIP_API_URL is the daemon's loopback URL");
+    snprintf(want, sizeof want, "PAPERCLIP_API_URL=%s\n", d.agent_url);
+    ok(strstr(envtxt, want) != NULL, "PAPERCLIP_API_URL is the agent ingress's loopback URL");
     ok(strstr(envtxt, "PAPERCLIP_API_KEY=eyJ") != NULL, "PAPERCLIP_API_KEY is a JWT");
     ok(strstr(envtxt, "PAPERCLIP_WORKSPACE_CWD=/") != NULL, "PAPERCLIP_WORKSPACE_CWD");
     ok(strstr(envtxt, "PAPERCLIP_RUNTIME_API_CANDIDATES_JSON=[") != NULL,

@@ -55,7 +55,7 @@ static void pc_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int pc_read_port(const char *dir)
+static int pc_read_port(const char *dir, int *agent_port)
 {
     char path[700], buf[512];
     snprintf(path, sizeof path, "%s/daemon.json", dir);
@@ -67,6 +67,7 @@ static int pc_read_port(const char *dir)
     buf[n] = '\0';
     json_t *j = json_loads(buf, 0, NULL);
     int port = j ? (int)json_integer_value(json_object_get(j, "port")) : -1;
+    *agent_port = j ? (int)json_integer_value(json_object_get(j, "agentPort")) : 0;
     json_decref(j);
     return port > 0 ? port : -1;
 }
@@ -124,10 +125,13 @@ int pc_daemon_start(pc_daemon *d, const pc_daemon_opts *opts)
     }
     d->pid = pid;
     for (int i = 0; i < 1000; i++) { /* up to 20 s, generous for ASan */
-        int port = pc_read_port(d->data_dir);
+        int agent_port = 0;
+        int port = pc_read_port(d->data_dir, &agent_port);
         if (port > 0) {
             d->port = port;
             snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", port);
+            d->agent_port = agent_port;
+            snprintf(d->agent_url, sizeof d->agent_url, "http://127.0.0.1:%d", agent_port);
             return 0;
         }
         int st;

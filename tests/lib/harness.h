@@ -24,6 +24,8 @@ typedef struct pc_daemon {
     pid_t pid;
     int port;
     char url[128];
+    int agent_port;       /* the agent ingress (runs' PAPERCLIP_API_URL) */
+    char agent_url[128];
     char data_dir[512];
     char log_path[600];
     bool keep_dir; /* keep the data dir on stop (for restart tests) */
