@@ -128,6 +128,13 @@ static void setup(void)
         tap_diag("log: %s", log);
         free(log);
     }
+    char url[300], auth[2200];
+    snprintf(url, sizeof url, "%s/api/agents/me", d.agent_url);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", run_token);
+    const char *hdrs[] = {auth, NULL};
+    r = scan(pc_http_ex(url, "GET", NULL, 0, hdrs));
+    is_int(r.status, 200, "a live run's token authenticates on the agent ingress");
+    pc_http_res_free(&r);
     r = R(run_token, "GET", NULL, "/api/agents/me");
     is_int(r.status, 200, "a live run's token authenticates");
     is_str(pc_res_str(&r, "id"), runner, "as its agent");
@@ -588,7 +595,14 @@ static void test_finished_token(void)
     json_t *run = hb_wait_run(run_id, NULL, 30000);
     is_str(js(run, "status"), "succeeded", "runner finished");
     json_decref(run);
-    pc_http_res r = R(run_token, "GET", NULL, "/api/agents/me");
+    char url[300], auth[2200];
+    snprintf(url, sizeof url, "%s/api/agents/me", d.agent_url);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", run_token);
+    const char *hdrs[] = {auth, NULL};
+    pc_http_res r = scan(pc_http_ex(url, "GET", NULL, 0, hdrs));
+    is_int(r.status, 401, "finished run's token on the agent ingress: 401");
+    pc_http_res_free(&r);
+    r = R(run_token, "GET", NULL, "/api/agents/me");
     is_int(r.status, 401, "finished run's token: 401");
     is_str(pc_res_str(&r, "error"), "Run token is no longer valid", "refusal text");
     pc_http_res_free(&r);
