@@ -109,13 +109,13 @@ static int pc_agent_check_reports_to(pc_app *app, const char *company_id, const 
 }
 
 static int pc_agent_check_env(pc_app *app, const char *company_id, const char *env_id,
-                              pc_error_t *err)
+                              const char *adapter, pc_error_t *err)
 {
     if (!env_id)
         return 0;
     if (!pc_uuid_valid(env_id))
         return pc_error_validation(err, "defaultEnvironmentId", "Invalid uuid");
-    if (pc_env_validate_selection(app, company_id, env_id, err) < 0)
+    if (pc_env_validate_selection(app, company_id, env_id, adapter, err) < 0)
         return -1;
     return 0;
 }
@@ -163,7 +163,7 @@ static int seal_adapter_env(pc_app *app, const char *cid, const char *agent_name
         pc_random_hex(rnd, 4);
         _cleanup_free_ char *name = pc_xasprintf("agent-%s-%s", k, rnd);
         _cleanup_free_ char *desc = pc_xasprintf("adapterConfig.env.%s of %s", k, agent_name);
-        if (pc_secret_create(app->db, cid, name, desc, val, id, err) < 0)
+        if (pc_secret_create(app->db, cid, name, desc, val, false, id, err) < 0)
             return -1;
         json_object_set_new(env, k, json_pack("{s:s,s:s}", "type", "secret_ref", "secretId", id));
     }
@@ -298,7 +298,7 @@ static int pc_agents_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         status = "pending_approval";
     json_decref(c);
     if (pc_agent_check_reports_to(req->app, cid, NULL, reports, err) < 0 ||
-        pc_agent_check_env(req->app, cid, env, err) < 0)
+        pc_agent_check_env(req->app, cid, env, adapter, err) < 0)
         return -1;
     _cleanup_json_ json_t *aconf_sealed = aconf ? json_deep_copy(aconf) : NULL;
     if (aconf_sealed && seal_adapter_env(req->app, cid, name, aconf_sealed, err) < 0)
@@ -417,9 +417,17 @@ static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     const char *id = pc_json_str(a, "id"), *cid = pc_json_str(a, "companyId");
     json_t *b = req->body;
     agent_body ab = {0};
-    if (agent_body_check(b, 0, &ab, err) < 0 || agent_patch_guard(req, a, b, err) < 0 ||
-        pc_agent_check_reports_to(req->app, cid, id, ab.reports, err) < 0 ||
-        pc_agent_check_env(req->app, cid, ab.env, err) < 0) {
+    if (agent_body_check(b, 0, &ab, err) < 0 || agent_patch_guard(req, a, b, err) < 0) {
+        json_decref(a);
+        return -1;
+    }
+    /* A new adapter is checked against the kept default environment too. */
+    const char *sel_env = ab.env;
+    if (!sel_env && ab.adapter && !json_object_get(b, "defaultEnvironmentId"))
+        sel_env = pc_json_str(a, "defaultEnvironmentId");
+    if (pc_agent_check_reports_to(req->app, cid, id, ab.reports, err) < 0 ||
+        pc_agent_check_env(req->app, cid, sel_env,
+                           ab.adapter ? ab.adapter : pc_json_str(a, "adapterType"), err) < 0) {
         json_decref(a);
         return -1;
     }

@@ -39,10 +39,6 @@
 static const char *const env_statuses[] = {"active", "archived", NULL};
 static const char *const lease_statuses[] = {"active", "released", "expired", "failed", NULL};
 
-/* Adapters that can run commands through a remote execution target. */
-static const char *const remote_adapters[] = {"claude_local", "codex_local",    "cursor",
-                                              "gemini_local", "opencode_local", "pi_local",
-                                              NULL};
 
 /* environments:manage for company_id (0/1), or -1 with err on a store fault. */
 static int pc_env_can_manage(pc_req *req, const char *company_id, pc_error_t *err)
@@ -50,7 +46,7 @@ static int pc_env_can_manage(pc_req *req, const char *company_id, pc_error_t *er
     return pc_actor_can(req, company_id, PC_PERM_ENVIRONMENTS_MANAGE, err);
 }
 
-static int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t *err)
+int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t *err)
 {
     if (pc_require_company_access(req, company_id, err) < 0)
         return -1;
@@ -125,6 +121,10 @@ static int pc_envs_list(pc_req *req, pc_resp *resp, pc_error_t *err)
     return pc_resp_json(resp, 200, out);
 }
 
+/* Upstream's capabilities shape, limited to what executes here: only the
+ * adapters this daemon runs are listed, and each cell comes from the same
+ * matrix selection writes are checked against (env/select.c). Providers
+ * that isolate nothing carry "isolation": "none" and "testOnly": true. */
 static int pc_envs_capabilities(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     const char *cid = pc_company_param(req, err);
@@ -147,6 +147,7 @@ static int pc_envs_capabilities(pc_req *req, pc_resp *resp, pc_error_t *err)
         json_t *schema = json_object_get(p, "configSchema");
         json_t *desc = json_object_get(p, "description");
         const char *dn = pc_json_str(p, "displayName");
+        bool test_only = pc_env_provider_test_only(key);
         json_t *info = json_pack("{s:s,s:b,s:b,s:b,s:b,s:s,s:s,s:s}", "status", "supported",
                                  "supportsSavedProbe", 1, "supportsUnsavedProbe", 1,
                                  "supportsRunExecution", 1, "supportsReusableLeases",
@@ -158,30 +159,28 @@ static int pc_envs_capabilities(pc_req *req, pc_resp *resp, pc_error_t *err)
                         json_object_get(p, "pluginId") ? json_object_get(p, "pluginId")
                                                        : json_null());
         json_object_set(info, "configSchema", schema ? schema : json_null());
+        if (test_only) {
+            json_object_set_new(info, "isolation", json_string("none"));
+            json_object_set_new(info, "testOnly", json_true());
+        }
         json_object_set_new(providers, key, info);
     }
     json_decref(list);
     json_t *adapters = json_array();
-    for (const char *const *a = pc_adapter_types; *a; a++) {
-        bool remote = false;
-        for (const char *const *r = remote_adapters; *r; r++)
-            if (!strcmp(*r, *a))
-                remote = true;
+    for (const char *const *a = pc_env_exec_adapters; *a; a++) {
         json_t *sp = json_object();
         const char *k;
         json_t *v;
         json_object_foreach(providers, k, v) {
-            json_object_set_new(sp, k,
-                                json_string(remote && !strcmp(pc_json_str(v, "status"), "supported")
-                                                ? "supported"
-                                                : "unsupported"));
+            bool ok = pc_env_adapter_provider_ok(*a) &&
+                      !strcmp(pc_json_str(v, "status"), "supported");
+            json_object_set_new(sp, k, json_string(ok ? "supported" : "unsupported"));
         }
         json_t *ds = json_object();
         for (const pc_env_driver *const *d = pc_env_drivers(); *d; d++)
             json_object_set_new(ds, (*d)->name,
-                                json_string((*d)->runs && (remote || !(*d)->remote)
-                                                ? "supported"
-                                                : "unsupported"));
+                                json_string(pc_env_adapter_driver_ok(*a, *d) ? "supported"
+                                                                             : "unsupported"));
         json_array_append_new(adapters, json_pack("{s:s,s:o,s:o}", "adapterType", *a, "drivers",
                                                   ds, "sandboxProviders", sp));
     }
@@ -505,13 +504,14 @@ static int pc_envs_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_db_rollback(req->app->db);
         goto out;
     }
-    /* Secrets go only after the row: a failure above must not leave an
-     * environment pointing at a deleted key. */
+    /* Secrets the config created go only after the row: a failure above
+     * must not leave an environment pointing at a deleted key. Secrets made
+     * through the secrets API stay; they may serve other environments. */
     size_t i;
     json_t *sid;
     json_array_foreach(secret_ids, i, sid) {
         pc_error_t e = PC_ERROR_INIT;
-        if (pc_secret_delete(req->app->db, cid, json_string_value(sid), &e) < 0)
+        if (pc_secret_delete_managed(req->app->db, cid, json_string_value(sid), &e) < 0)
             pc_warn("cannot delete secret %s of environment %s: %s", json_string_value(sid), id,
                     e.msg);
         pc_error_clear(&e);

@@ -32,9 +32,11 @@ static const char env_usage[] =
     "  --host H --user U --port P    SSH target\n"
     "  --remote-path PATH            absolute remote workspace path\n"
     "  --private-key-file FILE       SSH private key (stored as an encrypted secret)\n"
+    "  --private-key-secret ID       SSH private key from a company secret (paperclip secret)\n"
     "  --known-hosts-file FILE       known_hosts lines for the host\n"
     "  --no-strict-host-key-checking accept any host key (not recommended)\n"
-    "  --provider KEY                sandbox provider (a plugin's driverKey)\n"
+    "  --provider KEY                sandbox provider (a plugin's driverKey); create warns\n"
+    "                                when it is a test provider that isolates nothing\n"
     "  --reuse-lease                 keep one sandbox per environment across runs\n"
     "  --timeout-ms MS               sandbox command timeout\n"
     "\n"
@@ -83,6 +85,32 @@ static void print_caps(pc_cli *cli, json_t *r)
     json_object_foreach(json_object_get(r, "sandboxProviders"), k, v)
         printf("  %-20s %-12s %s\n", k, pc_json_str(v, "status") ? pc_json_str(v, "status") : "",
                pc_json_str(v, "displayName") ? pc_json_str(v, "displayName") : "");
+}
+
+/* Warns when the sandbox provider a new environment names isolates
+ * nothing (capabilities mark it "testOnly"): its commands run on this host
+ * as the daemon's user, which a name like "sandbox" would hide. */
+static void warn_test_only_provider(pc_cli *cli, const char *company, json_t *body)
+{
+    json_t *cfg = json_object_get(body, "config");
+    const char *driver = pc_json_str(body, "driver"), *prov = pc_json_str(cfg, "provider");
+    if (!driver || strcmp(driver, "sandbox") != 0 || !prov)
+        return;
+    char path[1024];
+    char *c = pc_cli_urlencode(company);
+    snprintf(path, sizeof path, "/api/companies/%s/environments/capabilities", c);
+    free(c);
+    json_t *caps = NULL;
+    long status = 0;
+    if (pc_cli_call(cli, "GET", path, NULL, &caps, &status) == 0 && status == 200) {
+        json_t *p = json_object_get(json_object_get(caps, "sandboxProviders"), prov);
+        if (json_is_true(json_object_get(p, "testOnly")))
+            fprintf(stderr,
+                    "warning: sandbox provider '%s' is a test provider: it isolates nothing "
+                    "(isolation: %s). Commands run on this host as the daemon's user.\n",
+                    prov, pc_json_str(p, "isolation") ? pc_json_str(p, "isolation") : "none");
+    }
+    json_decref(caps);
 }
 
 static char *read_text_file(const char *path)
@@ -135,6 +163,9 @@ static int parse_flags(int argc, char **argv, int start, json_t *body, const cha
                 key = "port", val = json_integer(atoll(v));
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--remote-path")))
                 key = "remoteWorkspacePath", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--private-key-secret")))
+                key = "privateKeySecretRef",
+                val = json_pack("{s:s,s:s}", "type", "secret_ref", "secretId", v);
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--provider")))
                 key = "provider", val = json_string(v);
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--timeout-ms")))
@@ -240,6 +271,7 @@ int pc_cli_env(pc_cli *cli, int argc, char **argv)
         const char *method = "POST";
         void (*printer)(pc_cli *, json_t *) = print_obj;
         if (!strcmp(sub, "create")) {
+            warn_test_only_provider(cli, argv[2], body);
             snprintf(path, sizeof path, "/api/companies/%s/environments", c);
         } else if (!strcmp(sub, "probe-config")) {
             snprintf(path, sizeof path, "/api/companies/%s/environments/probe-config", c);

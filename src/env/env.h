@@ -40,10 +40,23 @@ json_t *pc_env_resolve_for_run(pc_app *app, const char *company_id, const char *
                                pc_error_t *err);
 
 /* 0 when env_id names an active environment of company_id that can execute
- * runs (an agent's defaultEnvironmentId); otherwise -1 with a 422 carrying
- * upstream's text. */
+ * runs of `adapter` (an agent's adapterType; NULL skips the matrix checks):
+ * the driver must be one the adapter can use and a sandbox provider one a
+ * running plugin offers to it. Otherwise -1 with a 422 carrying upstream's
+ * text ("Environment driver \"ssh\" is not allowed here. Allowed drivers:
+ * local"). */
 int pc_env_validate_selection(pc_app *app, const char *company_id, const char *env_id,
-                              pc_error_t *err);
+                              const char *adapter, pc_error_t *err);
+
+/* The adapter × driver × provider matrix (select.c). */
+extern const char *const pc_env_exec_adapters[]; /* adapters that execute here */
+bool pc_env_adapter_executes(const char *adapter);
+/* Whether the adapter can use sandbox providers at all. */
+bool pc_env_adapter_provider_ok(const char *adapter);
+/* Providers that run commands on the host unisolated (test use only). */
+bool pc_env_provider_test_only(const char *provider);
+/* Keys of the sandbox providers running plugins offer (new array). */
+json_t *pc_env_run_providers(pc_app *app);
 
 typedef struct pc_lease pc_lease;
 

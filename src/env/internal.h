@@ -28,6 +28,11 @@ json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err);
 json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err);
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err);
 
+/* ---- selection matrix (select.c) ---- */
+
+/* Whether runs of the adapter can use an environment of driver d. */
+bool pc_env_adapter_driver_ok(const char *adapter, const pc_env_driver *d);
+
 /* ---- config per driver (config.c) ---- */
 
 typedef enum {
@@ -155,6 +160,13 @@ json_t *pc_lease_config(const pc_lease *lease);
  * pc_lease_cancel(). Returns 0 with *result, -1 with err, 1 if cancelled. */
 int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
                  json_t *params, int64_t timeout_ms, json_t **result, pc_error_t *err);
+/* Like pc_lease_rpc(), for environmentExecute: output the provider streams
+ * (execute.log) goes to on_output on the loop thread while the call is in
+ * flight, and *streamed (may be NULL) says whether any arrived. Needs a
+ * lease (without one nothing is streamed). */
+int pc_lease_rpc_stream(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
+                        json_t *params, int64_t timeout_ms, pc_output_fn on_output,
+                        void *output_ud, bool *streamed, json_t **result, pc_error_t *err);
 /* Merges fields into the lease row's metadata (and touches last_used_at). */
 void pc_lease_meta_merge(pc_app *app, const char *lease_id, json_t *fields);
 /* Closes a lease row: status, cleanup status and failure reason. */

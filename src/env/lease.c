@@ -52,6 +52,9 @@ struct pc_lease_call {
     const char *method;
     json_t *params;
     int64_t timeout_ms;
+    pc_output_fn on_output; /* streamed execute output; NULL: not wanted */
+    void *output_ud;
+    bool streamed;          /* on_output received at least one chunk */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -87,18 +90,42 @@ static void pc_call_cb(void *ud, json_t *result, const pc_error_t *err)
     pc_call_unref(c);
 }
 
+/* On the loop thread, while the waiter is blocked: nothing else touches the
+ * run's output sink then. Once the call is abandoned (or answered) the run
+ * thread has moved on, so later chunks are dropped. */
+static void pc_call_chunk(void *ud, const char *stream, const char *chunk, size_t len)
+{
+    pc_lease_call *c = ud;
+    pthread_mutex_lock(&c->mu);
+    if (!c->abandoned && !c->done && c->on_output) {
+        c->streamed = true;
+        c->on_output(c->output_ud, stream, chunk, len);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void pc_call_start(pc_loop *loop, void *arg)
 {
     (void)loop;
     pc_lease_call *c = arg;
-    pc_plugin_call_async(c->host, c->plugin_key, c->method, c->params, c->timeout_ms, pc_call_cb,
-                         c);
+    pc_plugin_call_async_stream(c->host, c->plugin_key, c->method, c->params, c->timeout_ms,
+                                pc_call_cb, c->on_output ? pc_call_chunk : NULL, c);
 }
 
 int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
-                        json_t *params, int64_t timeout_ms, json_t **result, pc_error_t *err)
+                 json_t *params, int64_t timeout_ms, json_t **result, pc_error_t *err)
+{
+    return pc_lease_rpc_stream(app, lease, plugin_key, method, params, timeout_ms, NULL, NULL,
+                               NULL, result, err);
+}
+
+int pc_lease_rpc_stream(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
+                        json_t *params, int64_t timeout_ms, pc_output_fn on_output,
+                        void *output_ud, bool *streamed, json_t **result, pc_error_t *err)
 {
     *result = NULL;
+    if (streamed)
+        *streamed = false;
     if (!app->plugins)
         return pc_error_set(err, 503, "the plugin host is not running");
     if (!lease)
@@ -112,6 +139,8 @@ int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const cha
     c->method = method;
     c->params = json_incref(params);
     c->timeout_ms = timeout_ms;
+    c->on_output = on_output;
+    c->output_ud = output_ud;
     pthread_mutex_lock(&lease->mu);
     lease->active_call = c;
     bool cancelled = atomic_load(&lease->cancelled);
@@ -133,6 +162,8 @@ int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const cha
             *result = c->result ? c->result : json_null();
             c->result = NULL;
         }
+        if (streamed)
+            *streamed = c->streamed;
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_lock(&lease->mu);

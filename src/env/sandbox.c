@@ -636,8 +636,10 @@ static int pc_sandbox_execute(pc_lease *l, const pc_exec_request *req, const cha
     if (timeout > 0)
         json_object_set_new(p, "timeoutMs", json_integer(timeout));
     json_t *result = NULL;
+    bool streamed = false;
     /* The host adds its slack to timeoutMs (execute = timeoutMs + 30 s). */
-    int r = pc_lease_rpc(l->app, l, l->plugin_key, "environmentExecute", p, 0, &result, err);
+    int r = pc_lease_rpc_stream(l->app, l, l->plugin_key, "environmentExecute", p, 0,
+                                req->on_output, req->ud, &streamed, &result, err);
     json_decref(p);
     if (r == 1) {
         res->cancelled = true;
@@ -663,8 +665,10 @@ static int pc_sandbox_execute(pc_lease *l, const pc_exec_request *req, const cha
         pc_buf_append_trunc(&res->out, so, sol);
     if (se)
         pc_buf_append_trunc(&res->err, se, sel);
-    /* Providers answer once at the end, so the stream is replayed then. */
-    if (req->on_output) {
+    /* A provider that streamed (execute.log) already delivered this output
+     * as it was produced; one that answers only at the end (e.g. built on
+     * the npm SDK) has it replayed now. */
+    if (req->on_output && !streamed) {
         if (sol)
             req->on_output(req->ud, "stdout", res->out.data, res->out.len);
         if (sel)

@@ -151,7 +151,7 @@ static void test_field_guards(void)
     const struct {
         const char *field, *value;
     } f[] = {
-        {"adapterType", "\"http\""},
+        {"adapterType", "\"codex_local\""},
         {"adapterConfig", "{\"command\":\"sh\",\"args\":[\"-c\",\"echo host\"]}"},
         {"runtimeConfig", "{\"heartbeat\":{\"enabled\":true,\"intervalSec\":1}}"},
         {"defaultEnvironmentId", env},
