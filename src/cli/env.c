@@ -39,6 +39,8 @@ static const char env_usage[] =
     "                                when it is a test provider that isolates nothing\n"
     "  --reuse-lease                 keep one sandbox per environment across runs\n"
     "  --timeout-ms MS               sandbox command timeout\n"
+    "  --plugin KEY --driver-key KEY plugin environment driver (the plugin's id and driverKey)\n"
+    "  --driver-config JSON          the plugin driver's own config object\n"
     "\n"
     "Tables by default; --json (before 'env') prints the API's JSON.\n";
 
@@ -168,7 +170,20 @@ static int parse_flags(int argc, char **argv, int start, json_t *body, const cha
                 val = json_pack("{s:s,s:s}", "type", "secret_ref", "secretId", v);
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--provider")))
                 key = "provider", val = json_string(v);
-            else if ((v = pc_cli_flag_value(argc, argv, &i, "--timeout-ms")))
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--plugin")))
+                key = "pluginKey", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--driver-key")))
+                key = "driverKey", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--driver-config"))) {
+                key = "driverConfig";
+                val = json_loads(v, 0, NULL);
+                if (!json_is_object(val)) {
+                    fprintf(stderr, "paperclip: --driver-config must be a JSON object\n");
+                    json_decref(val);
+                    json_decref(cfg);
+                    return 2;
+                }
+            } else if ((v = pc_cli_flag_value(argc, argv, &i, "--timeout-ms")))
                 key = "timeoutMs", val = json_integer(atoll(v));
             else if (!strcmp(argv[i], "--reuse-lease"))
                 key = "reuseLease", val = json_true();

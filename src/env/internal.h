@@ -118,6 +118,20 @@ char *pc_ssh_remote_command(const char *cwd, json_t *env, const char *command,
 /* Appends s single-quoted for a POSIX shell. */
 void pc_sh_quote(pc_buf *b, const char *s);
 
+/* ---- plugin-backed leases (sandbox.c; used by sandbox.c and plugin.c) ---- */
+
+/* environmentRealizeWorkspace on the lease's plugin: p (consumed) holds the
+ * base params {driverKey, companyId, environmentId, issueId, config}; lease
+ * and workspace {localPath, remotePath, mode} are added here. Cancellable. */
+int pc_env_rpc_realize(pc_lease *l, json_t *p, const char *local_path, const char *remote_path,
+                       char **dir, pc_error_t *err);
+/* environmentExecute on the lease's plugin: p (consumed) holds the base
+ * params; config_timeout_ms applies when the request sets no timeout.
+ * Fills res (its buffers always initialised); a cancelled call is 0 with
+ * res->cancelled. */
+int pc_env_rpc_execute(pc_lease *l, json_t *p, int64_t config_timeout_ms,
+                       const pc_exec_request *req, pc_exec_result *res, pc_error_t *err);
+
 /* ---- probes (driver.c) ---- */
 
 /* Probes a resolved config through the driver's probe hook. env_id is

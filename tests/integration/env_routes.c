@@ -103,8 +103,8 @@ static void test_capabilities(void)
     json_t *drivers = json_object_get(r.json, "drivers");
     is_str(json_string_value(json_object_get(drivers, "local")), "supported", "capabilities: local");
     is_str(json_string_value(json_object_get(drivers, "ssh")), "supported", "capabilities: ssh");
-    is_str(json_string_value(json_object_get(drivers, "plugin")), "unsupported",
-           "capabilities: plugin unsupported");
+    is_str(json_string_value(json_object_get(drivers, "plugin")), "supported",
+           "capabilities: plugin environments run");
     json_t *fake = json_object_get(json_object_get(r.json, "sandboxProviders"), "fake");
     is_str(json_string_value(json_object_get(fake, "status")), "unsupported",
            "capabilities: built-in fake is probe-only");
@@ -392,6 +392,19 @@ static void test_patch(void)
     pc_http_res_free(&r);
     r = req("PATCH",
             "{\"driver\":\"plugin\",\"config\":{\"pluginKey\":\"acme\",\"driverKey\":\"box\"}}",
+            "/api/environments/%s", sw);
+    is_int(r.status, 422, "switch to a plugin driver that is not installed: 422");
+    pc_http_res_free(&r);
+    char pbody[1200];
+    snprintf(pbody, sizeof pbody,
+             "{\"packageName\":\"%s/tests/plugins/env-driver\",\"isLocalPath\":true}",
+             pc_test_root());
+    r = req("POST", pbody, "/api/plugins/install");
+    ok(r.status == 200 || r.status == 201, "env-driver test plugin installed (%ld)", r.status);
+    pc_http_res_free(&r);
+    r = req("PATCH",
+            "{\"driver\":\"plugin\",\"config\":{\"pluginKey\":\"paperclip.test-env-driver\","
+            "\"driverKey\":\"host-dir\"}}",
             "/api/environments/%s", sw);
     is_int(r.status, 200, "switch ssh -> plugin with config: 200");
     json_t *pc = json_object_get(r.json, "config");
