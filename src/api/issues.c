@@ -411,6 +411,12 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
                                     new_status),
                           err);
     pc_error_clear(err);
+    /* Upstream's rule: a closed issue's reusable sandboxes go. The sweeper
+     * destroys them; this only hands them over. */
+    if (to_done || to_cancel) {
+        pc_env_issue_closed(req->app, cid, id, status, err);
+        pc_error_clear(err);
+    }
     /* Wake the assignee when the issue newly lands in its todo list. */
     const char *old_assignee = pc_json_str(cur, "assigneeAgentId");
     const char *new_assignee = HAS("assigneeAgentId") ? assignee : old_assignee;
@@ -441,6 +447,9 @@ static int issues_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
                           "issue", pc_json_str(cur, "id"),
                           json_pack("{s:O}", "identifier", json_object_get(cur, "identifier")),
                           err);
+    pc_error_clear(err);
+    pc_env_issue_closed(req->app, pc_json_str(cur, "companyId"), pc_json_str(cur, "id"),
+                        "deleted", err);
     pc_error_clear(err);
     return pc_resp_json(resp, 200, cur);
 }

@@ -21,7 +21,7 @@ static const char env_usage[] =
     "       paperclip env get ID\n"
     "       paperclip env update ID [--name NAME] [--driver D] [--status active|archived]\n"
     "                 [--description TEXT] [CONFIG FLAGS]\n"
-    "       paperclip env delete ID\n"
+    "       paperclip env delete ID [--destroy-reusable-leases]\n"
     "       paperclip env probe ID\n"
     "       paperclip env probe-config COMPANY [--driver D] [CONFIG FLAGS]\n"
     "       paperclip env leases ID [--status active|released|expired|failed]\n"
@@ -41,6 +41,10 @@ static const char env_usage[] =
     "  --timeout-ms MS               sandbox command timeout\n"
     "  --plugin KEY --driver-key KEY plugin environment driver (the plugin's id and driverKey)\n"
     "  --driver-config JSON          the plugin driver's own config object\n"
+    "\n"
+    "delete flags:\n"
+    "  --destroy-reusable-leases     destroy the environment's reusable sandbox leases\n"
+    "                                (otherwise a delete is refused while they exist)\n"
     "\n"
     "Tables by default; --json (before 'env') prints the API's JSON.\n";
 
@@ -306,9 +310,12 @@ int pc_cli_env(pc_cli *cli, int argc, char **argv)
             return 2;
         char *id = pc_cli_urlencode(argv[2]);
         const char *status = NULL, *v;
+        bool destroy = false;
         for (int i = 3; i < argc; i++) {
             if (!strcmp(sub, "leases") && (v = pc_cli_flag_value(argc, argv, &i, "--status")))
                 status = v;
+            else if (!strcmp(sub, "delete") && !strcmp(argv[i], "--destroy-reusable-leases"))
+                destroy = true;
             else {
                 fprintf(stderr, "paperclip: unexpected argument '%s'\n", argv[i]);
                 free(id);
@@ -318,7 +325,9 @@ int pc_cli_env(pc_cli *cli, int argc, char **argv)
         if (!strcmp(sub, "get"))
             snprintf(path, sizeof path, "/api/environments/%s", id), rc = pc_cli_run(cli, "GET", path, NULL, print_obj);
         else if (!strcmp(sub, "delete"))
-            snprintf(path, sizeof path, "/api/environments/%s", id), rc = pc_cli_run(cli, "DELETE", path, NULL, print_obj);
+            snprintf(path, sizeof path, "/api/environments/%s%s", id,
+                     destroy ? "?destroyReusableSandboxLeases=true" : ""),
+                rc = pc_cli_run(cli, "DELETE", path, NULL, print_obj);
         else if (!strcmp(sub, "probe")) {
             json_t *b = json_object();
             snprintf(path, sizeof path, "/api/environments/%s/probe", id);

@@ -118,6 +118,17 @@ char *pc_ssh_remote_command(const char *cwd, json_t *env, const char *command,
 /* Appends s single-quoted for a POSIX shell. */
 void pc_sh_quote(pc_buf *b, const char *s);
 
+/* ---- sandbox provider sync methods (sandbox.c) ---- */
+
+/* Whether the lease's provider serves both environmentSyncIn and
+ * environmentSyncOut. */
+bool pc_sandbox_native_sync(pc_lease *lease);
+/* Calls environmentSyncIn/Out with the given operations (borrowed):
+ * [{operationId, files: [{sourcePath, targetPath, kind, mode}]}]. 409 when
+ * the run was cancelled. */
+int pc_sandbox_sync_call(pc_lease *lease, const char *method, json_t *operations,
+                         pc_error_t *err);
+
 /* ---- plugin-backed leases (sandbox.c; used by sandbox.c and plugin.c) ---- */
 
 /* environmentRealizeWorkspace on the lease's plugin: p (consumed) holds the
@@ -189,6 +200,14 @@ void pc_lease_close_row(pc_app *app, const char *lease_id, const char *status,
 /* Kills the process groups the lease's commands left running, recorded in
  * their pid files (see pc_proc_opts.pid_file); returns how many. */
 int pc_lease_kill_processes(pc_app *app, json_t *row);
+
+/* Moves lease_id from from_status to pending_cleanup (cleanupStatus
+ * pending, failureReason reason) and wakes the sweeper; 1 if this call
+ * claimed it, 0 if the row was not in from_status. */
+int pc_lease_schedule_cleanup(pc_app *app, const char *lease_id, const char *from_status,
+                              const char *reason);
+/* "done", "cancelled" or "deleted" when the issue is closed, else NULL. */
+const char *pc_lease_issue_closed(pc_app *app, const char *issue_id);
 
 /* Start-up reconciliation of leases a dead daemon left active. */
 void pc_lease_reconcile(pc_app *app);

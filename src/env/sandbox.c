@@ -423,15 +423,18 @@ static json_t *pc_sbx_params(const char *provider, const char *company_id, const
                      "config", pc_sandbox_driver_config(resolved_cfg));
 }
 
-/* An active reusable lease of env whose stored provider config equals the
- * current one (a different image or any other field means no reuse). */
+/* A retained reusable lease of env whose stored provider config equals the
+ * current one (a different image or any other field means no reuse),
+ * claimed for this run (status active again) so that neither another run
+ * nor the cleanup sweeper takes it meanwhile. */
 static json_t *pc_find_reusable(pc_app *app, const char *env_id, json_t *config)
 {
     json_t *rows = NULL;
     pc_error_t e = PC_ERROR_INIT;
     if (pc_db_query_s(app->db,
-                      "SELECT * FROM environment_leases WHERE environment_id=? AND status='active' "
-                      "AND lease_policy='reuse_by_environment' AND provider_lease_id IS NOT NULL "
+                      "SELECT * FROM environment_leases WHERE environment_id=? AND "
+                      "status='retained' AND lease_policy='reuse_by_environment' AND "
+                      "provider_lease_id IS NOT NULL "
                       "ORDER BY last_used_at DESC",
                       json_pack("[s]", env_id), &rows, &e) < 0) {
         pc_error_clear(&e);
@@ -444,7 +447,13 @@ static json_t *pc_find_reusable(pc_app *app, const char *env_id, json_t *config)
         json_t *m = pc_json_from_text(pc_json_str(row, "metadata"));
         bool same = json_equal(json_object_get(m, "providerConfig"), config);
         json_decref(m);
-        if (same) {
+        int64_t claimed = 0;
+        if (same && pc_db_exec_s(app->db,
+                                 "UPDATE environment_leases SET status='active' WHERE id=? AND "
+                                 "status='retained'",
+                                 json_pack("[s]", pc_json_str(row, "id")), &claimed, &e) < 0)
+            pc_error_clear(&e);
+        if (same && claimed > 0) {
             found = json_incref(row);
             break;
         }
@@ -778,6 +787,43 @@ static int pc_sandbox_resume(pc_app *app, json_t *row, json_t *meta, json_t **ne
     }
     json_decref(result);
     return rc == 0 ? 0 : -1;
+}
+
+/* Whether the lease's provider serves environmentSyncIn and
+ * environmentSyncOut (both, as upstream requires; one alone is ignored). */
+bool pc_sandbox_native_sync(pc_lease *l)
+{
+    if (l->drv != &pc_env_driver_sandbox || !l->app->plugins || !l->provider[0])
+        return false;
+    pc_plugin_provider_info info;
+    pc_error_t e = PC_ERROR_INIT;
+    if (pc_plugin_find_sandbox_provider(l->app->plugins, l->provider, &info, &e) < 0) {
+        pc_error_clear(&e);
+        return false;
+    }
+    bool ok = info.running && info.sync_methods_supported;
+    pc_plugin_provider_info_clear(&info);
+    return ok;
+}
+
+int pc_sandbox_sync_call(pc_lease *l, const char *method, json_t *operations, pc_error_t *err)
+{
+    json_t *resolved = pc_sandbox_resolve(l->app, l->company_id, pc_lease_config(l), err);
+    if (!resolved)
+        return -1;
+    json_t *p = pc_sbx_params(l->provider, l->company_id, l->env_id, l->issue_id, resolved);
+    json_decref(resolved);
+    json_object_set(p, "lease", l->plugin_lease);
+    json_object_set(p, "operations", operations);
+    json_t *result = NULL;
+    int r = pc_lease_rpc(l->app, l, l->plugin_key, method, p, 0, &result, err);
+    json_decref(p);
+    json_decref(result);
+    if (r == 1)
+        return pc_error_set(err, 409, "cancelled");
+    if (r < 0)
+        pc_error_prefix(err, "%s", method);
+    return r < 0 ? -1 : 0;
 }
 
 const pc_env_driver pc_env_driver_sandbox = {

@@ -15,6 +15,8 @@
 #define PC_DEFAULT_BODY_BUDGET ((size_t)64 * 1024 * 1024)
 #define PC_DEFAULT_HEADER_TIMEOUT 10
 #define PC_DEFAULT_IDLE_TIMEOUT 60
+#define PC_DEFAULT_LEASE_IDLE_TTL 3600
+#define PC_LEASE_IDLE_TTL_MAX 31536000
 #define PC_DEFAULT_MAX_CONNECTIONS 1000
 #define PC_DEFAULT_MAX_PER_ADDRESS 64
 
@@ -178,10 +180,12 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
     snprintf(cfg->bind, sizeof cfg->bind, "127.0.0.1");
     cfg->port = 3100;
     cfg->body_limit = PC_DEFAULT_BODY_LIMIT;
+    cfg->workspace_sync_max_bytes = PC_WORKSPACE_SYNC_DEFAULT_MAX;
     cfg->auth_mode = PC_AUTH_LOCAL_TRUSTED;
     cfg->body_budget = PC_DEFAULT_BODY_BUDGET;
     cfg->header_timeout_s = PC_DEFAULT_HEADER_TIMEOUT;
     cfg->idle_timeout_s = PC_DEFAULT_IDLE_TIMEOUT;
+    cfg->lease_idle_ttl_s = PC_DEFAULT_LEASE_IDLE_TTL;
     cfg->max_connections = PC_DEFAULT_MAX_CONNECTIONS;
     cfg->max_connections_per_address = PC_DEFAULT_MAX_PER_ADDRESS;
 
@@ -328,9 +332,20 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
             pc_json_int_setting(j, "maxConnections", "maxConnections", 16, 100000,
                                 &cfg->max_connections, path, err) < 0 ||
             pc_json_int_setting(j, "maxConnectionsPerAddress", "maxConnectionsPerAddress", 0,
-                                100000, &cfg->max_connections_per_address, path, err) < 0) {
+                                100000, &cfg->max_connections_per_address, path, err) < 0 ||
+            pc_json_int_setting(j, "leaseIdleTtlSec", "leaseIdleTtlSec", 0,
+                                PC_LEASE_IDLE_TTL_MAX, &cfg->lease_idle_ttl_s, path, err) < 0) {
             json_decref(j);
             return -1;
+        }
+        if ((v = json_object_get(j, "workspaceSyncMaxBytes"))) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1024 ||
+                json_integer_value(v) > (json_int_t)PC_WORKSPACE_SYNC_MAX_LIMIT) {
+                json_decref(j);
+                return pc_error_set(err, 400, "%s: workspaceSyncMaxBytes must be an integer "
+                                              "1024-1099511627776", path);
+            }
+            cfg->workspace_sync_max_bytes = (size_t)json_integer_value(v);
         }
         if ((v = json_object_get(j, "allowPrivateFetchTargets"))) {
             if (!json_is_boolean(v)) {
@@ -379,6 +394,10 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
     if ((e = getenv("PAPERCLIP_IDLE_TIMEOUT")) && *e &&
         pc_parse_int("PAPERCLIP_IDLE_TIMEOUT", e, 1, 86400, &cfg->idle_timeout_s, err) < 0)
         return -1;
+    if ((e = getenv("PAPERCLIP_LEASE_IDLE_TTL_SEC")) && *e &&
+        pc_parse_int("PAPERCLIP_LEASE_IDLE_TTL_SEC", e, 0, PC_LEASE_IDLE_TTL_MAX,
+                     &cfg->lease_idle_ttl_s, err) < 0)
+        return -1;
     if ((e = getenv("PAPERCLIP_MAX_CONNECTIONS")) && *e &&
         pc_parse_int("PAPERCLIP_MAX_CONNECTIONS", e, 16, 100000, &cfg->max_connections, err) < 0)
         return -1;
@@ -394,6 +413,16 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         else
             return pc_error_set(err, 400, "invalid PAPERCLIP_ALLOW_PRIVATE_FETCH '%s' (expected 1 or 0)",
                                 e);
+    }
+    if ((e = getenv("PAPERCLIP_WORKSPACE_SYNC_MAX_BYTES")) && *e) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(e, &end, 10);
+        if (errno || end == e || *end || n < 1024 || n > PC_WORKSPACE_SYNC_MAX_LIMIT)
+            return pc_error_set(err, 400,
+                                "invalid PAPERCLIP_WORKSPACE_SYNC_MAX_BYTES '%s' (bytes, "
+                                "1024-1099511627776)", e);
+        cfg->workspace_sync_max_bytes = (size_t)n;
     }
     if ((e = getenv("PAPERCLIP_MAX_CONCURRENT_RUNS")) && *e &&
         pc_parse_max_runs(e, &cfg->max_concurrent_runs, err) < 0)
