@@ -15,11 +15,12 @@
 #include <time.h>
 
 
+#include "env/sync.h"
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "env/sync.h"
+#include "model/secrets.h"
 #include "run/internal.h"
 #include "run/jwt.h"
 #include "run/runlog.h"
@@ -167,6 +168,21 @@ static json_t *build_env(run_ctx *c, const char *cwd, const char *api_url)
         bool secret = env_key_secretish(k);
         if (json_is_string(v)) {
             val = json_string_value(v);
+        } else if (json_is_object(v) && pc_json_str(v, "type") &&
+                   !strcmp(pc_json_str(v, "type"), "secret_ref")) {
+            /* A sealed value: opened only here, for this run's environment,
+             * and always redacted from its log. */
+            pc_error_t serr = PC_ERROR_INIT;
+            char *opened = pc_secret_resolve(c->app->db, c->company_id,
+                                             pc_json_str(v, "secretId") ? pc_json_str(v, "secretId") : "",
+                                             &serr);
+            pc_error_clear(&serr);
+            if (!opened)
+                continue;
+            json_object_set_new(env, k, json_string(opened));
+            pc_runlog_add_secret(c->log, opened);
+            pc_secret_free(opened);
+            continue;
         } else if (json_is_object(v)) {
             const char *type = pc_json_str(v, "type");
             val = pc_json_str(v, "value");
