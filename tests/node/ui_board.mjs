@@ -249,6 +249,16 @@ try {
   ok(facts.includes("bwrap-box · sandbox"), "the run page names the environment it ran in", facts);
   await screen("11-run", { narrow: true });
 
+  // Pause and resume from the agent's page.
+  await page.goto(`${base}/companies/${cid}/agents/${aid}`);
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.locator(".page-head .pill", { hasText: "paused" }).waitFor();
+  ok((await api("GET", `/api/agents/${aid}`)).json?.status === "paused", "Pause pauses the agent");
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.locator(".page-head .pill", { hasText: "idle" }).waitFor();
+  ok((await api("GET", `/api/agents/${aid}`)).json?.status === "idle", "Resume resumes it");
+  await page.goto(`${base}/runs/${rid}`);
+
   // A client-side route survives a reload.
   await page.reload();
   await page.locator(".page-head h1", { hasText: `Run ${rid.slice(0, 8)}` }).waitFor();

@@ -151,7 +151,7 @@ export async function agentFormView(el, { cid, id }) {
       h("button", { type: "button", class: "primary", onclick: () => wake(agent, wakeSlot) }, "Wake now"),
       h("button", { type: "button", onclick: async () => {
         try {
-          await api("PATCH", `/api/agents/${agent.id}`, { status: paused ? "idle" : "paused" });
+          await post(`/api/agents/${agent.id}/${paused ? "resume" : "pause"}`, {});
           toast(paused ? "Agent resumed" : "Agent paused");
           navigate(location.pathname, true);
         } catch (err) { clear(wakeSlot, err.message); wakeSlot.className = "result bad"; wakeSlot.hidden = false; }
