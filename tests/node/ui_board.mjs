@@ -249,6 +249,15 @@ try {
   ok(facts.includes("bwrap-box · sandbox"), "the run page names the environment it ran in", facts);
   await screen("11-run", { narrow: true });
 
+  // The bwrap environment's leases list the run's lease.
+  await page.goto(`${base}/companies/${cid}/environments`);
+  const bwRow = page.locator("tr[data-env=bwrap-box]");
+  await bwRow.getByRole("button", { name: "Leases" }).click();
+  const leaseTable = bwRow.locator("xpath=following-sibling::tr[1]").locator("table");
+  await leaseTable.waitFor();
+  ok((await leaseTable.textContent()).includes(rid.slice(0, 8)), "the leases table shows the run's lease", await leaseTable.textContent());
+  await screen("12-environment-leases");
+
   // Pause and resume from the agent's page.
   await page.goto(`${base}/companies/${cid}/agents/${aid}`);
   await page.getByRole("button", { name: "Pause" }).click();
@@ -264,12 +273,19 @@ try {
   await page.locator(".page-head h1", { hasText: `Run ${rid.slice(0, 8)}` }).waitFor();
   ok(true, "reloading /runs/:id renders the run page");
 
-  for (const [nav, name, wait] of [["Runs", "12-runs", "table.list"], ["Issues", "13-issues", "text=New issue"],
+  for (const [nav, name, wait] of [["Runs", "12-runs-list", "table.list"], ["Issues", "13-issues", "text=New issue"],
     ["Activity", "14-activity", "ol.feed"], ["Plugins", "15-plugins", "text=Bubblewrap Sandbox"], ["Dashboard", "16-dashboard-after", ".cards"]]) {
     await page.click(`nav >> text=${nav}`);
     await page.locator(wait).first().waitFor();
     await screen(name);
   }
+  await page.click("nav >> text=Plugins");
+  const fakeCard = page.locator("li[data-plugin='paperclip.fake-sandbox-provider']");
+  await fakeCard.getByRole("button", { name: /^Disable/ }).click();
+  await page.locator("li[data-plugin='paperclip.fake-sandbox-provider'] .page-head .pill", { hasText: "disabled" }).waitFor();
+  await page.locator("li[data-plugin='paperclip.fake-sandbox-provider']").getByRole("button", { name: /^Enable/ }).click();
+  await page.locator("li[data-plugin='paperclip.fake-sandbox-provider'] .page-head .pill", { hasText: "ready" }).waitFor();
+  ok(true, "a plugin is disabled and enabled again from its card");
   // An issue with the environment picker.
   await page.click("nav >> text=Issues");
   await page.fill("[name=title]", "Write the report");

@@ -31,23 +31,27 @@ export async function pluginsView(el) {
 
 async function pluginCard(p) {
   const m = p.manifestJson || {};
-  const health = await get(`/api/plugins/${p.id}/health`).catch(() => null);
+  const [health, logs] = await Promise.all([get(`/api/plugins/${p.id}/health`).catch(() => null),
+    get(`/api/plugins/${p.id}/logs`).catch(() => [])]);
+  const errors = (Array.isArray(logs) ? logs : []).filter((l) => l.level === "error" || l.level === "warn").slice(-3);
   const slot = h("div", { class: "result", role: "status", hidden: true });
-  const enabled = p.status !== "disabled";
-  const toggle = h("button", { type: "button", onclick: async () => {
+  const enabled = p.enabled !== undefined ? p.enabled : p.status !== "disabled";
+  const toggle = h("button", { type: "button", "aria-label": `${enabled ? "Disable" : "Enable"} ${m.displayName || p.pluginKey}`, onclick: async () => {
     toggle.disabled = true;
     try {
       await post(`/api/plugins/${p.id}/${enabled ? "disable" : "enable"}`, {});
       navigate(location.pathname, true);
     } catch (err) { clear(slot, err.message); slot.className = "result bad"; slot.hidden = false; toggle.disabled = false; }
   } }, enabled ? "Disable" : "Enable");
-  return h("li", { class: "card" },
+  const healthMsg = health?.details?.message || (health?.checks || []).filter((c) => !c.passed).map((c) => c.message || c.name).join("; ");
+  return h("li", { class: "card", "data-plugin": p.pluginKey },
     h("div", { class: "page-head" }, h("h3", {}, m.displayName || p.pluginKey), pill(p.status)),
     h("p", { class: "muted small mono" }, `${p.pluginKey} · v${p.version}`),
     m.description ? h("p", {}, m.description) : null,
-    health ? h("p", { class: "small" }, "Health: ", pill(health.status || (health.healthy ? "healthy" : "unhealthy")),
-      health.message ? ` ${health.message}` : "") : null,
+    health ? h("p", { class: "small" }, "Health: ", pill(health.healthy ? "healthy" : "unhealthy"), healthMsg ? ` ${healthMsg}` : "") : null,
     p.lastError ? h("p", { class: "result bad" }, "Last error: ", p.lastError) : null,
-    h("p", { class: "small muted" }, "Installed ", time(p.installedAt || p.createdAt)),
+    errors.length ? h("ul", { class: "small plugin-errors", "aria-label": "Recent warnings and errors" },
+      errors.map((l) => h("li", {}, h("strong", {}, `${l.level}: `), l.message, " ", time(l.createdAt)))) : null,
+    h("p", { class: "small muted" }, "Installed ", time(p.installedAt)),
     h("div", { class: "toolbar" }, toggle), slot);
 }
