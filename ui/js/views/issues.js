@@ -84,6 +84,7 @@ export async function issueView(el, { cid, id }) {
   const [issue, agents, envs, caps, comments] = await Promise.all([get(`/api/issues/${id}`),
     get(`/api/companies/${cid}/agents`), get(`/api/companies/${cid}/environments`),
     get(`/api/companies/${cid}/environments/capabilities`), get(`/api/issues/${id}/comments`).catch(() => [])]);
+  const runs = await get(`/api/issues/${id}/runs`).catch(() => []);
   setTitle(issue.identifier || issue.title);
   const form = h("form", { class: "form", novalidate: true });
   const status = select(STATUSES.map((s) => [s, s.replace("_", " ")]), issue.status, { name: "status" });
@@ -128,6 +129,10 @@ export async function issueView(el, { cid, id }) {
     h("div", { class: "page-head" }, h("h1", {}, h("span", { class: "mono muted" }, issue.identifier || ""), " ", issue.title), pill(issue.status)),
     issue.description ? h("p", { class: "prose" }, issue.description) : null,
     form,
+    h("section", { "aria-labelledby": "r-h" }, h("h2", { id: "r-h" }, "Runs"),
+      runs.length ? h("ul", { class: "rows" }, runs.map((r) => h("li", {},
+        h("a", { href: `/runs/${r.id}` }, `Run ${short(r.id)}`), pill(r.status), time(r.createdAt))))
+        : empty("No runs for this issue yet.")),
     h("section", { "aria-labelledby": "c-h" }, h("h2", { id: "c-h" }, "Comments"),
       comments.length ? h("ol", { class: "feed" }, comments.map((c) => h("li", {}, h("strong", {}, who(c)), " ", time(c.createdAt),
         h("p", { class: "prose" }, c.body)))) : empty("No comments yet."), cform));
