@@ -256,8 +256,14 @@ try {
   ok(facts.includes(`${runEnv.name} · ${runEnv.driver}`), "the run page names the environment it ran in", facts);
   await screen("11-run", { narrow: true });
 
-  // The bwrap environment's leases list the run's lease.
+  // The bwrap environment's leases list the run's lease; the last test of
+  // ssh-loop is known without this tab's memory of it (activity feed).
   await page.goto(`${base}/companies/${cid}/environments`);
+  await page.evaluate(() => sessionStorage.clear());
+  await page.reload();
+  const lastCell = page.locator("tr[data-env=ssh-loop] td[data-label='Last test']");
+  await lastCell.waitFor();
+  ok((await lastCell.textContent()).startsWith("ok"), "last test of a saved environment survives a reload", await lastCell.textContent());
   const bwRow = page.locator(`tr[data-env="${runEnv.name}"]`);
   await bwRow.getByRole("button", { name: "Leases" }).click();
   const leaseTable = bwRow.locator("xpath=following-sibling::tr[1]").locator("table");

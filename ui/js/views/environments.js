@@ -35,8 +35,18 @@ export function probeResult(slot, res) {
 
 export async function environmentsView(el, { cid }) {
   setTitle("Environments");
-  const envs = await get(`/api/companies/${cid}/environments`);
-  const probes = lastProbes();
+  const [envs, feed] = await Promise.all([get(`/api/companies/${cid}/environments`),
+    get(`/api/companies/${cid}/activity?entityType=environment&limit=500`).catch(() => [])]);
+  // The last saved-environment probe comes from the activity feed (it
+  // survives reloads); this tab's own results add their summary.
+  const probes = {};
+  for (const a of feed) {
+    if (a.action === "environment.probed" && !probes[a.entityId])
+      probes[a.entityId] = { ok: a.details?.ok === true, at: a.createdAt };
+  }
+  for (const [id, p] of Object.entries(lastProbes())) {
+    if (!probes[id] || probes[id].at <= p.at) probes[id] = p;
+  }
   const table = h("table", { class: "list" },
     h("caption", { class: "sr-only" }, "Environments"),
     h("thead", {}, h("tr", {}, ["Name", "Driver", "Status", "Last test", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
@@ -52,7 +62,8 @@ export async function environmentsView(el, { cid }) {
 function envRow(cid, e, last) {
   const result = h("div", { class: "result", role: "status", hidden: true });
   const lastCell = h("td", { "data-label": "Last test" },
-    last ? [pill(last.ok ? "ok" : "failed"), " ", time(last.at)] : h("span", { class: "muted" }, "not tested"));
+    last ? [pill(last.ok ? "ok" : "failed"), " ", time(last.at), last.summary ? h("div", { class: "muted small" }, last.summary) : null]
+      : h("span", { class: "muted" }, "not tested"));
   const leasesSlot = h("div", { class: "leases", hidden: true });
   const testBtn = h("button", { type: "button", onclick: async () => {
     testBtn.disabled = true;
@@ -360,7 +371,9 @@ export function schemaFields(box, schema, values) {
     } else if (p.format === "secret-ref") {
       const stored = typeof values[key] === "string" && values[key];
       ctl = h("input", { type: "password", autocomplete: "off", placeholder: stored ? "Stored as a secret. Type to replace." : "" });
-      read = () => ctl.value ? ctl.value : (stored || undefined);
+      // An untouched stored value goes back as a binding to its secret, so it
+      // is never mistaken for a new plaintext value.
+      read = () => ctl.value ? ctl.value : (stored ? { type: "secret_ref", secretId: stored, version: "latest" } : undefined);
     } else {
       ctl = h("input", { value: v ?? "", autocomplete: "off", spellcheck: "false" });
       read = () => ctl.value.trim() === "" ? undefined : ctl.value.trim();
