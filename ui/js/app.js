@@ -102,7 +102,7 @@ function renderSidebar(path) {
       h("li", {}, link(`/companies/${cid}/environments`, "Environments")),
       h("li", {}, link(`/companies/${cid}/plugins`, "Plugins"))) : null,
     h("div", { class: "sidebar-foot" },
-      h("a", { href: "/", class: "nav-link" }, "Switch company"),
+      path === "/login" ? null : h("a", { href: "/", class: "nav-link" }, "Switch company"),
       state.health ? h("p", { class: "muted small" }, `v${state.health.version} · ${state.health.deploymentMode.replace("_", " ")}`) : null,
       auth.key ? h("button", { type: "button", class: "link", onclick: () => { auth.key = null; location.reload(); } }, "Sign out") : null));
 }
