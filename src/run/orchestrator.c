@@ -523,7 +523,7 @@ static void run_in_environment(run_ctx *c)
     pc_error_t err = PC_ERROR_INIT;
     char code[PC_ENV_CODE_LEN] = "";
     pc_run_workspace ws;
-    if (pc_run_workspace_prepare(c->app, c->company_id, c->issue_id, c->run_id, &ws, &err) < 0) {
+    if (pc_run_workspace_prepare(c->app, c->company_id, c->issue_id, &ws, &err) < 0) {
         sys_line(c, "[paperclip] workspace realization failed: %s", err.msg);
         run_fail(c, "failed", "workspace_realization_failed", "%s", err.msg);
         pc_error_clear(&err);
@@ -544,6 +544,14 @@ static void run_in_environment(run_ctx *c)
         return;
     }
     snprintf(c->env_id, sizeof c->env_id, "%s", pc_json_str(env, "id") ? pc_json_str(env, "id") : "");
+    const char *env_driver = pc_json_str(env, "driver");
+    if (pc_run_workspace_realize(c->app, c->company_id, c->run_id, &ws,
+                                 env_driver && strcmp(env_driver, "local") != 0, &err) < 0) {
+        sys_line(c, "[paperclip] workspace realization failed: %s", err.msg);
+        run_fail(c, "failed", "workspace_realization_failed", "%s", err.msg);
+        pc_error_clear(&err);
+        return;
+    }
     pc_lease_request lr = {.run_id = c->run_id,
                            .agent_id = c->agent_id,
                            .issue_id = c->issue_id,
@@ -593,6 +601,11 @@ static void run_in_environment(run_ctx *c)
             run_remote(c, lease, ccwd && ccwd[0] == '/' ? ccwd : local_path, cwd, envv);
         }
         json_decref(envv);
+        if (pc_run_workspace_finish(c->app, c->company_id, c->run_id, &ws, &err) < 0) {
+            sys_line(c, "[paperclip] branch not handed back to the project repository: %s",
+                     err.msg);
+            pc_error_clear(&err);
+        }
     }
 
     pthread_mutex_lock(&c->rt->mu);

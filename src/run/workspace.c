@@ -8,9 +8,13 @@
  * to start with '-' and is passed after the options, never through a shell.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "lib/common.h"
 #include "lib/json.h"
@@ -130,34 +134,113 @@ static void branch_name(json_t *strat, const char *identifier, char *out, size_t
         snprintf(out, cap, "%.*s%s%s", (int)(at - tpl), tpl, identifier, at + strlen(mark));
 }
 
-/* Creates the execution workspace's directory for a new row. */
-static int realize_new(pc_app *app, const char *company_id, const char *run_id, json_t *ew,
-                       pc_error_t *err)
+static void set_layout(pc_app *app, const pc_run_workspace *w)
 {
-    const char *id = pc_json_str(ew, "id");
-    const char *cwd = pc_json_str(ew, "cwd"), *src = pc_json_str(ew, "source_cwd");
-    const char *url = pc_json_str(ew, "repo_url"), *base = pc_json_str(ew, "base_ref");
-    const char *branch = pc_json_str(ew, "branch_name");
+    pc_error_t e = PC_ERROR_INIT;
+    char ts[PC_ISO_LEN + 1];
+    pc_iso_now(ts);
+    json_t *meta = json_pack("{s:s,s:s?}", "gitLayout", w->layout, "sourceCwd",
+                             w->src[0] ? w->src : NULL);
+    if (pc_db_exec_s(app->db, "UPDATE execution_workspaces SET metadata=?, updated_at=? WHERE id=?",
+                     json_pack("[o,s,s]", meta, ts, w->id), NULL, &e) < 0)
+        pc_warn("execution workspace %s: layout not recorded: %s", w->id, e.msg);
+    pc_error_clear(&e);
+}
+
+static struct timespec backdate_to;
+
+static int backdate_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    struct timespec ts[2] = {backdate_to, backdate_to};
+    utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+    return 0;
+}
+
+/* Workspace sync takes a file back only when its size or mtime second
+ * differs from the host's copy; a git ref rewritten by the agent in the
+ * same second the clone was made has the same size and second. Dating a
+ * new workspace a few seconds back makes every change the run makes
+ * visible. nftw's walk is not reentrant with backdate_to: guarded. */
+static void backdate_tree(const char *dir)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    clock_gettime(CLOCK_REALTIME, &backdate_to);
+    backdate_to.tv_sec -= 5;
+    backdate_to.tv_nsec = 0;
+    nftw(dir, backdate_one, 16, FTW_PHYS);
+    pthread_mutex_unlock(&mu);
+}
+
+int pc_run_workspace_realize(pc_app *app, const char *company_id, const char *run_id,
+                             pc_run_workspace *w, bool remote, pc_error_t *err)
+{
+    if (!w->pending)
+        return 0;
+    w->pending = false;
+    int rc = 0;
     char parent[1100];
     snprintf(parent, sizeof parent, "%s/execution-workspaces", app->cfg.data_dir);
-    if (pc_mkdir_p(parent, 0700) < 0)
-        return pc_error_errno(err, errno, "workspace_realization_failed: cannot create %s",
-                              parent);
-    if (src && is_git_repo(src) && branch) {
-        const char *a[] = {"worktree", "add", "-b", branch, "--", cwd, base, NULL};
-        return run_git(app, company_id, id, run_id, "worktree_prepare", src, a, err);
+    bool git_src = w->src[0] && is_git_repo(w->src);
+    if (!w->branch[0] && !w->repo_url[0]) {
+        /* A directory of its own, empty. */
+        if (pc_mkdir_p(w->cwd, 0700) < 0)
+            rc = pc_error_errno(err, errno, "workspace_realization_failed: cannot create %s",
+                                w->cwd);
+    } else if (pc_mkdir_p(parent, 0700) < 0) {
+        rc = pc_error_errno(err, errno, "workspace_realization_failed: cannot create %s", parent);
+    } else if (git_src && w->branch[0] && !remote) {
+        const char *a[] = {"worktree", "add", "-b", w->branch, "--", w->cwd, w->base_ref, NULL};
+        rc = run_git(app, company_id, w->id, run_id, "worktree_prepare", w->src, a, err);
+        snprintf(w->layout, sizeof w->layout, "worktree");
+    } else if (!git_src && !w->repo_url[0]) {
+        rc = pc_error_set(err, 422,
+                          "workspace_realization_failed: the project workspace is not a git "
+                          "repository and has no repoUrl");
+    } else {
+        /* A clone is self-contained: a worktree's .git names a directory of
+         * the host repository, which a remote target does not have. */
+        const char *from = git_src ? w->src : w->repo_url;
+        const char *c[] = {"clone", "--no-hardlinks", "--", from, w->cwd, NULL};
+        rc = run_git(app, company_id, w->id, run_id, "workspace_provision", parent, c, err);
+        if (rc == 0 && w->branch[0]) {
+            const char *b[] = {"checkout", "-b", w->branch, w->base_ref, "--", NULL};
+            rc = run_git(app, company_id, w->id, run_id, "worktree_prepare", w->cwd, b, err);
+        }
+        snprintf(w->layout, sizeof w->layout, "clone");
+        if (!git_src)
+            w->src[0] = '\0'; /* nothing on the host to hand the branch to */
     }
-    if (!url)
-        return pc_error_set(err, 422,
-                            "workspace_realization_failed: the project workspace is not a git "
-                            "repository and has no repoUrl");
-    const char *c[] = {"clone", "--", url, cwd, NULL};
-    if (run_git(app, company_id, id, run_id, "workspace_provision", parent, c, err) < 0)
+    if (rc < 0) {
+        pc_error_t mark = PC_ERROR_INIT;
+        char ts[PC_ISO_LEN + 1];
+        pc_iso_now(ts);
+        pc_db_exec_s(app->db,
+                     "UPDATE execution_workspaces SET status='cleanup_failed', "
+                     "cleanup_reason='realization failed', updated_at=? WHERE id=?",
+                     json_pack("[s,s]", ts, w->id), NULL, &mark);
+        pc_error_clear(&mark);
         return -1;
-    if (!branch)
+    }
+    if (w->layout[0])
+        set_layout(app, w);
+    if (remote)
+        backdate_tree(w->cwd);
+    return 0;
+}
+
+int pc_run_workspace_finish(pc_app *app, const char *company_id, const char *run_id,
+                            const pc_run_workspace *w, pc_error_t *err)
+{
+    if (strcmp(w->layout, "clone") != 0 || !w->src[0] || !w->branch[0] || !is_git_repo(w->src))
         return 0;
-    const char *b[] = {"checkout", "-b", branch, base, "--", NULL};
-    return run_git(app, company_id, id, run_id, "worktree_prepare", cwd, b, err);
+    char spec[600];
+    snprintf(spec, sizeof spec, "+refs/heads/%s:refs/heads/%s", w->branch, w->branch);
+    const char *a[] = {"fetch", "--", w->cwd, spec, NULL};
+    return run_git(app, company_id, w->id, run_id, "branch_fetch", w->src, a, err);
 }
 
 static json_t *first_row(pc_app *app, const char *sql, json_t *params, pc_error_t *err)
@@ -167,7 +250,7 @@ static json_t *first_row(pc_app *app, const char *sql, json_t *params, pc_error_
 }
 
 int pc_run_workspace_prepare(pc_app *app, const char *company_id, const char *issue_id,
-                             const char *run_id, pc_run_workspace *out, pc_error_t *err)
+                             pc_run_workspace *out, pc_error_t *err)
 {
     memset(out, 0, sizeof *out);
     if (!issue_id)
@@ -208,11 +291,13 @@ int pc_run_workspace_prepare(pc_app *app, const char *company_id, const char *is
         ew = isolated ? first_row(app,
                                   "SELECT * FROM execution_workspaces WHERE project_id=? AND "
                                   "source_issue_id=? AND mode='isolated_workspace' AND "
-                                  "status<>'archived' ORDER BY created_at DESC LIMIT 1",
+                                  "status NOT IN ('archived','cleanup_failed') "
+                                  "ORDER BY created_at DESC LIMIT 1",
                                   json_pack("[s,s]", project_id, issue_id), err)
                       : first_row(app,
                                   "SELECT * FROM execution_workspaces WHERE project_id=? AND "
-                                  "mode='shared_workspace' AND status<>'archived' "
+                                  "mode='shared_workspace' AND "
+                                  "status NOT IN ('archived','cleanup_failed') "
                                   "ORDER BY created_at DESC LIMIT 1",
                                   json_pack("[s]", project_id), err);
         if (!ew && pc_error_is_set(err))
@@ -281,25 +366,8 @@ int pc_run_workspace_prepare(pc_app *app, const char *company_id, const char *is
                            json_pack("[s]", id), err);
             if (!ew)
                 return pc_error_is_set(err) ? -1 : pc_error_set(err, 500, "workspace vanished");
-            if (src)
-                json_object_set_new(ew, "source_cwd", json_string(src));
-            int rc = 0;
-            if (!in_place && !git && !url) {
-                if (pc_mkdir_p(dir, 0700) < 0)
-                    rc = pc_error_errno(err, errno,
-                                        "workspace_realization_failed: cannot create %s", dir);
-            } else if (!in_place) {
-                rc = realize_new(app, company_id, run_id, ew, err);
-            }
-            if (rc < 0) {
-                pc_error_t mark = PC_ERROR_INIT;
-                pc_db_exec_s(app->db,
-                             "UPDATE execution_workspaces SET status='cleanup_failed', "
-                             "cleanup_reason='realization failed', updated_at=? WHERE id=?",
-                             json_pack("[s,s]", ts, id), NULL, &mark);
-                pc_error_clear(&mark);
-                return -1;
-            }
+            out->pending = !in_place;
+            copy(out->src, sizeof out->src, src);
         }
         copy(out->id, sizeof out->id, pc_json_str(ew, "id"));
         copy(out->mode, sizeof out->mode, isolated ? "isolated" : "shared");
@@ -309,6 +377,11 @@ int pc_run_workspace_prepare(pc_app *app, const char *company_id, const char *is
         copy(out->repo_url, sizeof out->repo_url, pc_json_str(ew, "repo_url"));
         copy(out->base_ref, sizeof out->base_ref, pc_json_str(ew, "base_ref"));
         copy(out->branch, sizeof out->branch, pc_json_str(ew, "branch_name"));
+        if (!out->pending) {
+            _cleanup_json_ json_t *meta = pc_json_from_text(pc_json_str(ew, "metadata"));
+            copy(out->layout, sizeof out->layout, pc_json_str(meta, "gitLayout"));
+            copy(out->src, sizeof out->src, pc_json_str(meta, "sourceCwd"));
+        }
     }
     _cleanup_json_ json_t *cfg = pc_json_from_text(ew ? pc_json_str(ew, "config") : NULL);
     const char *ws_env = pc_json_str(cfg, "environmentId");

@@ -21,6 +21,7 @@
 #define PC_RUN_WORKSPACE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "app.h"
 #include "lib/error.h"
@@ -35,14 +36,33 @@ typedef struct pc_run_workspace {
     char base_ref[256];
     char branch[256];
     char env_id[40];         /* the selection before the agent's default; "" when none */
+    char src[1024];          /* the project's host repository, when it has one */
+    char layout[12];         /* git: "worktree" or "clone"; "" otherwise */
+    bool pending;            /* a new row whose directory is not made yet */
 } pc_run_workspace;
 
-/* Finds or creates the run's execution workspace and picks env_id. Returns
- * 0 (out filled; out->id "" when the issue has no project workspace to
- * work in) or -1 with err set (a git step failed: recorded as a failed
- * workspace operation of run_id). */
+/* Finds or creates the run's execution workspace row and picks env_id.
+ * Returns 0 (out filled; out->id "" when the issue has no project workspace
+ * to work in) or -1 with err set. A new row's directory is made by
+ * pc_run_workspace_realize once the environment is known. */
 int pc_run_workspace_prepare(pc_app *app, const char *company_id, const char *issue_id,
-                             const char *run_id, pc_run_workspace *out, pc_error_t *err);
+                             pc_run_workspace *out, pc_error_t *err);
+
+/* Makes a new workspace's directory: a git worktree of the host
+ * repository for a local run; for a remote one (remote: the environment's
+ * driver is not local) a clone, since a worktree's .git names a directory
+ * of the host repository the target does not have; a clone of repoUrl
+ * without a host repository. 0, or -1 with err set (the failed git step is
+ * a failed workspace operation of run_id; the row becomes cleanup_failed). */
+int pc_run_workspace_realize(pc_app *app, const char *company_id, const char *run_id,
+                             pc_run_workspace *w, bool remote, pc_error_t *err);
+
+/* After the run: a clone of the host repository hands its branch back
+ * (`git fetch -- <clone> +refs/heads/B:refs/heads/B` in the host
+ * repository, phase branch_fetch), so the run's commits are on the branch
+ * there as they are with a worktree. 0 when there is nothing to do. */
+int pc_run_workspace_finish(pc_app *app, const char *company_id, const char *run_id,
+                            const pc_run_workspace *w, pc_error_t *err);
 
 /* Adds upstream's PAPERCLIP_WORKSPACE_* variables for w to env (a run's
  * environment object); cwd is where the command actually runs. */
