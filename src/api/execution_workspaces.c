@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/authz.h"
 #include "env/env.h"
 #include "lib/common.h"
 #include "lib/json.h"
@@ -84,6 +85,8 @@ static int ew_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         if (env && !pc_uuid_valid(env))
             return pc_error_validation(err, "config.environmentId", "Invalid uuid");
         if (env && pc_env_validate_selection(req->app, cid, env, NULL, err) < 0)
+            return -1;
+        if (pc_actor_may_select_env(req, env, err) < 0)
             return -1;
     }
 #define HAS(k) (json_object_get(b, k) != NULL)

@@ -17,12 +17,15 @@
  * executionWorkspacePolicy (its environmentId, its mode), env, and every
  * project workspace (a host cwd or a repository) — needs
  * `environments:manage`, since an agent must not be able to move its own
- * runs to another directory or machine.
+ * runs to another directory or machine. A confined agent (api/authz.h) may
+ * name only environments it may run code in, and writes no project
+ * workspace (each is a directory or a clone on the host).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "api/authz.h"
 #include "env/env.h"
 #include "lib/common.h"
 #include "lib/json.h"
@@ -49,6 +52,21 @@ static const char *const strategy_types[] = {"project_primary", "git_worktree", 
 static const char *const ws_keys[] = {"name",       "sourceType", "cwd",       "repoUrl",
                                       "repoRef",    "defaultRef", "isPrimary", "metadata", NULL};
 static const char *const ws_source_types[] = {"local_path", "git_repo", NULL};
+
+/* environments:manage, and for a confined agent nothing that points runs
+ * at the host: a project workspace is a host directory or a clone on the
+ * host, so a confined agent may not write one at all. */
+static int require_host_exec(pc_req *req, const char *cid, pc_error_t *err)
+{
+    if (pc_env_require_manage(req, cid, err) < 0)
+        return -1;
+    int confined = pc_actor_confined(req, err);
+    if (confined < 0)
+        return -1;
+    if (confined)
+        return pc_error_set(err, 403, "A confined agent cannot move execution out of its environment");
+    return 0;
+}
 
 static json_t *project_get(pc_app *app, const char *id, pc_error_t *err)
 {
@@ -128,6 +146,17 @@ static int check_policy(pc_app *app, const char *cid, const char *project_id, js
     return 0;
 }
 
+/* Who may write a policy: environments:manage, and the environment it
+ * names (the company default when none) must be one the caller may run
+ * code in (containment, api/authz.h). */
+static int may_set_policy(pc_req *req, const char *cid, json_t *pol, pc_error_t *err)
+{
+    if (pc_env_require_manage(req, cid, err) < 0)
+        return -1;
+    const char *env = json_is_object(pol) ? pc_json_str(pol, "environmentId") : NULL;
+    return pc_actor_may_select_env(req, env, err);
+}
+
 /* env: an object of string values (variables for the project's runs). */
 static int check_env(json_t *env, pc_error_t *err)
 {
@@ -186,8 +215,9 @@ static int parse_project(pc_req *req, const char *cid, const char *project_id, b
         pc_json_check_object(b, "executionWorkspacePolicy", PC_J_NULLABLE, &pb->policy, err) < 0)
         return -1;
     /* Where runs execute is not an agent's to choose (see the header). */
-    if ((json_object_get(b, "env") || json_object_get(b, "executionWorkspacePolicy")) &&
-        pc_env_require_manage(req, cid, err) < 0)
+    if ((json_object_get(b, "env") && pc_env_require_manage(req, cid, err) < 0) ||
+        (json_object_get(b, "executionWorkspacePolicy") &&
+         may_set_policy(req, cid, pb->policy, err) < 0))
         return -1;
     if (check_env(pb->env, err) < 0 || check_policy(req->app, cid, project_id, pb->policy, err) < 0 ||
         parse_goal(req->app, cid, b, &pb->has_goal, &pb->goal, err) < 0 ||
@@ -395,7 +425,7 @@ static int pw_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
     const char *pid = pc_json_str(p, "id"), *cid = pc_json_str(p, "companyId");
     pw_body w;
-    if (pc_env_require_manage(req, cid, err) < 0 || parse_pw(req->body, true, &w, err) < 0)
+    if (require_host_exec(req, cid, err) < 0 || parse_pw(req->body, true, &w, err) < 0)
         return -1;
     _cleanup_json_ json_t *n = pc_db_query_one_s(
         req->app->db, "SELECT COUNT(*) AS n FROM project_workspaces WHERE project_id=?",
@@ -438,7 +468,7 @@ static int pw_create(pc_req *req, pc_resp *resp, pc_error_t *err)
 static json_t *pw_for_req(pc_req *req, pc_error_t *err)
 {
     _cleanup_json_ json_t *p = project_for_req(req, err);
-    if (!p || pc_env_require_manage(req, pc_json_str(p, "companyId"), err) < 0)
+    if (!p || require_host_exec(req, pc_json_str(p, "companyId"), err) < 0)
         return NULL;
     const char *wid = pc_param_uuid(req, "workspaceId", "Project workspace not found", err);
     if (!wid)

@@ -284,6 +284,49 @@ static void test_access(void)
     is_int(st_of(wk, "GET", NULL, "/api/projects/%s/workspaces", pid), 200,
            "agent of the company reads workspaces");
 
+    /* Putting an issue into a project chooses where its runs execute. */
+    char ibody[300];
+    snprintf(ibody, sizeof ibody, "{\"title\":\"sub\",\"projectId\":\"%s\"}", pid);
+    pc_http_res ir = areq(wk, "POST", ibody, "/api/companies/%s/issues", cid);
+    is_int(ir.status, 403, "agent without manage: issue into a project 403");
+    ok(strstr(pc_res_str(&ir, "error"), "environments:manage") != NULL, "…naming the permission");
+    pc_http_res_free(&ir);
+    is_int(st_of(mk, "POST", ibody, "/api/companies/%s/issues", cid), 201,
+           "agent with manage: issue into a project 201");
+
+    /* A confined agent (its default environment is not the host) writes
+     * no host workspace and no policy pointing at the host. */
+    pc_http_res er = req("POST",
+                         "{\"name\":\"Remote\",\"driver\":\"ssh\",\"config\":{\"host\":"
+                         "\"127.0.0.1\",\"username\":\"u\",\"remoteWorkspacePath\":\"/w\"}}",
+                         "/api/companies/%s/environments", cid);
+    char *ssh = res_dup(&er, "id");
+    pc_http_res_free(&er);
+    char abody[400];
+    snprintf(abody, sizeof abody,
+             "{\"name\":\"Confined\",\"permissions\":{\"environments:manage\":true},"
+             "\"defaultEnvironmentId\":\"%s\"}",
+             ssh);
+    er = req("POST", abody, "/api/companies/%s/agents", cid);
+    char *confined = res_dup(&er, "id");
+    pc_http_res_free(&er);
+    char *ck = make_key(confined);
+    er = areq(ck, "POST", "{\"cwd\":\"/tmp\"}", "/api/projects/%s/workspaces", pid);
+    is_int(er.status, 403, "confined agent: host workspace 403");
+    is_str(pc_res_str(&er, "error"), "A confined agent cannot move execution out of its environment",
+           "…containment text");
+    pc_http_res_free(&er);
+    is_int(st_of(ck, "PATCH",
+                 "{\"executionWorkspacePolicy\":{\"enabled\":true,\"defaultMode\":"
+                 "\"shared_workspace\"}}",
+                 "/api/projects/%s", pid),
+           403, "confined agent: policy on the host 403");
+    snprintf(abody, sizeof abody, "{\"executionWorkspacePolicy\":{\"environmentId\":\"%s\"}}",
+             ssh);
+    is_int(st_of(ck, "PATCH", abody, "/api/projects/%s", pid), 200,
+           "confined agent: policy on its own environment 200");
+    free(ssh), free(confined), free(ck);
+
     /* Another company's agent: nothing. */
     is_int(st_of(ok_, "GET", NULL, "/api/projects/%s", pid), 403, "outsider: get 403");
     is_int(st_of(ok_, "GET", NULL, "/api/companies/%s/projects", cid), 403, "outsider: list 403");
