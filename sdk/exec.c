@@ -159,6 +159,12 @@ static void group_ended(pid_t pid, void *ud)
     groups_remove(pid);
 }
 
+static void forward_output(int fd, const char *data, size_t len, void *ud)
+{
+    const pc_plugin_exec_opts *opts = ud;
+    opts->on_output(opts->on_output_arg, fd, data, len);
+}
+
 int pc_plugin_exec(const pc_plugin_exec_opts *opts, pc_plugin_exec_result *res,
                    pc_plugin_error *err)
 {
@@ -224,6 +230,8 @@ int pc_plugin_exec(const pc_plugin_exec_opts *opts, pc_plugin_exec_result *res,
         .drain_ms = opts->drain_ms > 0 ? opts->drain_ms : PC_PLUGIN_EXEC_DEFAULT_DRAIN_MS,
         .on_start = group_started,
         .on_end = group_ended,
+        .on_output = opts->on_output ? forward_output : NULL,
+        .ud = (void *)opts,
     };
     pc_spawn_result rr;
     pc_spawn_stage stage = PC_SPAWN_STAGE_NONE;

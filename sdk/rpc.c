@@ -55,6 +55,11 @@ struct server {
 struct pc_plugin_ctx {
     struct server *srv;
     const char *method;
+    json_t *id; /* of the request, borrowed */
+    /* pc_plugin_execute_log(): the start of a UTF-8 sequence cut at the end
+     * of the last chunk, per stream (0 stdout, 1 stderr). */
+    char carry[2][4];
+    size_t carry_len[2];
 };
 
 struct job {
@@ -226,6 +231,83 @@ static void do_initialize(struct server *s, json_t *id, json_t *params)
     send_result(s, id, json_pack("{s:b, s:o}", "ok", 1, "supportedMethods", supported));
 }
 
+/* ---- streamed execute output ---- */
+
+static void send_chunk(pc_plugin_ctx *ctx, const char *stream, const char *data, size_t len)
+{
+    json_t *chunk = pc_plugin_json_string_lossy(data, len);
+    json_t *msg = chunk ? json_pack("{s:s, s:s, s:{s:O, s:s, s:o}}", "jsonrpc", "2.0", "method",
+                                    "execute.log", "params", "requestId", ctx->id, "stream",
+                                    stream, "chunk", chunk)
+                        : NULL;
+    if (msg)
+        send_line(ctx->srv, msg);
+    json_decref(msg);
+}
+
+/* How many bytes at the end of (data, len) start a UTF-8 sequence that
+ * continues past it (0 when the end is complete or not UTF-8 at all). */
+static size_t cut_sequence(const char *data, size_t len)
+{
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char c = (unsigned char)data[len - back];
+        if ((c & 0xC0) == 0x80)
+            continue; /* a continuation byte: look further back */
+        size_t need = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 1;
+        if (c >= 0xF5)
+            need = 1;
+        return need > back ? back : 0;
+    }
+    return 0;
+}
+
+int pc_plugin_execute_log(pc_plugin_ctx *ctx, const char *stream, const char *data, size_t len)
+{
+    if (!ctx || !ctx->method || strcmp(ctx->method, "environmentExecute") != 0 || !stream)
+        return -1;
+    int k = !strcmp(stream, "stdout") ? 0 : !strcmp(stream, "stderr") ? 1 : -1;
+    if (k < 0)
+        return -1;
+    if (!data || len == 0)
+        return 0;
+    char head[8];
+    size_t hl = ctx->carry_len[k];
+    if (hl) {
+        /* Complete the held-back sequence from the front of this chunk. */
+        memcpy(head, ctx->carry[k], hl);
+        size_t take = 0;
+        while (take < len && hl + take < 4 && ((unsigned char)data[take] & 0xC0) == 0x80)
+            take++;
+        memcpy(head + hl, data, take);
+        data += take;
+        len -= take;
+        ctx->carry_len[k] = 0;
+        size_t rest = cut_sequence(head, hl + take);
+        if (rest == hl + take && len == 0) {
+            memcpy(ctx->carry[k], head, rest); /* still incomplete, nothing follows */
+            ctx->carry_len[k] = rest;
+            return 0;
+        }
+        send_chunk(ctx, stream, head, hl + take);
+    }
+    size_t keep = cut_sequence(data, len);
+    if (len > keep)
+        send_chunk(ctx, stream, data, len - keep);
+    memcpy(ctx->carry[k], data + len - keep, keep);
+    ctx->carry_len[k] = keep;
+    return 0;
+}
+
+/* A hook that returns sends what it held back, so nothing is lost. */
+static void flush_carry(pc_plugin_ctx *ctx)
+{
+    for (int k = 0; k < 2; k++)
+        if (ctx->carry_len[k]) {
+            send_chunk(ctx, k ? "stderr" : "stdout", ctx->carry[k], ctx->carry_len[k]);
+            ctx->carry_len[k] = 0;
+        }
+}
+
 static void do_hook(struct server *s, json_t *id, const char *method, json_t *params)
 {
     pthread_mutex_lock(&s->lock);
@@ -249,10 +331,11 @@ static void do_hook(struct server *s, json_t *id, const char *method, json_t *pa
         }
         return;
     }
-    pc_plugin_ctx ctx = { .srv = s, .method = method };
+    pc_plugin_ctx ctx = { .srv = s, .method = method, .id = id };
     pc_plugin_error err = { 0 };
     json_t *result = NULL;
     int rc = f(&ctx, params, &result, &err);
+    flush_carry(&ctx);
     if (rc != 0) {
         json_decref(result);
         if (!err.message[0])

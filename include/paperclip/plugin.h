@@ -220,6 +220,25 @@ void pc_plugin_log(pc_plugin_ctx *ctx, pc_plugin_log_level level, const char *fm
 void pc_plugin_log_meta(pc_plugin_ctx *ctx, pc_plugin_log_level level, json_t *meta,
                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/*
+ * Streams command output of the environmentExecute request `ctx` belongs to:
+ * sends the host an `execute.log` notification {requestId, stream, chunk},
+ * where requestId is the id of that request, so a host with several executes
+ * in flight on one worker appends each chunk to the run that asked for it.
+ * `stream` is "stdout" or "stderr"; `data` holds `len` raw bytes. A UTF-8
+ * sequence cut at the end of `data` is held back (at most 3 bytes per
+ * stream) and sent with the next call, or when the hook returns, so split
+ * characters arrive whole; other invalid bytes are replaced by U+FFFD.
+ *
+ * A provider that streams promises that everything it streamed is also in
+ * the final result's stdout/stderr, and the host then does not append the
+ * result's output a second time. Calls for one ctx must not overlap (call it
+ * from the hook's thread, e.g. from pc_plugin_exec_opts.on_output). Returns
+ * 0, or -1 (nothing sent) when ctx is NULL, the request is not
+ * environmentExecute or `stream` is neither name.
+ */
+int pc_plugin_execute_log(pc_plugin_ctx *ctx, const char *stream, const char *data, size_t len);
+
 /* ------------------------------------------------------------------------
  * Running commands: pc_plugin_exec()
  *
@@ -312,6 +331,15 @@ typedef struct pc_plugin_exec_opts {
      */
     int (*pre_exec)(void *arg);
     void *pre_exec_arg;
+
+    /*
+     * Called on the calling thread with each piece of output as the command
+     * produces it (`stream` 1 for stdout, 2 for stderr), e.g. to pass it to
+     * pc_plugin_execute_log(). Only bytes within `max_output` are passed, so
+     * what is seen here is exactly what ends up in the result. May be NULL.
+     */
+    void (*on_output)(void *arg, int stream, const char *data, size_t len);
+    void *on_output_arg;
 } pc_plugin_exec_opts;
 
 typedef struct pc_plugin_exec_result {

@@ -1045,6 +1045,7 @@ static double mono_ms(void)
 /* Everything one execute needs, from parsed params to the collected
  * result; each step below fills its part and bw_execute releases it all. */
 struct exec_run {
+    pc_plugin_ctx *ctx; /* the request, for streaming its output */
     struct bw_config c;
     struct bw_policy pol;
     json_t *m; /* lease marker */
@@ -1372,6 +1373,13 @@ static int exec_setup_fds(struct exec_run *x, pc_plugin_error *err)
 
 /* Spawns bwrap in the exec cgroup, pumps its output (the SDK's exec),
  * enforces the timeout with the watchdog, and leaves nothing running. */
+/* Output goes to the host as it is produced, so a run's log is live. */
+static void exec_stream(void *arg, int stream, const char *data, size_t len)
+{
+    struct exec_run *x = arg;
+    pc_plugin_execute_log(x->ctx, stream == 2 ? "stderr" : "stdout", data, len);
+}
+
 static int exec_spawn_wait(struct exec_run *x, pc_plugin_error *err)
 {
     char *envp[] = { "PATH=" DEFAULT_PATH, NULL };
@@ -1391,6 +1399,8 @@ static int exec_spawn_wait(struct exec_run *x, pc_plugin_error *err)
         .n_keep_fds = x->fds[1] >= 0 ? 2 : 1,
         .pre_exec = join_cgroups,
         .pre_exec_arg = &x->job,
+        .on_output = exec_stream,
+        .on_output_arg = x,
     };
     struct running run_entry = { .pid = NULL };
     pid_t *slot = mmap(NULL, sizeof(pid_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -1514,6 +1524,7 @@ static int bw_execute(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_pl
     if (!x)
         return pc_plugin_error_set(err, 0, "out of memory");
     x->t_start = mono_ms();
+    x->ctx = ctx;
     x->fds[0] = x->fds[1] = -1;
     pthread_mutex_init(&x->job.lock, NULL);
     pthread_cond_init(&x->job.cond, NULL);

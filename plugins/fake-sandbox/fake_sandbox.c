@@ -526,10 +526,15 @@ static char *command_line(const char *cmd, json_t *args)
     return s;
 }
 
+/* Output goes to the host as it is produced, so a run's log is live. */
+static void stream_output(void *arg, int stream, const char *data, size_t len)
+{
+    pc_plugin_execute_log(arg, stream == 2 ? "stderr" : "stdout", data, len);
+}
+
 static int fake_execute(pc_plugin_ctx *ctx, json_t *params, json_t **result,
                         pc_plugin_error *err)
 {
-    (void)ctx;
     json_t *command = json_object_get(params, "command");
     json_t *args = json_object_get(params, "args");
     json_t *env = json_object_get(params, "env");
@@ -590,6 +595,8 @@ static int fake_execute(pc_plugin_ctx *ctx, json_t *params, json_t **result,
                                                                     : (int64_t)ceil(timeout))
                                   : 0,
         .kill_grace_ms = SIGKILL_GRACE_MS,
+        .on_output = stream_output,
+        .on_output_arg = ctx,
     };
     pc_plugin_error xerr = { 0 };
     if (pc_plugin_exec(&opts, &res, &xerr) < 0) {

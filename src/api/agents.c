@@ -107,13 +107,13 @@ static int pc_agent_check_reports_to(pc_app *app, const char *company_id, const 
 }
 
 static int pc_agent_check_env(pc_app *app, const char *company_id, const char *env_id,
-                              pc_error_t *err)
+                              const char *adapter, pc_error_t *err)
 {
     if (!env_id)
         return 0;
     if (!pc_uuid_valid(env_id))
         return pc_error_validation(err, "defaultEnvironmentId", "Invalid uuid");
-    if (pc_env_validate_selection(app, company_id, env_id, err) < 0)
+    if (pc_env_validate_selection(app, company_id, env_id, adapter, err) < 0)
         return -1;
     return 0;
 }
@@ -210,7 +210,7 @@ static int pc_agents_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
     json_decref(c);
     if (pc_agent_check_reports_to(req->app, cid, NULL, reports, err) < 0 ||
-        pc_agent_check_env(req->app, cid, env, err) < 0)
+        pc_agent_check_env(req->app, cid, env, adapter, err) < 0)
         return -1;
     json_t *rc_norm = pc_runtime_config_normalize(rconf, err);
     if (!rc_norm)
@@ -277,9 +277,17 @@ static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         return pc_error_set(err, 403, "Agents can only update themselves");
     }
     agent_body ab = {0};
-    if (agent_body_check(b, 0, &ab, err) < 0 ||
-        pc_agent_check_reports_to(req->app, cid, id, ab.reports, err) < 0 ||
-        pc_agent_check_env(req->app, cid, ab.env, err) < 0) {
+    if (agent_body_check(b, 0, &ab, err) < 0) {
+        json_decref(a);
+        return -1;
+    }
+    /* A new adapter is checked against the kept default environment too. */
+    const char *sel_env = ab.env;
+    if (!sel_env && ab.adapter && !json_object_get(b, "defaultEnvironmentId"))
+        sel_env = pc_json_str(a, "defaultEnvironmentId");
+    if (pc_agent_check_reports_to(req->app, cid, id, ab.reports, err) < 0 ||
+        pc_agent_check_env(req->app, cid, sel_env,
+                           ab.adapter ? ab.adapter : pc_json_str(a, "adapterType"), err) < 0) {
         json_decref(a);
         return -1;
     }

@@ -56,6 +56,11 @@ typedef enum {
 int pc_query_limit(const pc_req *req, int64_t dflt, int64_t max, pc_limit_mode mode, int64_t *out,
                    pc_error_t *err);
 
+/* environments:manage for company_id (environments.c): the board, or an
+ * agent of that company whose permissions grant it; 403 "Missing
+ * permission: environments:manage" otherwise (after the company check). */
+int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t *err);
+
 /* Lease test hooks (env_hooks.c), routed by environments.c; they answer 404
  * unless the daemon runs with PAPERCLIP_ENABLE_TEST_HOOKS=1. */
 int pc_env_hook_lease(pc_req *req, pc_resp *resp, pc_error_t *err);

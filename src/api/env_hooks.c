@@ -202,7 +202,7 @@ int pc_env_hook_destroy_reusable(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
     int n = pc_env_destroy_reusable_leases(req->app, pc_json_str(env, "companyId"),
                                            pc_json_str(env, "id"), NULL,
-                                           "destroyed by test hook", err);
+                                           "destroyed by test hook", NULL, err);
     json_decref(env);
     return n < 0 ? -1 : pc_resp_json(resp, 200, json_pack("{s:i}", "destroyed", n));
 }

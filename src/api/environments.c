@@ -7,7 +7,8 @@
  *   POST   /api/companies/:companyId/environments/probe-config
  *   GET    /api/environments/:id
  *   PATCH  /api/environments/:id
- *   DELETE /api/environments/:id
+ *   DELETE /api/environments/:id                        ?destroyReusableSandboxLeases=true
+ *   GET    /api/environments/:id/delete-blast-radius
  *   POST   /api/environments/:id/probe
  *   GET    /api/environments/:id/leases                    ?status=
  *   GET    /api/environment-leases/:leaseId
@@ -36,12 +37,8 @@
 #include "lib/util.h"
 
 static const char *const env_statuses[] = {"active", "archived", NULL};
-static const char *const lease_statuses[] = {"active", "released", "expired", "failed", NULL};
-
-/* Adapters that can run commands through a remote execution target. */
-static const char *const remote_adapters[] = {"claude_local", "codex_local",    "cursor",
-                                              "gemini_local", "opencode_local", "pi_local",
-                                              NULL};
+static const char *const lease_statuses[] = {"active",  "released",        "expired", "failed",
+                                             "retained", "pending_cleanup", NULL};
 
 static bool pc_grant_listed(json_t *grants)
 {
@@ -73,7 +70,7 @@ static int pc_env_can_manage(pc_req *req, const char *company_id, pc_error_t *er
     return can ? 1 : 0;
 }
 
-static int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t *err)
+int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t *err)
 {
     if (pc_require_company_access(req, company_id, err) < 0)
         return -1;
@@ -132,6 +129,10 @@ static int pc_envs_list(pc_req *req, pc_resp *resp, pc_error_t *err)
     return pc_resp_json(resp, 200, out);
 }
 
+/* Upstream's capabilities shape, limited to what executes here: only the
+ * adapters this daemon runs are listed, and each cell comes from the same
+ * matrix selection writes are checked against (env/select.c). Providers
+ * that isolate nothing carry "isolation": "none" and "testOnly": true. */
 static int pc_envs_capabilities(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     const char *cid = pc_company_param(req, err);
@@ -154,6 +155,7 @@ static int pc_envs_capabilities(pc_req *req, pc_resp *resp, pc_error_t *err)
         json_t *schema = json_object_get(p, "configSchema");
         json_t *desc = json_object_get(p, "description");
         const char *dn = pc_json_str(p, "displayName");
+        bool test_only = pc_env_provider_test_only(key);
         json_t *info = json_pack("{s:s,s:b,s:b,s:b,s:b,s:s,s:s,s:s}", "status", "supported",
                                  "supportsSavedProbe", 1, "supportsUnsavedProbe", 1,
                                  "supportsRunExecution", 1, "supportsReusableLeases",
@@ -165,30 +167,28 @@ static int pc_envs_capabilities(pc_req *req, pc_resp *resp, pc_error_t *err)
                         json_object_get(p, "pluginId") ? json_object_get(p, "pluginId")
                                                        : json_null());
         json_object_set(info, "configSchema", schema ? schema : json_null());
+        if (test_only) {
+            json_object_set_new(info, "isolation", json_string("none"));
+            json_object_set_new(info, "testOnly", json_true());
+        }
         json_object_set_new(providers, key, info);
     }
     json_decref(list);
     json_t *adapters = json_array();
-    for (const char *const *a = pc_adapter_types; *a; a++) {
-        bool remote = false;
-        for (const char *const *r = remote_adapters; *r; r++)
-            if (!strcmp(*r, *a))
-                remote = true;
+    for (const char *const *a = pc_env_exec_adapters; *a; a++) {
         json_t *sp = json_object();
         const char *k;
         json_t *v;
         json_object_foreach(providers, k, v) {
-            json_object_set_new(sp, k,
-                                json_string(remote && !strcmp(pc_json_str(v, "status"), "supported")
-                                                ? "supported"
-                                                : "unsupported"));
+            bool ok = pc_env_adapter_provider_ok(*a) &&
+                      !strcmp(pc_json_str(v, "status"), "supported");
+            json_object_set_new(sp, k, json_string(ok ? "supported" : "unsupported"));
         }
         json_t *ds = json_object();
         for (const pc_env_driver *const *d = pc_env_drivers(); *d; d++)
             json_object_set_new(ds, (*d)->name,
-                                json_string((*d)->runs && (remote || !(*d)->remote)
-                                                ? "supported"
-                                                : "unsupported"));
+                                json_string(pc_env_adapter_driver_ok(*a, *d) ? "supported"
+                                                                             : "unsupported"));
         json_array_append_new(adapters, json_pack("{s:s,s:o,s:o}", "adapterType", *a, "drivers",
                                                   ds, "sandboxProviders", sp));
     }
@@ -475,28 +475,164 @@ static int pc_env_clear_issue_selections(pc_app *app, const char *company_id, co
     return rc;
 }
 
+/* How many issues of the company select env_id (see the function above). */
+static int pc_env_issue_selection_count(pc_app *app, const char *company_id, const char *env_id,
+                                        pc_error_t *err)
+{
+    json_t *rows = NULL;
+    char *like = pc_xasprintf("%%%s%%", env_id);
+    int rc = pc_db_query_s(app->db,
+                           "SELECT execution_workspace_settings FROM issues WHERE company_id=? "
+                           "AND execution_workspace_settings LIKE ?",
+                           json_pack("[s,s]", company_id, like), &rows, err);
+    free(like);
+    if (rc < 0)
+        return -1;
+    int n = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        json_t *ews = pc_json_from_text(pc_json_str(row, "execution_workspace_settings"));
+        const char *sel = pc_json_str(ews, "environmentId");
+        if (sel && !strcmp(sel, env_id))
+            n++;
+        json_decref(ews);
+    }
+    json_decref(rows);
+    return n;
+}
+
+static json_int_t pc_env_count(pc_app *app, const char *sql, const char *id, pc_error_t *err)
+{
+    json_t *row = pc_db_query_one_s(app->db, sql, json_pack("[s]", id), err);
+    json_int_t n = row ? json_integer_value(json_object_get(row, "n")) : -1;
+    json_decref(row);
+    return n;
+}
+
+/* Upstream's delete blast radius for env: what selects it, what runs on it,
+ * and why a delete would be refused (deleteBlockedReasons). Leases held by
+ * runs always block; retained reusable sandboxes and pending cleanups block
+ * unless the delete destroys them (?destroyReusableSandboxLeases=true). */
+static json_t *pc_env_blast_radius(pc_app *app, json_t *env, pc_error_t *err)
+{
+    const char *id = pc_json_str(env, "id"), *cid = pc_json_str(env, "companyId");
+    json_int_t agents = pc_env_count(
+        app, "SELECT COUNT(*) AS n FROM agents WHERE default_environment_id=?", id, err);
+    json_int_t active = pc_env_count(app,
+                                     "SELECT COUNT(*) AS n FROM environment_leases WHERE "
+                                     "environment_id=? AND status='active'",
+                                     id, err);
+    json_int_t retained = pc_env_count(app,
+                                       "SELECT COUNT(*) AS n FROM environment_leases WHERE "
+                                       "environment_id=? AND status='retained'",
+                                       id, err);
+    json_int_t pending = pc_env_count(app,
+                                      "SELECT COUNT(*) AS n FROM environment_leases WHERE "
+                                      "environment_id=? AND status='pending_cleanup'",
+                                      id, err);
+    int issues = pc_env_issue_selection_count(app, cid, id, err);
+    if (agents < 0 || active < 0 || retained < 0 || pending < 0 || issues < 0)
+        return NULL;
+    json_t *secret_ids = json_array();
+    pc_envcfg_secret_ids(app, pc_json_str(env, "driver"), json_object_get(env, "config"),
+                         secret_ids);
+    json_t *reasons = json_array();
+    if (active > 0)
+        json_array_append_new(reasons, json_string("active_leases"));
+    if (retained > 0)
+        json_array_append_new(reasons, json_string("reusable_sandbox_leases"));
+    if (pending > 0)
+        json_array_append_new(reasons, json_string("pending_cleanup_leases"));
+    json_t *out = json_pack(
+        "{s:s,s:b,s:b,s:o,s:{s:b,s:b,s:I,s:i,s:i,s:i,s:i},s:{s:I,s:I,s:I,s:i,s:b}}",
+        "environmentId", id, "canDelete", json_array_size(reasons) == 0,
+        "canDeleteWithDestroyReusableSandboxLeases", active == 0, "deleteBlockedReasons", reasons,
+        "staticReferences", "isManagedLocal", 0, "isInstanceDefault", 0, "agentDefaultCount",
+        (json_int_t)agents, "executionWorkspaceSelectionCount", 0, "issueSelectionCount", issues,
+        "projectSelectionCount", 0, "secretBindingCount", (int)json_array_size(secret_ids),
+        "activeRuntimeUse", "activeLeaseCount", (json_int_t)active, "reusableLeaseCount",
+        (json_int_t)retained, "pendingCleanupLeaseCount", (json_int_t)pending,
+        "activeCustomImageSetupSessionCount", 0, "hasActiveRuntimeUse",
+        active + retained + pending > 0);
+    json_decref(secret_ids);
+    return out;
+}
+
+static int pc_envs_blast_radius(pc_req *req, pc_resp *resp, pc_error_t *err)
+{
+    json_t *env = pc_env_for_req(req, err);
+    if (!env)
+        return -1;
+    json_t *out = NULL;
+    if (pc_env_require_manage(req, pc_json_str(env, "companyId"), err) == 0)
+        out = pc_env_blast_radius(req->app, env, err);
+    json_decref(env);
+    return out ? pc_resp_json(resp, 200, out) : -1;
+}
+
+/* A 409 carrying the blast radius's deleteBlockedReasons in its details. */
+static int pc_env_delete_blocked(json_t *radius, const char *msg, pc_error_t *err)
+{
+    pc_error_set(err, 409, "%s", msg);
+    pc_error_details(err, json_pack("{s:O,s:O}", "deleteBlockedReasons",
+                                    json_object_get(radius, "deleteBlockedReasons"),
+                                    "activeRuntimeUse",
+                                    json_object_get(radius, "activeRuntimeUse")));
+    return -1;
+}
+
 static int pc_envs_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     json_t *env = pc_env_for_req(req, err);
     if (!env)
         return -1;
     const char *id = pc_json_str(env, "id"), *cid = pc_json_str(env, "companyId");
-    int rc = -1;
-    json_t *secret_ids = json_array();
+    int rc = -1, destroyed = 0;
+    json_t *secret_ids = json_array(), *radius = NULL;
     if (pc_env_require_manage(req, cid, err) < 0)
         goto out;
-    json_t *active = pc_db_query_one_s(
-        req->app->db,
-        "SELECT COUNT(*) AS n FROM environment_leases WHERE environment_id=? AND status='active'",
-        json_pack("[s]", id), err);
-    if (!active)
+    const char *flag = pc_req_query(req, "destroyReusableSandboxLeases");
+    if (flag && strcmp(flag, "true") != 0 && strcmp(flag, "false") != 0) {
+        pc_error_validation(err, "destroyReusableSandboxLeases", "Expected true or false");
         goto out;
-    json_int_t n = json_integer_value(json_object_get(active, "n"));
-    json_decref(active);
+    }
+    bool destroy = flag && !strcmp(flag, "true");
+    if (!(radius = pc_env_blast_radius(req->app, env, err)))
+        goto out;
+    json_t *use = json_object_get(radius, "activeRuntimeUse");
+    json_int_t n = json_integer_value(json_object_get(use, "activeLeaseCount"));
     if (n > 0) {
-        pc_error_set(err, 409, "Environment has %lld active lease%s; release them first",
-                     (long long)n, n == 1 ? "" : "s");
+        char *msg = pc_xasprintf("Environment has %lld active lease%s; release them first",
+                                 (long long)n, n == 1 ? "" : "s");
+        pc_env_delete_blocked(radius, msg, err);
+        free(msg);
         goto out;
+    }
+    if (!destroy && !json_is_true(json_object_get(radius, "canDelete"))) {
+        pc_env_delete_blocked(radius,
+                              "Environment has reusable sandbox leases; delete with "
+                              "destroyReusableSandboxLeases=true to destroy them",
+                              err);
+        goto out;
+    }
+    if (destroy) {
+        int left = 0;
+        destroyed = pc_env_destroy_reusable_leases(req->app, cid, id, NULL,
+                                                   "environment deleted", &left, err);
+        if (destroyed < 0)
+            goto out;
+        if (left > 0) {
+            json_decref(radius);
+            if (!(radius = pc_env_blast_radius(req->app, env, err)))
+                goto out;
+            char *msg = pc_xasprintf("cannot destroy %d reusable sandbox lease%s; the cleanup "
+                                     "is retried",
+                                     left, left == 1 ? "" : "s");
+            pc_env_delete_blocked(radius, msg, err);
+            free(msg);
+            goto out;
+        }
     }
     pc_envcfg_secret_ids(req->app, pc_json_str(env, "driver"), json_object_get(env, "config"),
                          secret_ids);
@@ -512,13 +648,14 @@ static int pc_envs_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_db_rollback(req->app->db);
         goto out;
     }
-    /* Secrets go only after the row: a failure above must not leave an
-     * environment pointing at a deleted key. */
+    /* Secrets the config created go only after the row: a failure above
+     * must not leave an environment pointing at a deleted key. Secrets made
+     * through the secrets API stay; they may serve other environments. */
     size_t i;
     json_t *sid;
     json_array_foreach(secret_ids, i, sid) {
         pc_error_t e = PC_ERROR_INIT;
-        if (pc_secret_delete(req->app->db, cid, json_string_value(sid), &e) < 0)
+        if (pc_secret_delete_managed(req->app->db, cid, json_string_value(sid), &e) < 0)
             pc_warn("cannot delete secret %s of environment %s: %s", json_string_value(sid), id,
                     e.msg);
         pc_error_clear(&e);
@@ -530,8 +667,11 @@ static int pc_envs_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
                     err);
     json_decref(details);
     pc_error_clear(err);
-    rc = pc_resp_json(resp, 200, json_incref(env));
+    json_t *body = json_deep_copy(env);
+    json_object_set_new(body, "destroyedReusableSandboxLeaseCount", json_integer(destroyed));
+    rc = pc_resp_json(resp, 200, body);
 out:
+    json_decref(radius);
     json_decref(secret_ids);
     json_decref(env);
     return rc;
@@ -640,6 +780,7 @@ const pc_route pc_routes_environments[] = {
     {"GET", "/api/environments/:id", pc_envs_get, 0},
     {"PATCH", "/api/environments/:id", pc_envs_patch, 0},
     {"DELETE", "/api/environments/:id", pc_envs_delete, 0},
+    {"GET", "/api/environments/:id/delete-blast-radius", pc_envs_blast_radius, 0},
     {"POST", "/api/environments/:id/probe", pc_envs_probe, 0},
     {"GET", "/api/environments/:id/leases", pc_envs_leases, 0},
     {"GET", "/api/environment-leases/:leaseId", pc_envs_lease, 0},

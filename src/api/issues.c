@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "api/issues.h"
+#include "env/env.h"
 #include "lib/buf.h"
 #include "lib/common.h"
 #include "lib/json.h"
@@ -72,8 +73,11 @@ static int check_assignee(pc_app *app, const char *cid, const char *aid, pc_erro
 }
 
 /* executionWorkspaceSettings: an object; environmentId, when set, must name
- * an active environment of the company. */
-static int check_ews(pc_app *app, const char *cid, json_t *ews, pc_error_t *err)
+ * an environment of the company the assignee's adapter can run in (the
+ * selection matrix, env/select.c). `assignee` is the agent the issue will
+ * have after the write, NULL when none. */
+static int check_ews(pc_app *app, const char *cid, json_t *ews, const char *assignee,
+                     pc_error_t *err)
 {
     if (!ews || json_is_null(ews))
         return 0;
@@ -83,16 +87,15 @@ static int check_ews(pc_app *app, const char *cid, json_t *ews, pc_error_t *err)
     if (!json_is_string(e) || !pc_uuid_valid(json_string_value(e)))
         return pc_error_validation(err, "executionWorkspaceSettings.environmentId",
                                    "Invalid uuid");
-    _cleanup_json_ json_t *row = pc_db_query_one_s(
-        app->db, "SELECT company_id, status FROM environments WHERE id=?",
-        json_pack("[s]", json_string_value(e)), err);
-    if (!row)
-        return pc_error_is_set(err) ? -1 : pc_error_set(err, 422, "Environment not found.");
-    if (strcmp(pc_json_str(row, "company_id"), cid) != 0)
-        return pc_error_set(err, 422, "Environment not found.");
-    if (strcmp(pc_json_str(row, "status"), "active") != 0)
-        return pc_error_set(err, 422, "Environment is not active.");
-    return 0;
+    _cleanup_json_ json_t *agent = NULL;
+    if (assignee) {
+        agent = pc_db_query_one_s(app->db, "SELECT adapter_type FROM agents WHERE id=?",
+                                  json_pack("[s]", assignee), err);
+        if (!agent && pc_error_is_set(err))
+            return -1;
+    }
+    return pc_env_validate_selection(app, cid, json_string_value(e),
+                                     agent ? pc_json_str(agent, "adapter_type") : NULL, err);
 }
 
 static void wake_assignee(pc_req *req, const char *issue_id, const char *agent_id)
@@ -193,7 +196,8 @@ static int issues_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     if (!c)
         return -1;
     json_decref(c);
-    if (check_assignee(req->app, cid, assignee, err) < 0 || check_ews(req->app, cid, ews, err) < 0)
+    if (check_assignee(req->app, cid, assignee, err) < 0 ||
+        check_ews(req->app, cid, ews, assignee, err) < 0)
         return -1;
     if (parent) {
         _cleanup_json_ json_t *p = pc_db_query_one_s(
@@ -314,7 +318,13 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         return -1;
 #define HAS(k) (json_object_get(b, k) != NULL)
     if ((HAS("assigneeAgentId") && check_assignee(req->app, cid, assignee, err) < 0) ||
-        check_ews(req->app, cid, ews, err) < 0)
+        check_ews(req->app, cid,
+                  /* a new assignee is checked against the kept selection */
+                  HAS("executionWorkspaceSettings") ? ews
+                  : HAS("assigneeAgentId") ? json_object_get(cur, "executionWorkspaceSettings")
+                                           : NULL,
+                  HAS("assigneeAgentId") ? assignee : pc_json_str(cur, "assigneeAgentId"),
+                  err) < 0)
         return -1;
     /* An agent may not change an issue another live run has checked out. */
     const char *checkout = pc_json_str(cur, "checkoutRunId");
@@ -362,6 +372,12 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
                                     new_status),
                           err);
     pc_error_clear(err);
+    /* Upstream's rule: a closed issue's reusable sandboxes go. The sweeper
+     * destroys them; this only hands them over. */
+    if (to_done || to_cancel) {
+        pc_env_issue_closed(req->app, cid, id, status, err);
+        pc_error_clear(err);
+    }
     /* Wake the assignee when the issue newly lands in its todo list. */
     const char *old_assignee = pc_json_str(cur, "assigneeAgentId");
     const char *new_assignee = HAS("assigneeAgentId") ? assignee : old_assignee;
@@ -392,6 +408,9 @@ static int issues_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
                           "issue", pc_json_str(cur, "id"),
                           json_pack("{s:O}", "identifier", json_object_get(cur, "identifier")),
                           err);
+    pc_error_clear(err);
+    pc_env_issue_closed(req->app, pc_json_str(cur, "companyId"), pc_json_str(cur, "id"),
+                        "deleted", err);
     pc_error_clear(err);
     return pc_resp_json(resp, 200, cur);
 }

@@ -21,7 +21,7 @@ static const char env_usage[] =
     "       paperclip env get ID\n"
     "       paperclip env update ID [--name NAME] [--driver D] [--status active|archived]\n"
     "                 [--description TEXT] [CONFIG FLAGS]\n"
-    "       paperclip env delete ID\n"
+    "       paperclip env delete ID [--destroy-reusable-leases]\n"
     "       paperclip env probe ID\n"
     "       paperclip env probe-config COMPANY [--driver D] [CONFIG FLAGS]\n"
     "       paperclip env leases ID [--status active|released|expired|failed]\n"
@@ -32,11 +32,19 @@ static const char env_usage[] =
     "  --host H --user U --port P    SSH target\n"
     "  --remote-path PATH            absolute remote workspace path\n"
     "  --private-key-file FILE       SSH private key (stored as an encrypted secret)\n"
+    "  --private-key-secret ID       SSH private key from a company secret (paperclip secret)\n"
     "  --known-hosts-file FILE       known_hosts lines for the host\n"
     "  --no-strict-host-key-checking accept any host key (not recommended)\n"
-    "  --provider KEY                sandbox provider (a plugin's driverKey)\n"
+    "  --provider KEY                sandbox provider (a plugin's driverKey); create warns\n"
+    "                                when it is a test provider that isolates nothing\n"
     "  --reuse-lease                 keep one sandbox per environment across runs\n"
     "  --timeout-ms MS               sandbox command timeout\n"
+    "  --plugin KEY --driver-key KEY plugin environment driver (the plugin's id and driverKey)\n"
+    "  --driver-config JSON          the plugin driver's own config object\n"
+    "\n"
+    "delete flags:\n"
+    "  --destroy-reusable-leases     destroy the environment's reusable sandbox leases\n"
+    "                                (otherwise a delete is refused while they exist)\n"
     "\n"
     "Tables by default; --json (before 'env') prints the API's JSON.\n";
 
@@ -83,6 +91,32 @@ static void print_caps(pc_cli *cli, json_t *r)
     json_object_foreach(json_object_get(r, "sandboxProviders"), k, v)
         printf("  %-20s %-12s %s\n", k, pc_json_str(v, "status") ? pc_json_str(v, "status") : "",
                pc_json_str(v, "displayName") ? pc_json_str(v, "displayName") : "");
+}
+
+/* Warns when the sandbox provider a new environment names isolates
+ * nothing (capabilities mark it "testOnly"): its commands run on this host
+ * as the daemon's user, which a name like "sandbox" would hide. */
+static void warn_test_only_provider(pc_cli *cli, const char *company, json_t *body)
+{
+    json_t *cfg = json_object_get(body, "config");
+    const char *driver = pc_json_str(body, "driver"), *prov = pc_json_str(cfg, "provider");
+    if (!driver || strcmp(driver, "sandbox") != 0 || !prov)
+        return;
+    char path[1024];
+    char *c = pc_cli_urlencode(company);
+    snprintf(path, sizeof path, "/api/companies/%s/environments/capabilities", c);
+    free(c);
+    json_t *caps = NULL;
+    long status = 0;
+    if (pc_cli_call(cli, "GET", path, NULL, &caps, &status) == 0 && status == 200) {
+        json_t *p = json_object_get(json_object_get(caps, "sandboxProviders"), prov);
+        if (json_is_true(json_object_get(p, "testOnly")))
+            fprintf(stderr,
+                    "warning: sandbox provider '%s' is a test provider: it isolates nothing "
+                    "(isolation: %s). Commands run on this host as the daemon's user.\n",
+                    prov, pc_json_str(p, "isolation") ? pc_json_str(p, "isolation") : "none");
+    }
+    json_decref(caps);
 }
 
 static char *read_text_file(const char *path)
@@ -135,9 +169,25 @@ static int parse_flags(int argc, char **argv, int start, json_t *body, const cha
                 key = "port", val = json_integer(atoll(v));
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--remote-path")))
                 key = "remoteWorkspacePath", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--private-key-secret")))
+                key = "privateKeySecretRef",
+                val = json_pack("{s:s,s:s}", "type", "secret_ref", "secretId", v);
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--provider")))
                 key = "provider", val = json_string(v);
-            else if ((v = pc_cli_flag_value(argc, argv, &i, "--timeout-ms")))
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--plugin")))
+                key = "pluginKey", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--driver-key")))
+                key = "driverKey", val = json_string(v);
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--driver-config"))) {
+                key = "driverConfig";
+                val = json_loads(v, 0, NULL);
+                if (!json_is_object(val)) {
+                    fprintf(stderr, "paperclip: --driver-config must be a JSON object\n");
+                    json_decref(val);
+                    json_decref(cfg);
+                    return 2;
+                }
+            } else if ((v = pc_cli_flag_value(argc, argv, &i, "--timeout-ms")))
                 key = "timeoutMs", val = json_integer(atoll(v));
             else if (!strcmp(argv[i], "--reuse-lease"))
                 key = "reuseLease", val = json_true();
@@ -240,6 +290,7 @@ int pc_cli_env(pc_cli *cli, int argc, char **argv)
         const char *method = "POST";
         void (*printer)(pc_cli *, json_t *) = print_obj;
         if (!strcmp(sub, "create")) {
+            warn_test_only_provider(cli, argv[2], body);
             snprintf(path, sizeof path, "/api/companies/%s/environments", c);
         } else if (!strcmp(sub, "probe-config")) {
             snprintf(path, sizeof path, "/api/companies/%s/environments/probe-config", c);
@@ -259,9 +310,12 @@ int pc_cli_env(pc_cli *cli, int argc, char **argv)
             return 2;
         char *id = pc_cli_urlencode(argv[2]);
         const char *status = NULL, *v;
+        bool destroy = false;
         for (int i = 3; i < argc; i++) {
             if (!strcmp(sub, "leases") && (v = pc_cli_flag_value(argc, argv, &i, "--status")))
                 status = v;
+            else if (!strcmp(sub, "delete") && !strcmp(argv[i], "--destroy-reusable-leases"))
+                destroy = true;
             else {
                 fprintf(stderr, "paperclip: unexpected argument '%s'\n", argv[i]);
                 free(id);
@@ -271,7 +325,9 @@ int pc_cli_env(pc_cli *cli, int argc, char **argv)
         if (!strcmp(sub, "get"))
             snprintf(path, sizeof path, "/api/environments/%s", id), rc = pc_cli_run(cli, "GET", path, NULL, print_obj);
         else if (!strcmp(sub, "delete"))
-            snprintf(path, sizeof path, "/api/environments/%s", id), rc = pc_cli_run(cli, "DELETE", path, NULL, print_obj);
+            snprintf(path, sizeof path, "/api/environments/%s%s", id,
+                     destroy ? "?destroyReusableSandboxLeases=true" : ""),
+                rc = pc_cli_run(cli, "DELETE", path, NULL, print_obj);
         else if (!strcmp(sub, "probe")) {
             json_t *b = json_object();
             snprintf(path, sizeof path, "/api/environments/%s/probe", id);

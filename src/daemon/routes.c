@@ -12,5 +12,6 @@ const pc_route *const pc_daemon_routes[] = {
     pc_routes_agent_keys,
     pc_routes_issues,
     pc_routes_runs,
+    pc_routes_secrets,
     NULL,
 };

@@ -39,7 +39,7 @@ static void pc_envcfg_delete_all(pc_envcfg_ctx *c, json_t *ids)
     json_t *v;
     json_array_foreach(ids, i, v) {
         pc_error_t e = PC_ERROR_INIT;
-        if (pc_secret_delete(c->app->db, c->company_id, json_string_value(v), &e) < 0)
+        if (pc_secret_delete_managed(c->app->db, c->company_id, json_string_value(v), &e) < 0)
             pc_warn("cannot delete secret %s: %s", json_string_value(v), e.msg);
         pc_error_clear(&e);
     }
@@ -102,7 +102,7 @@ int pc_envcfg_store_secret(pc_envcfg_ctx *c, const char *driver, const char *fie
 {
     char *name = pc_secret_name(c->env_name, driver, field);
     char *desc = pc_xasprintf("Secret for %s %s.", c->env_name, field);
-    int rc = pc_secret_create(c->app->db, c->company_id, name, desc, value, id, err);
+    int rc = pc_secret_create(c->app->db, c->company_id, name, desc, value, true, id, err);
     free(name);
     free(desc);
     if (rc == 0)

@@ -82,10 +82,11 @@ typedef struct pc_env_driver {
     int (*execute)(pc_lease *lease, const pc_exec_request *req, const char *pid_file,
                    pc_exec_result *res, pc_error_t *err);
     /* Gives the lease back at the end of a run; *retain asks to keep the row
-     * active for the next run. NULL: nothing to give back. */
+     * (status retained) for the next run. NULL: nothing to give back. */
     int (*release)(pc_lease *lease, bool *retain, pc_error_t *err);
-    /* Destroys the provider side of a stored lease row (reusable leases
-     * being dropped, reconciliation). NULL: the driver holds nothing outside
+    /* Destroys the provider side of a stored lease row (lease cleanup of
+     * reusable leases, reconciliation); may be retried after a failure, so
+     * a lease already gone is success. NULL: the driver holds nothing outside
      * the daemon, and reconciliation calls reconcile instead. */
     int (*destroy)(pc_app *app, json_t *row, json_t *meta, pc_error_t *err);
     /* Start-up reconciliation for a driver without destroy: cleans up what

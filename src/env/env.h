@@ -8,6 +8,10 @@
  *   pc_lease_execute(lease, &exec, &res, err)           any number of times
  *   pc_lease_release(lease, run_status, err)            always; frees lease
  *
+ * Reusable leases outlive their run (status retained) until their issue
+ * closes, they sit idle too long or their environment is deleted; a
+ * sweeper thread started with the env service destroys them.
+ *
  * All calls block the calling thread (a run's own thread or an HTTP thread);
  * the work itself happens on the runtime loop or in the provider plugin.
  * pc_lease_cancel() may be called from any other thread while an execute is
@@ -40,10 +44,23 @@ json_t *pc_env_resolve_for_run(pc_app *app, const char *company_id, const char *
                                pc_error_t *err);
 
 /* 0 when env_id names an active environment of company_id that can execute
- * runs (an agent's defaultEnvironmentId); otherwise -1 with a 422 carrying
- * upstream's text. */
+ * runs of `adapter` (an agent's adapterType; NULL skips the matrix checks):
+ * the driver must be one the adapter can use and a sandbox provider one a
+ * running plugin offers to it. Otherwise -1 with a 422 carrying upstream's
+ * text ("Environment driver \"ssh\" is not allowed here. Allowed drivers:
+ * local"). */
 int pc_env_validate_selection(pc_app *app, const char *company_id, const char *env_id,
-                              pc_error_t *err);
+                              const char *adapter, pc_error_t *err);
+
+/* The adapter × driver × provider matrix (select.c). */
+extern const char *const pc_env_exec_adapters[]; /* adapters that execute here */
+bool pc_env_adapter_executes(const char *adapter);
+/* Whether the adapter can use sandbox providers at all. */
+bool pc_env_adapter_provider_ok(const char *adapter);
+/* Providers that run commands on the host unisolated (test use only). */
+bool pc_env_provider_test_only(const char *provider);
+/* Keys of the sandbox providers running plugins offer (new array). */
+json_t *pc_env_run_providers(pc_app *app);
 
 typedef struct pc_lease pc_lease;
 
@@ -97,12 +114,27 @@ void pc_lease_cancel(pc_lease *lease);
  * failed|timed_out -> failed, else released) and frees the handle. */
 int pc_lease_release(pc_lease *lease, const char *run_status, pc_error_t *err);
 
-/* Destroys the reusable sandbox leases kept active between runs, scoped to
- * an environment and/or an issue (at least one must be given; both NULL is
- * a no-op), e.g. when the issue closes. Rows end as released (cleanup
- * success) or failed (cleanup failed). Returns how many were destroyed. */
+/* Reusable sandbox leases wait between runs in status "retained". These
+ * end them through the driver's destroy hook (see "Lease cleanup" in
+ * docs/environments.md); a failed destroy is retried with backoff while the
+ * lease shows status pending_cleanup, cleanupStatus pending.
+ *
+ * pc_env_destroy_reusable_leases destroys, now and on the calling thread,
+ * the retained and pending-cleanup leases scoped to an environment and/or an
+ * issue (both NULL: a no-op). Returns how many were destroyed; *left (may be
+ * NULL) receives how many are still pending after their attempt failed. */
 int pc_env_destroy_reusable_leases(pc_app *app, const char *company_id, const char *env_id,
-                                   const char *issue_id, const char *reason, pc_error_t *err);
+                                   const char *issue_id, const char *reason, int *left,
+                                   pc_error_t *err);
+/* Hands the retained leases in scope to the cleanup sweeper and returns at
+ * once with how many it took (they show pending_cleanup from here on). */
+int pc_env_schedule_reusable_cleanup(pc_app *app, const char *company_id, const char *env_id,
+                                     const char *issue_id, const char *reason, pc_error_t *err);
+/* An issue reached done or cancelled (or was deleted: status "deleted"):
+ * its retained leases are scheduled for cleanup. A run that still holds one
+ * of them cleans it up at release instead of retaining it. */
+int pc_env_issue_closed(pc_app *app, const char *company_id, const char *issue_id,
+                        const char *issue_status, pc_error_t *err);
 
 const char *pc_lease_id(const pc_lease *lease);
 const char *pc_lease_driver(const pc_lease *lease);

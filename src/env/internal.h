@@ -28,6 +28,11 @@ json_t *pc_env_load(pc_app *app, const char *env_id, pc_error_t *err);
 json_t *pc_env_ensure_local(pc_app *app, const char *company_id, pc_error_t *err);
 json_t *pc_lease_load(pc_app *app, const char *lease_id, pc_error_t *err);
 
+/* ---- selection matrix (select.c) ---- */
+
+/* Whether runs of the adapter can use an environment of driver d. */
+bool pc_env_adapter_driver_ok(const char *adapter, const pc_env_driver *d);
+
 /* ---- config per driver (config.c) ---- */
 
 typedef enum {
@@ -113,6 +118,20 @@ char *pc_ssh_remote_command(const char *cwd, json_t *env, const char *command,
 /* Appends s single-quoted for a POSIX shell. */
 void pc_sh_quote(pc_buf *b, const char *s);
 
+/* ---- plugin-backed leases (sandbox.c; used by sandbox.c and plugin.c) ---- */
+
+/* environmentRealizeWorkspace on the lease's plugin: p (consumed) holds the
+ * base params {driverKey, companyId, environmentId, issueId, config}; lease
+ * and workspace {localPath, remotePath, mode} are added here. Cancellable. */
+int pc_env_rpc_realize(pc_lease *l, json_t *p, const char *local_path, const char *remote_path,
+                       char **dir, pc_error_t *err);
+/* environmentExecute on the lease's plugin: p (consumed) holds the base
+ * params; config_timeout_ms applies when the request sets no timeout.
+ * Fills res (its buffers always initialised); a cancelled call is 0 with
+ * res->cancelled. */
+int pc_env_rpc_execute(pc_lease *l, json_t *p, int64_t config_timeout_ms,
+                       const pc_exec_request *req, pc_exec_result *res, pc_error_t *err);
+
 /* ---- probes (driver.c) ---- */
 
 /* Probes a resolved config through the driver's probe hook. env_id is
@@ -160,6 +179,13 @@ json_t *pc_lease_config(const pc_lease *lease);
  * pc_lease_cancel(). Returns 0 with *result, -1 with err, 1 if cancelled. */
 int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
                  json_t *params, int64_t timeout_ms, json_t **result, pc_error_t *err);
+/* Like pc_lease_rpc(), for environmentExecute: output the provider streams
+ * (execute.log) goes to on_output on the loop thread while the call is in
+ * flight, and *streamed (may be NULL) says whether any arrived. Needs a
+ * lease (without one nothing is streamed). */
+int pc_lease_rpc_stream(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
+                        json_t *params, int64_t timeout_ms, pc_output_fn on_output,
+                        void *output_ud, bool *streamed, json_t **result, pc_error_t *err);
 /* Merges fields into the lease row's metadata (and touches last_used_at). */
 void pc_lease_meta_merge(pc_app *app, const char *lease_id, json_t *fields);
 /* Closes a lease row: status, cleanup status and failure reason. */
@@ -168,6 +194,14 @@ void pc_lease_close_row(pc_app *app, const char *lease_id, const char *status,
 /* Kills the process groups the lease's commands left running, recorded in
  * their pid files (see pc_proc_opts.pid_file); returns how many. */
 int pc_lease_kill_processes(pc_app *app, json_t *row);
+
+/* Moves lease_id from from_status to pending_cleanup (cleanupStatus
+ * pending, failureReason reason) and wakes the sweeper; 1 if this call
+ * claimed it, 0 if the row was not in from_status. */
+int pc_lease_schedule_cleanup(pc_app *app, const char *lease_id, const char *from_status,
+                              const char *reason);
+/* "done", "cancelled" or "deleted" when the issue is closed, else NULL. */
+const char *pc_lease_issue_closed(pc_app *app, const char *issue_id);
 
 /* Start-up reconciliation of leases a dead daemon left active. */
 void pc_lease_reconcile(pc_app *app);

@@ -448,15 +448,18 @@ static json_t *pc_sbx_params(const char *provider, const char *company_id, const
                      "config", pc_sandbox_driver_config(resolved_cfg));
 }
 
-/* An active reusable lease of env whose stored provider config equals the
- * current one (a different image or any other field means no reuse). */
+/* A retained reusable lease of env whose stored provider config equals the
+ * current one (a different image or any other field means no reuse),
+ * claimed for this run (status active again) so that neither another run
+ * nor the cleanup sweeper takes it meanwhile. */
 static json_t *pc_find_reusable(pc_app *app, const char *env_id, json_t *config)
 {
     json_t *rows = NULL;
     pc_error_t e = PC_ERROR_INIT;
     if (pc_db_query_s(app->db,
-                      "SELECT * FROM environment_leases WHERE environment_id=? AND status='active' "
-                      "AND lease_policy='reuse_by_environment' AND provider_lease_id IS NOT NULL "
+                      "SELECT * FROM environment_leases WHERE environment_id=? AND "
+                      "status='retained' AND lease_policy='reuse_by_environment' AND "
+                      "provider_lease_id IS NOT NULL "
                       "ORDER BY last_used_at DESC",
                       json_pack("[s]", env_id), &rows, &e) < 0) {
         pc_error_clear(&e);
@@ -469,7 +472,13 @@ static json_t *pc_find_reusable(pc_app *app, const char *env_id, json_t *config)
         json_t *m = pc_json_from_text(pc_json_str(row, "metadata"));
         bool same = json_equal(json_object_get(m, "providerConfig"), config);
         json_decref(m);
-        if (same) {
+        int64_t claimed = 0;
+        if (same && pc_db_exec_s(app->db,
+                                 "UPDATE environment_leases SET status='active' WHERE id=? AND "
+                                 "status='retained'",
+                                 json_pack("[s]", pc_json_str(row, "id")), &claimed, &e) < 0)
+            pc_error_clear(&e);
+        if (same && claimed > 0) {
             found = json_incref(row);
             break;
         }
@@ -604,28 +613,25 @@ out:
     return rc;
 }
 
-static int pc_sandbox_realize(pc_lease *l, const char *local_path, char **dir, pc_error_t *err)
+/* environmentRealizeWorkspace for a plugin-backed lease (sandbox and
+ * plugin drivers): p holds the base params and is consumed. */
+int pc_env_rpc_realize(pc_lease *l, json_t *p, const char *local_path, const char *remote_path,
+                       char **dir, pc_error_t *err)
 {
-    pc_app *app = l->app;
-    json_t *resolved = pc_sandbox_resolve(app, l->company_id, pc_lease_config(l), err);
-    if (!resolved)
-        return -1;
-    json_t *p = pc_sbx_params(l->provider, l->company_id, l->env_id, l->issue_id, resolved);
-    json_decref(resolved);
-    json_t *pmeta = json_object_get(l->plugin_lease, "metadata");
     json_object_set(p, "lease", l->plugin_lease);
     json_object_set_new(p, "workspace",
                         json_pack("{s:s?,s:s?,s:s}", "localPath", local_path, "remotePath",
-                                  pc_json_str(pmeta, "remoteCwd"), "mode", "isolated"));
+                                  remote_path, "mode", "isolated"));
     json_t *result = NULL;
-    int r = pc_lease_rpc(app, l, l->plugin_key, "environmentRealizeWorkspace", p, 0, &result,
+    int r = pc_lease_rpc(l->app, l, l->plugin_key, "environmentRealizeWorkspace", p, 0, &result,
                          err);
     json_decref(p);
     if (r == 1)
         pc_error_set(err, 409, "cancelled");
     const char *c = r == 0 ? pc_json_str(result, "cwd") : NULL;
     if (r == 0 && !c)
-        pc_error_set(err, 502, "sandbox provider returned no cwd");
+        pc_error_set(err, 502, "%s returned no cwd",
+                     strcmp(l->driver, "plugin") ? "sandbox provider" : "plugin environment driver");
     if (!c) {
         json_decref(result);
         pc_error_prefix(err, "workspace_realization_failed");
@@ -636,19 +642,26 @@ static int pc_sandbox_realize(pc_lease *l, const char *local_path, char **dir, p
     return 0;
 }
 
-static int pc_sandbox_execute(pc_lease *l, const pc_exec_request *req, const char *pid_file,
-                              pc_exec_result *res, pc_error_t *err)
+static int pc_sandbox_realize(pc_lease *l, const char *local_path, char **dir, pc_error_t *err)
 {
-    (void)pid_file; /* the provider runs the command, not us */
-    size_t cap = req->output_cap ? req->output_cap : PC_PROC_DEFAULT_CAP;
-    memset(res, 0, sizeof *res);
-    pc_buf_init(&res->out, cap);
-    pc_buf_init(&res->err, cap);
     json_t *resolved = pc_sandbox_resolve(l->app, l->company_id, pc_lease_config(l), err);
     if (!resolved)
         return -1;
     json_t *p = pc_sbx_params(l->provider, l->company_id, l->env_id, l->issue_id, resolved);
     json_decref(resolved);
+    json_t *pmeta = json_object_get(l->plugin_lease, "metadata");
+    return pc_env_rpc_realize(l, p, local_path, pc_json_str(pmeta, "remoteCwd"), dir, err);
+}
+
+/* environmentExecute for a plugin-backed lease: p holds the base params
+ * and is consumed; config_timeout_ms applies when the request has none. */
+int pc_env_rpc_execute(pc_lease *l, json_t *p, int64_t config_timeout_ms,
+                       const pc_exec_request *req, pc_exec_result *res, pc_error_t *err)
+{
+    size_t cap = req->output_cap ? req->output_cap : PC_PROC_DEFAULT_CAP;
+    memset(res, 0, sizeof *res);
+    pc_buf_init(&res->out, cap);
+    pc_buf_init(&res->err, cap);
     json_object_set(p, "lease", l->plugin_lease);
     json_object_set_new(p, "command", json_string(req->command));
     json_t *args = json_array();
@@ -661,13 +674,14 @@ static int pc_sandbox_execute(pc_lease *l, const pc_exec_request *req, const cha
     json_object_set_new(p, "env", req->env ? json_deep_copy(req->env) : json_object());
     if (req->stdin_data)
         json_object_set_new(p, "stdin", json_string(req->stdin_data));
-    int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms
-                                          : pc_json_int(pc_lease_config(l), "timeoutMs", 0);
+    int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : config_timeout_ms;
     if (timeout > 0)
         json_object_set_new(p, "timeoutMs", json_integer(timeout));
     json_t *result = NULL;
+    bool streamed = false;
     /* The host adds its slack to timeoutMs (execute = timeoutMs + 30 s). */
-    int r = pc_lease_rpc(l->app, l, l->plugin_key, "environmentExecute", p, 0, &result, err);
+    int r = pc_lease_rpc_stream(l->app, l, l->plugin_key, "environmentExecute", p, 0,
+                                req->on_output, req->ud, &streamed, &result, err);
     json_decref(p);
     if (r == 1) {
         res->cancelled = true;
@@ -693,8 +707,10 @@ static int pc_sandbox_execute(pc_lease *l, const pc_exec_request *req, const cha
         pc_buf_append_trunc(&res->out, so, sol);
     if (se)
         pc_buf_append_trunc(&res->err, se, sel);
-    /* Providers answer once at the end, so the stream is replayed then. */
-    if (req->on_output) {
+    /* A provider that streamed (execute.log) already delivered this output
+     * as it was produced; one that answers only at the end (e.g. built on
+     * the npm SDK) has it replayed now. */
+    if (req->on_output && !streamed) {
         if (sol)
             req->on_output(req->ud, "stdout", res->out.data, res->out.len);
         if (sel)
@@ -702,6 +718,23 @@ static int pc_sandbox_execute(pc_lease *l, const pc_exec_request *req, const cha
     }
     json_decref(result);
     return 0;
+}
+
+static int pc_sandbox_execute(pc_lease *l, const pc_exec_request *req, const char *pid_file,
+                              pc_exec_result *res, pc_error_t *err)
+{
+    (void)pid_file; /* the provider runs the command, not us */
+    json_t *resolved = pc_sandbox_resolve(l->app, l->company_id, pc_lease_config(l), err);
+    if (!resolved) {
+        memset(res, 0, sizeof *res);
+        pc_buf_init(&res->out, req->output_cap ? req->output_cap : PC_PROC_DEFAULT_CAP);
+        pc_buf_init(&res->err, req->output_cap ? req->output_cap : PC_PROC_DEFAULT_CAP);
+        return -1;
+    }
+    json_t *p = pc_sbx_params(l->provider, l->company_id, l->env_id, l->issue_id, resolved);
+    json_decref(resolved);
+    return pc_env_rpc_execute(l, p, pc_json_int(pc_lease_config(l), "timeoutMs", 0), req, res,
+                              err);
 }
 
 /* Ephemeral leases are released through the provider; reusable ones are

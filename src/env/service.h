@@ -1,7 +1,9 @@
 /* The environment layer's daemon service (see daemon/services.h): start
  * loads the secrets master key and creates the leases directory; ready
- * reconciles leases a dead daemon left active (on its own thread, after the
- * plugin host is up); stop waits for that thread. */
+ * starts the lease thread, which reconciles leases a dead daemon left
+ * active (after the plugin host is up) and then sweeps reusable leases
+ * (idle TTL, pending cleanups with their retries); stop wakes that thread
+ * and waits for it, before the plugin host stops. */
 #ifndef PC_ENV_SERVICE_H
 #define PC_ENV_SERVICE_H
 

@@ -353,6 +353,12 @@ static json_t *pc_ssh_normalize(pc_envcfg_ctx *c, json_t *input, json_t *base, p
         pc_error_set(err, 422, "SSH remote workspace path must be absolute.");
         goto done;
     }
+    /* privateKey may also be given as a reference to a company secret. */
+    json_t *pk = json_object_get(m, "privateKey");
+    if (json_is_object(pk)) {
+        json_object_set(m, "privateKeySecretRef", pk);
+        json_object_del(m, "privateKey");
+    }
     if (pc_envcfg_opt_str(m, "privateKey", &key, err) < 0 ||
         pc_parse_secret_ref(c, json_object_get(m, "privateKeySecretRef"), &ref, err) < 0 ||
         pc_envcfg_opt_str(m, "knownHosts", &known, err) < 0)

@@ -15,6 +15,8 @@
 #define PC_DEFAULT_BODY_BUDGET ((size_t)64 * 1024 * 1024)
 #define PC_DEFAULT_HEADER_TIMEOUT 10
 #define PC_DEFAULT_IDLE_TIMEOUT 60
+#define PC_DEFAULT_LEASE_IDLE_TTL 3600
+#define PC_LEASE_IDLE_TTL_MAX 31536000
 #define PC_DEFAULT_MAX_CONNECTIONS 1000
 #define PC_DEFAULT_MAX_PER_ADDRESS 64
 
@@ -213,6 +215,7 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
     cfg->body_budget = PC_DEFAULT_BODY_BUDGET;
     cfg->header_timeout_s = PC_DEFAULT_HEADER_TIMEOUT;
     cfg->idle_timeout_s = PC_DEFAULT_IDLE_TIMEOUT;
+    cfg->lease_idle_ttl_s = PC_DEFAULT_LEASE_IDLE_TTL;
     cfg->max_connections = PC_DEFAULT_MAX_CONNECTIONS;
     cfg->max_connections_per_address = PC_DEFAULT_MAX_PER_ADDRESS;
 
@@ -374,7 +377,9 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
             pc_json_int_setting(j, "maxConnections", "maxConnections", 16, 100000,
                                 &cfg->max_connections, path, err) < 0 ||
             pc_json_int_setting(j, "maxConnectionsPerAddress", "maxConnectionsPerAddress", 0,
-                                100000, &cfg->max_connections_per_address, path, err) < 0) {
+                                100000, &cfg->max_connections_per_address, path, err) < 0 ||
+            pc_json_int_setting(j, "leaseIdleTtlSec", "leaseIdleTtlSec", 0,
+                                PC_LEASE_IDLE_TTL_MAX, &cfg->lease_idle_ttl_s, path, err) < 0) {
             json_decref(j);
             return -1;
         }
@@ -424,6 +429,10 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         return -1;
     if ((e = getenv("PAPERCLIP_IDLE_TIMEOUT")) && *e &&
         pc_parse_int("PAPERCLIP_IDLE_TIMEOUT", e, 1, 86400, &cfg->idle_timeout_s, err) < 0)
+        return -1;
+    if ((e = getenv("PAPERCLIP_LEASE_IDLE_TTL_SEC")) && *e &&
+        pc_parse_int("PAPERCLIP_LEASE_IDLE_TTL_SEC", e, 0, PC_LEASE_IDLE_TTL_MAX,
+                     &cfg->lease_idle_ttl_s, err) < 0)
         return -1;
     if ((e = getenv("PAPERCLIP_MAX_CONNECTIONS")) && *e &&
         pc_parse_int("PAPERCLIP_MAX_CONNECTIONS", e, 16, 100000, &cfg->max_connections, err) < 0)

@@ -9,7 +9,7 @@
  * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_MAX_CONCURRENT_RUNS, PAPERCLIP_AGENT_PORT,
  * PAPERCLIP_AGENT_BIND, PAPERCLIP_BODY_BUDGET, PAPERCLIP_HEADER_TIMEOUT,
  * PAPERCLIP_IDLE_TIMEOUT, PAPERCLIP_MAX_CONNECTIONS,
- * PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS.
+ * PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS, PAPERCLIP_LEASE_IDLE_TTL_SEC.
  * config.json keys: bind, port, logFormat, authMode, bodyLimitBytes,
  * publicUrl, apiUrl, allowedHostnames (array or comma string),
  * allowInsecureBind, maxConcurrentRuns, agentPort, agentBind,
@@ -53,6 +53,9 @@ typedef struct pc_config {
     int max_connections;        /* per listener */
     int max_connections_per_address; /* operator listener, per client address (0 = no limit) */
     int max_concurrent_runs;    /* runs executing at once, all agents (1..limit) */
+    /* A reusable sandbox lease idle (no run) for this long is destroyed;
+     * 0: only the provider's expiresAt ends an idle lease. */
+    int lease_idle_ttl_s;
 } pc_config;
 
 #define PC_MAX_CONCURRENT_RUNS_LIMIT 1024

@@ -451,6 +451,8 @@ struct spawn_capture {
     char *buf;
     size_t len, alloc, cap;
     bool truncated;
+    int which; /* 1 stdout, 2 stderr: what on_output is told */
+    const pc_spawn_run_opts *r;
 };
 
 /* Reads what is available; closes fd at EOF or on error. Bytes beyond the
@@ -493,6 +495,8 @@ static void spawn_capture_read(struct spawn_capture *c)
         if (take) {
             memcpy(c->buf + c->len, chunk, take);
             c->len += take;
+            if (c->r && c->r->on_output)
+                c->r->on_output(c->which, chunk, take, c->r->ud);
         }
     }
 }
@@ -553,9 +557,13 @@ int pc_spawn_run(const pc_spawn_opts *o, const pc_spawn_run_opts *r, pc_spawn_re
         r->on_start(pid, r->ud);
 
     struct spawn_capture out = {.fd = p.fd[1],
-                                .cap = r->out_max ? r->out_max : PC_SPAWN_DEFAULT_MAX_OUTPUT};
+                                .cap = r->out_max ? r->out_max : PC_SPAWN_DEFAULT_MAX_OUTPUT,
+                                .which = 1,
+                                .r = r};
     struct spawn_capture errc = {.fd = p.fd[2],
-                                 .cap = r->err_max ? r->err_max : PC_SPAWN_DEFAULT_MAX_OUTPUT};
+                                 .cap = r->err_max ? r->err_max : PC_SPAWN_DEFAULT_MAX_OUTPUT,
+                                 .which = 2,
+                                 .r = r};
     int in_fd = p.fd[0];
     int pidfd = p.pidfd;
     p.fd[0] = p.fd[1] = p.fd[2] = p.pidfd = -1;

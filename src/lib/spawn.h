@@ -147,6 +147,11 @@ typedef struct pc_spawn_run_opts {
     void (*on_start)(pid_t pid, void *ud);
     void (*on_end)(pid_t pid, void *ud);
     void *ud;
+    /* Called with each piece of output as it is read (fd 1 or 2), before
+     * the run ends, so a caller can pass it on live. Only bytes within the
+     * stream's cap are passed, so the total is bounded like the capture.
+     * May be NULL. */
+    void (*on_output)(int fd, const char *data, size_t len, void *ud);
 } pc_spawn_run_opts;
 
 /* One captured stream: data is NUL-terminated (never NULL after a run);

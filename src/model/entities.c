@@ -246,6 +246,8 @@ const pc_field pc_lease_fields[] = {
     {"releasedAt", "released_at", PC_FIELD_COPY},
     {"failureReason", "failure_reason", PC_FIELD_COPY},
     {"cleanupStatus", "cleanup_status", PC_FIELD_COPY},
+    {"cleanupAttempts", "cleanup_attempts", PC_FIELD_COPY},
+    {"nextCleanupAt", "next_cleanup_at", PC_FIELD_COPY},
     {"metadata", "metadata", PC_FIELD_JSON_TEXT},
     {"createdAt", "created_at", PC_FIELD_COPY},
     {"updatedAt", "updated_at", PC_FIELD_COPY},

@@ -90,7 +90,7 @@ static char *pc_b64(const unsigned char *p, size_t n)
 }
 
 int pc_secret_create(pc_db *db, const char *company_id, const char *name,
-                     const char *description, const char *value,
+                     const char *description, const char *value, bool environment_managed,
                      char id_out[PC_SECRET_ID_LEN + 1], pc_error_t *err)
 {
     if (!master_loaded)
@@ -112,10 +112,10 @@ int pc_secret_create(pc_db *db, const char *company_id, const char *name,
     free(cipher);
     int rc = pc_db_exec_s(db,
                           "INSERT INTO company_secrets(id,company_id,name,provider,description,"
-                          "latest_version,nonce,ciphertext,created_at,updated_at) "
-                          "VALUES(?,?,?,'local_encrypted',?,1,?,?,?,?)",
-                          json_pack("[s,s,s,s?,s,s,s,s]", id, company_id, name, description,
-                                    nonce64, cipher64, ts, ts),
+                          "latest_version,nonce,ciphertext,environment_managed,created_at,"
+                          "updated_at) VALUES(?,?,?,'local_encrypted',?,1,?,?,?,?,?)",
+                          json_pack("[s,s,s,s?,s,s,b,s,s]", id, company_id, name, description,
+                                    nonce64, cipher64, environment_managed, ts, ts),
                           NULL, err);
     free(nonce64);
     free(cipher64);
@@ -179,6 +179,103 @@ int pc_secret_delete(pc_db *db, const char *company_id, const char *secret_id, p
 {
     return pc_db_exec_s(db, "DELETE FROM company_secrets WHERE id=? AND company_id=?",
                         json_pack("[s,s]", secret_id, company_id), NULL, err);
+}
+
+int pc_secret_delete_managed(pc_db *db, const char *company_id, const char *secret_id,
+                             pc_error_t *err)
+{
+    return pc_db_exec_s(db,
+                        "DELETE FROM company_secrets WHERE id=? AND company_id=? AND "
+                        "environment_managed<>0",
+                        json_pack("[s,s]", secret_id, company_id), NULL, err);
+}
+
+/* The API object: upstream's secret shape without any value material. */
+static json_t *pc_secret_from_row(json_t *r)
+{
+    json_t *o = json_pack("{s:O,s:O,s:O,s:O,s:n,s:O,s:O?,s:b,s:n,s:n,s:O,s:O}", "id",
+                          json_object_get(r, "id"), "companyId", json_object_get(r, "company_id"),
+                          "name", json_object_get(r, "name"), "provider",
+                          json_object_get(r, "provider"), "externalRef", "latestVersion",
+                          json_object_get(r, "latest_version"), "description",
+                          json_object_get(r, "description"), "environmentManaged",
+                          json_integer_value(json_object_get(r, "environment_managed")) != 0,
+                          "createdByAgentId", "createdByUserId", "createdAt",
+                          json_object_get(r, "created_at"), "updatedAt",
+                          json_object_get(r, "updated_at"));
+    return o;
+}
+
+#define PC_SECRET_COLS                                                                          \
+    "id, company_id, name, provider, description, latest_version, environment_managed, "      \
+    "created_at, updated_at"
+
+json_t *pc_secret_get(pc_db *db, const char *secret_id, pc_error_t *err)
+{
+    json_t *row = pc_db_query_one_s(db, "SELECT " PC_SECRET_COLS " FROM company_secrets WHERE id=?",
+                                    json_pack("[s]", secret_id), err);
+    if (!row) {
+        if (!pc_error_is_set(err))
+            pc_error_set(err, 404, "Secret not found");
+        return NULL;
+    }
+    json_t *o = pc_secret_from_row(row);
+    json_decref(row);
+    return o;
+}
+
+json_t *pc_secret_list(pc_db *db, const char *company_id, pc_error_t *err)
+{
+    json_t *rows = NULL;
+    if (pc_db_query_s(db,
+                      "SELECT " PC_SECRET_COLS " FROM company_secrets WHERE company_id=? "
+                      "ORDER BY created_at DESC, id",
+                      json_pack("[s]", company_id), &rows, err) < 0)
+        return NULL;
+    json_t *out = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) json_array_append_new(out, pc_secret_from_row(r));
+    json_decref(rows);
+    return out;
+}
+
+int pc_secret_update(pc_db *db, const char *company_id, const char *secret_id, const char *name,
+                     bool set_description, const char *description, const char *value,
+                     pc_error_t *err)
+{
+    char ts[PC_ISO_LEN + 1];
+    pc_iso_now(ts);
+    char *n64 = NULL, *c64 = NULL;
+    if (value) {
+        if (!master_loaded)
+            return pc_error_set(err, 500, "secrets are not initialised");
+        size_t vlen = strlen(value);
+        if (vlen > 1024 * 1024)
+            return pc_error_set(err, 422, "Secret value is too large");
+        unsigned char key[crypto_secretbox_KEYBYTES], nonce[crypto_secretbox_NONCEBYTES];
+        pc_secret_row_key(secret_id, company_id, key);
+        randombytes_buf(nonce, sizeof nonce);
+        size_t clen = vlen + crypto_secretbox_MACBYTES;
+        unsigned char *cipher = pc_xmalloc(clen);
+        crypto_secretbox_easy(cipher, (const unsigned char *)value, vlen, nonce, key);
+        sodium_memzero(key, sizeof key);
+        n64 = pc_b64(nonce, sizeof nonce);
+        c64 = pc_b64(cipher, clen);
+        free(cipher);
+    }
+    int rc = pc_db_exec_s(db,
+                          "UPDATE company_secrets SET name=COALESCE(?,name),"
+                          "description=CASE WHEN ? THEN ? ELSE description END,"
+                          "nonce=COALESCE(?,nonce), ciphertext=COALESCE(?,ciphertext),"
+                          "latest_version=latest_version+?, updated_at=? "
+                          "WHERE id=? AND company_id=?",
+                          json_pack("[s?,b,s?,s?,s?,i,s,s,s]", name, set_description, description,
+                                    n64, c64, value ? 1 : 0, ts, secret_id, company_id),
+                          NULL, err);
+    free(n64);
+    free(c64);
+    return rc;
 }
 
 void pc_secret_free(char *value)

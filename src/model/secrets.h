@@ -16,6 +16,7 @@
 #ifndef PC_MODEL_SECRETS_H
 #define PC_MODEL_SECRETS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "lib/error.h"
@@ -28,10 +29,24 @@
 int pc_secrets_init(const char *data_dir, pc_error_t *err);
 bool pc_secrets_ready(void);
 
-/* Stores value as a new secret of company_id; id_out receives its uuid. */
+/* Stores value as a new secret of company_id; id_out receives its uuid.
+ * environment_managed marks a secret an environment's config created from a
+ * plaintext value: it goes when the environment drops it
+ * (pc_secret_delete_managed). Secrets created through the API are not. A
+ * name already used in the company fails with the store's UNIQUE error. */
 int pc_secret_create(pc_db *db, const char *company_id, const char *name,
-                     const char *description, const char *value,
+                     const char *description, const char *value, bool environment_managed,
                      char id_out[PC_SECRET_ID_LEN + 1], pc_error_t *err);
+/* Metadata of one secret as the API shows it (never the value): NULL with
+ * 404 "Secret not found". */
+json_t *pc_secret_get(pc_db *db, const char *secret_id, pc_error_t *err);
+/* Metadata of every secret of the company, newest first. */
+json_t *pc_secret_list(pc_db *db, const char *company_id, pc_error_t *err);
+/* Renames, redescribes and/or replaces the value (a new value seals under a
+ * fresh nonce and bumps latestVersion). NULL name/value keep them. */
+int pc_secret_update(pc_db *db, const char *company_id, const char *secret_id, const char *name,
+                     bool set_description, const char *description, const char *value,
+                     pc_error_t *err);
 /* Returns the plaintext (malloc'd; release with pc_secret_free) of a secret
  * that belongs to company_id; NULL with 404 "Secret not found" otherwise, or
  * 500 when the value does not open under the master key. */
@@ -39,6 +54,9 @@ char *pc_secret_resolve(pc_db *db, const char *company_id, const char *secret_id
                         pc_error_t *err);
 /* Deletes a secret; a missing one is not an error. */
 int pc_secret_delete(pc_db *db, const char *company_id, const char *secret_id, pc_error_t *err);
+/* Deletes it only when an environment's config created it (see create). */
+int pc_secret_delete_managed(pc_db *db, const char *company_id, const char *secret_id,
+                             pc_error_t *err);
 /* Wipes and frees a resolved value (NULL is fine). */
 void pc_secret_free(char *value);
 

@@ -57,6 +57,10 @@ struct pending {
     uv_timer_t timer;
     pending_done_fn done;
     void *ud;
+    /* environmentExecute output the worker streams (execute.log); NULL
+     * drops it. Called on the loop thread before the answer arrives. */
+    pc_plugin_chunk_cb on_chunk;
+    void *chunk_ud;
 };
 
 typedef struct log_entry {
@@ -427,6 +431,41 @@ static pending *find_sent(plugin *pl, int64_t id)
     return NULL;
 }
 
+/* execute.log {requestId?, stream, chunk}: a piece of the output of an
+ * environmentExecute in flight. Without requestId (the upstream shape) it
+ * can only belong to the worker's one execute in flight; with several it is
+ * dropped rather than given to the wrong run. */
+static void handle_execute_log(plugin *pl, json_t *params)
+{
+    json_t *rid = json_object_get(params, "requestId");
+    const char *stream = pc_json_str(params, "stream");
+    json_t *chunk = json_object_get(params, "chunk");
+    if (!stream || (strcmp(stream, "stdout") != 0 && strcmp(stream, "stderr") != 0) ||
+        !json_is_string(chunk)) {
+        plugin_log(pl, PC_LOG_DEBUG, "host", "ignoring malformed execute.log notification");
+        return;
+    }
+    pending *p = NULL;
+    if (json_is_integer(rid)) {
+        p = find_sent(pl, json_integer_value(rid));
+    } else if (!rid || json_is_null(rid)) {
+        for (pending *q = pl->sent; q; q = q->next)
+            if (!strcmp(q->method, "environmentExecute")) {
+                if (p) {
+                    p = NULL;
+                    break;
+                }
+                p = q;
+            }
+    }
+    if (!p || strcmp(p->method, "environmentExecute") != 0) {
+        plugin_log(pl, PC_LOG_DEBUG, "host", "ignoring execute.log for no execute in flight");
+        return;
+    }
+    if (p->on_chunk)
+        p->on_chunk(p->chunk_ud, stream, json_string_value(chunk), json_string_length(chunk));
+}
+
 static void handle_line(proc *pr, const char *line, size_t len)
 {
     plugin *pl = pr->pl;
@@ -459,6 +498,8 @@ static void handle_line(proc *pr, const char *line, size_t len)
             answer_worker_request(pl, id, method);
         } else if (!strcmp(method, "log")) {
             handle_log_notification(pl, json_object_get(msg, "params"));
+        } else if (!strcmp(method, "execute.log")) {
+            handle_execute_log(pl, json_object_get(msg, "params"));
         } else {
             plugin_log(pl, PC_LOG_DEBUG, "host", "ignoring notification %.100s", method);
         }
@@ -1262,6 +1303,7 @@ typedef struct task {
     int64_t timeout_ms;
     json_t *result;
     pc_plugin_call_cb cb;
+    pc_plugin_chunk_cb on_chunk;
     void *cb_ud;
     bool async;
     /* queries */
@@ -1399,6 +1441,8 @@ static void task_call(pc_loop *loop, void *arg)
     }
     pending *p = pending_new(pl, t->method, t->params_text, t->timeout_ms, call_done, t);
     t->params_text = NULL;
+    p->on_chunk = t->on_chunk;
+    p->chunk_ud = t->cb_ud;
     if (pl->state == PC_WORKER_RUNNING)
         pending_send(pl, p);
     else
@@ -1775,9 +1819,17 @@ int pc_plugin_call(pc_plugin_host *h, const char *key, const char *method, json_
 void pc_plugin_call_async(pc_plugin_host *h, const char *key, const char *method, json_t *params,
                           int64_t timeout_ms, pc_plugin_call_cb cb, void *ud)
 {
+    pc_plugin_call_async_stream(h, key, method, params, timeout_ms, cb, NULL, ud);
+}
+
+void pc_plugin_call_async_stream(pc_plugin_host *h, const char *key, const char *method,
+                                 json_t *params, int64_t timeout_ms, pc_plugin_call_cb cb,
+                                 pc_plugin_chunk_cb on_chunk, void *ud)
+{
     task *t = call_task(h, key, method, params, timeout_ms);
     t->async = true;
     t->cb = cb;
+    t->on_chunk = on_chunk;
     t->cb_ud = ud;
     if (!method_ok(method)) {
         /* Still report from a posted task, never inline. */

@@ -142,6 +142,16 @@ typedef void (*pc_plugin_call_cb)(void *ud, json_t *result, const pc_error_t *er
 void pc_plugin_call_async(pc_plugin_host *host, const char *plugin_key, const char *method,
                           json_t *params, int64_t timeout_ms, pc_plugin_call_cb cb, void *ud);
 
+/* Like pc_plugin_call_async(), and every `execute.log` notification the
+ * worker sends for this request (see docs/plugins.md) is passed to on_chunk
+ * on the loop thread, before cb: stream is "stdout" or "stderr", chunk is
+ * UTF-8 of len bytes, both borrowed for the call. A chunk is at most one
+ * protocol line (16 MiB); what on_chunk keeps is its own bound to enforce. */
+typedef void (*pc_plugin_chunk_cb)(void *ud, const char *stream, const char *chunk, size_t len);
+void pc_plugin_call_async_stream(pc_plugin_host *host, const char *plugin_key, const char *method,
+                                 json_t *params, int64_t timeout_ms, pc_plugin_call_cb cb,
+                                 pc_plugin_chunk_cb on_chunk, void *ud);
+
 /* Live status: {"pluginKey", "pluginId", "state", "pid" (null when none),
  * "restartCount", "crashesInWindow", "lastError" (null), "supportedMethods",
  * "stderrTail"}. NULL with 404 if unknown. */

@@ -236,8 +236,14 @@ static int validate_driver(const json_t *d, size_t i, pc_error_t *err)
     if (!json_is_string(key))
         return bad(err, f, "%s is required and must be a string", f);
     if (!pc_plugin_key_valid(json_string_value(key)))
-        return bad(err, f, "%s must match ^[a-z0-9][a-z0-9._-]*$ (got \"%s\")", f,
-                   json_string_value(key));
+        return bad(err, f,
+                   "%s: Environment driver key must start with a lowercase alphanumeric and "
+                   "contain only lowercase letters, digits, dots, hyphens, or underscores "
+                   "(got \"%s\")",
+                   f, json_string_value(key));
+    /* kind is optional: without it the entry is an environment driver for
+     * `plugin` environments only; sandbox_provider entries also back
+     * `sandbox` environments. */
     json_t *kind = json_object_get(d, "kind");
     if (kind) {
         snprintf(f, sizeof f, "environmentDrivers[%zu].kind", i);
@@ -319,15 +325,37 @@ int pc_plugin_manifest_validate(const json_t *m, pc_error_t *err)
         {
             if (validate_driver(d, i, err) < 0)
                 return -1;
-            const char *key = json_string_value(json_object_get(d, "driverKey"));
-            for (size_t j = 0; j < i; j++) {
-                const char *other =
-                    json_string_value(json_object_get(json_array_get(drivers, j), "driverKey"));
-                if (!strcmp(other, key))
-                    return bad(err, "environmentDrivers",
-                               "Duplicate environment driver key \"%s\"", key);
-            }
         }
+        /* Keys are unique across kinds: `plugin` environments name a driver
+         * by its key alone. Upstream lists every duplicated key once. */
+        pc_buf dups;
+        pc_buf_init(&dups, 600);
+        json_array_foreach(drivers, i, d)
+        {
+            const char *key = json_string_value(json_object_get(d, "driverKey"));
+            size_t first = i, seen = 0;
+            for (size_t j = 0; j < json_array_size(drivers); j++) {
+                if (strcmp(json_string_value(json_object_get(json_array_get(drivers, j),
+                                                             "driverKey")),
+                           key) != 0)
+                    continue;
+                if (j < first)
+                    first = j;
+                seen++;
+            }
+            if (seen < 2 || first != i)
+                continue;
+            if (dups.len)
+                pc_buf_append_trunc(&dups, ", ", 2);
+            pc_buf_append_trunc(&dups, key, strlen(key));
+        }
+        if (dups.len) {
+            int rc = bad(err, "environmentDrivers", "Duplicate environment driver keys: %.*s",
+                         (int)dups.len, dups.data);
+            pc_buf_release(&dups);
+            return rc;
+        }
+        pc_buf_release(&dups);
         if (json_array_size(drivers) > 0 &&
             !array_has_string(json_object_get(m, "capabilities"), ENV_DRIVERS_CAP))
             return bad(err, "capabilities",

@@ -358,7 +358,7 @@ static void test_sandbox(void)
     char *lid2 = strdup(jstr(a, "lease", "id"));
     root = fake_root(json_object_get(a, "lease"));
     rel = lease_release(lid2, "succeeded");
-    is_str(jstr(rel, "status", NULL), "active", "reuse: lease stays active after the run");
+    is_str(jstr(rel, "status", NULL), "retained", "reuse: lease retained after the run");
     json_decref(rel);
     ok(dir_exists(root), "reuse: provider directory kept");
     json_decref(a);
@@ -382,7 +382,7 @@ static void test_sandbox(void)
     char *lid4 = strdup(jstr(a, "lease", "id"));
     json_decref(a);
     r = req("GET", NULL, "/api/environment-leases/%s", lid3);
-    is_str(pc_res_str(&r, "status"), "active", "reuse: config mismatch -> the old lease was not resumed");
+    is_str(pc_res_str(&r, "status"), "retained", "reuse: config mismatch -> the old lease was not resumed");
     pc_http_res_free(&r);
     json_decref(lease_release(lid4, "succeeded"));
     r = req("POST", "{}", "/api/environments/%s/test-destroy-reusable", renv);

@@ -103,26 +103,40 @@ static void test_capabilities(void)
     json_t *drivers = json_object_get(r.json, "drivers");
     is_str(json_string_value(json_object_get(drivers, "local")), "supported", "capabilities: local");
     is_str(json_string_value(json_object_get(drivers, "ssh")), "supported", "capabilities: ssh");
-    is_str(json_string_value(json_object_get(drivers, "plugin")), "unsupported",
-           "capabilities: plugin unsupported");
+    is_str(json_string_value(json_object_get(drivers, "plugin")), "supported",
+           "capabilities: plugin environments run");
     json_t *fake = json_object_get(json_object_get(r.json, "sandboxProviders"), "fake");
     is_str(json_string_value(json_object_get(fake, "status")), "unsupported",
            "capabilities: built-in fake is probe-only");
     ok(json_is_false(json_object_get(fake, "supportsRunExecution")),
        "capabilities: fake cannot run");
+    /* Only the adapters that execute here are listed; those that run
+     * through a lease get every runnable driver, http (which runs from the
+     * daemon) only local. */
     json_t *adapters = json_object_get(r.json, "adapters");
-    bool claude_ssh = false, process_ssh = true;
+    bool claude_ssh = false, process_ssh = false, http_ssh = true, http_local = false;
     size_t i;
     json_t *a;
+    char listed[256] = "";
     json_array_foreach(adapters, i, a) {
         const char *t = json_string_value(json_object_get(a, "adapterType"));
-        const char *ssh = json_string_value(json_object_get(json_object_get(a, "drivers"), "ssh"));
+        json_t *ds = json_object_get(a, "drivers");
+        const char *ssh = json_string_value(json_object_get(ds, "ssh"));
         if (!strcmp(t, "claude_local"))
             claude_ssh = !strcmp(ssh, "supported");
         if (!strcmp(t, "process"))
             process_ssh = !strcmp(ssh, "supported");
+        if (!strcmp(t, "http")) {
+            http_ssh = !strcmp(ssh, "supported");
+            http_local = !strcmp(json_string_value(json_object_get(ds, "local")), "supported");
+        }
+        strncat(listed, t, sizeof listed - strlen(listed) - 2);
+        strcat(listed, " ");
     }
-    ok(claude_ssh && !process_ssh, "capabilities: remote-capable adapters only get ssh");
+    is_str(listed, "process http claude_local codex_local ",
+           "capabilities: only the adapters that execute here are listed");
+    ok(claude_ssh && process_ssh, "capabilities: lease-running adapters get ssh");
+    ok(http_local && !http_ssh, "capabilities: http gets local only");
     pc_http_res_free(&r);
 }
 
@@ -378,6 +392,19 @@ static void test_patch(void)
     pc_http_res_free(&r);
     r = req("PATCH",
             "{\"driver\":\"plugin\",\"config\":{\"pluginKey\":\"acme\",\"driverKey\":\"box\"}}",
+            "/api/environments/%s", sw);
+    is_int(r.status, 422, "switch to a plugin driver that is not installed: 422");
+    pc_http_res_free(&r);
+    char pbody[1200];
+    snprintf(pbody, sizeof pbody,
+             "{\"packageName\":\"%s/tests/plugins/env-driver\",\"isLocalPath\":true}",
+             pc_test_root());
+    r = req("POST", pbody, "/api/plugins/install");
+    ok(r.status == 200 || r.status == 201, "env-driver test plugin installed (%ld)", r.status);
+    pc_http_res_free(&r);
+    r = req("PATCH",
+            "{\"driver\":\"plugin\",\"config\":{\"pluginKey\":\"paperclip.test-env-driver\","
+            "\"driverKey\":\"host-dir\"}}",
             "/api/environments/%s", sw);
     is_int(r.status, 200, "switch ssh -> plugin with config: 200");
     json_t *pc = json_object_get(r.json, "config");

@@ -121,11 +121,18 @@ static void test_validation(void)
          "Capability 'environment.drivers.register' is required when environmentDrivers are "
          "declared"},
         {"dup-driver", manifest("\"a\"", "1", "\"1.0.0\"", "\"X\"", caps, drv2),
-         "Duplicate environment driver key \"t\""},
+         "Duplicate environment driver keys: t"},
+        {"dup-across-kinds",
+         manifest("\"a\"", "1", "\"1.0.0\"", "\"X\"", caps,
+                  "[{\"driverKey\":\"k\",\"kind\":\"environment_driver\",\"displayName\":\"T\","
+                  "\"configSchema\":{}},{\"driverKey\":\"k\",\"kind\":\"sandbox_provider\","
+                  "\"displayName\":\"U\",\"configSchema\":{}}]"),
+         "Duplicate environment driver keys: k"},
         {"bad-driver-key",
          manifest("\"a\"", "1", "\"1.0.0\"", "\"X\"", caps,
                   "[{\"driverKey\":\"Bad Key\",\"displayName\":\"T\",\"configSchema\":{}}]"),
-         "environmentDrivers[0].driverKey must match"},
+         "environmentDrivers[0].driverKey: Environment driver key must start with a lowercase "
+         "alphanumeric"},
         {"bad-kind",
          manifest("\"a\"", "1", "\"1.0.0\"", "\"X\"", caps,
                   "[{\"driverKey\":\"k\",\"kind\":\"vm\",\"displayName\":\"T\",\"configSchema\":{}}]"),

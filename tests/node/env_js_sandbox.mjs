@@ -82,6 +82,26 @@ try {
     r = await api("POST", `/api/environment-leases/${lid}/test-release`, { runStatus: "succeeded" });
     ok(r.json?.status === "released" && r.json?.cleanupStatus === "success", "released", r.text);
     ok(!fs.existsSync(root), "provider directory removed on release");
+
+    // A heartbeat run on this provider, which never streams (npm SDK): its
+    // output reaches the run log from the final result, exactly once.
+    r = await api("POST", `/api/companies/${cid}/agents`, {
+      name: "JS sandboxed", adapterType: "process", defaultEnvironmentId: env,
+      adapterConfig: { command: "sh", args: ["-c", "echo \"js-line-$((40+2))\"; echo \"js-err-$((40+2))\" >&2"] },
+    });
+    ok(r.status === 201, "agent on the JS sandbox created", r.text);
+    r = await api("POST", `/api/agents/${r.json?.id}/wakeup`, {});
+    const run = r.json?.id;
+    let st = null;
+    for (let i = 0; i < 1500 && !["succeeded", "failed", "cancelled", "timed_out"].includes(st); i++) {
+      await new Promise((res) => setTimeout(res, 20));
+      st = (await api("GET", `/api/heartbeat-runs/${run}`)).json?.status;
+    }
+    ok(st === "succeeded", "run on the non-streaming JS provider succeeded", st);
+    r = await api("GET", `/api/heartbeat-runs/${run}/log`);
+    const content = r.json?.content ?? "";
+    ok(content.split("js-line-42").length === 2 && content.split("js-err-42").length === 2,
+      "its stdout and stderr are in the run log exactly once", content);
   }
 } finally {
   await daemon.stop();

@@ -114,7 +114,8 @@ static void test_table(void)
     ok(pc_env_driver_find(NULL) == NULL, "NULL name not found");
     ok(pc_env_driver_find("local")->one_per_company, "one local per company");
     ok(!pc_env_driver_find("ssh")->one_per_company, "any number of ssh environments");
-    ok(!pc_env_driver_find("plugin")->runs, "plugin environments do not run work");
+    ok(pc_env_driver_find("plugin")->runs, "plugin environments run work");
+    ok(pc_env_driver_find("plugin")->remote, "plugin environments are remote targets");
     rejects("docker", PC_ENVCFG_PERSIST, "{}", 422, "Unsupported environment driver \"docker\".",
             "unknown driver");
     rejects("local", PC_ENVCFG_PERSIST, "[]", 422, "Environment config must be an object.",
@@ -441,13 +442,15 @@ static void test_sandbox(void)
 
 static void test_plugin(void)
 {
-    accepts("plugin", PC_ENVCFG_PERSIST, "{\"pluginKey\":\"acme\",\"driverKey\":\"acme.vm\"}",
-            "{\"pluginKey\":\"acme\",\"driverKey\":\"acme.vm\",\"driverConfig\":{}}",
-            "plugin: driverConfig defaults to {}");
-    accepts("plugin", PC_ENVCFG_PERSIST,
+    /* A well-formed config still needs its plugin (tests/integration/
+     * env_plugin_driver.c covers an installed one). */
+    rejects("plugin", PC_ENVCFG_PERSIST, "{\"pluginKey\":\"acme\",\"driverKey\":\"acme.vm\"}",
+            422, "Plugin environment driver \"acme:acme.vm\" is not ready.",
+            "plugin: the plugin must be installed");
+    rejects("plugin", PC_ENVCFG_PROBE,
             "{\"pluginKey\":\"acme\",\"driverKey\":\"vm_1-a\",\"driverConfig\":{\"cpu\":2}}",
-            "{\"pluginKey\":\"acme\",\"driverKey\":\"vm_1-a\",\"driverConfig\":{\"cpu\":2}}",
-            "plugin: driverConfig kept");
+            422, "Plugin environment driver \"acme:vm_1-a\" is not ready.",
+            "plugin: probe configs too");
     pc_error_t err = PC_ERROR_INIT;
     json_t *out = norm_full("plugin", PC_ENVCFG_PERSIST, NULL,
                             "{\"pluginKey\":\"acme\",\"driverKey\":\"vm\",\"driverConfig\":{}}",
@@ -487,7 +490,8 @@ static void test_plugin(void)
     pc_lease_request lr = {.run_id = CID};
     pc_lease *l = pc_lease_acquire(&app, env, &lr, &err);
     ok(l == NULL && err.status == 422, "plugin: no lease");
-    is_str(err.msg, "Plugin environment drivers cannot execute runs yet.", "plugin: refusal text");
+    is_str(err.msg, "Plugin environment driver \"acme:vm\" is not ready.",
+           "plugin: refusal text");
     pc_error_clear(&err);
     json_t *row = pc_db_query_one_s(app.db, "SELECT COUNT(*) AS n FROM environment_leases",
                                     json_array(), &err);

@@ -75,6 +75,53 @@ static char *read_line(void)
     return line;
 }
 
+/* One execute.log notification; rid NULL leaves requestId out. */
+static void chunk(json_t *rid, const char *stream, const char *text)
+{
+    json_t *p = json_pack("{s:s,s:s}", "stream", stream, "chunk", text);
+    if (rid)
+        json_object_set(p, "requestId", rid);
+    send_json(json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", "execute.log", "params", p));
+}
+
+/* environmentExecute that streams, for the host's execute.log routing:
+ *   {hold:true}  streams "held-1" and does not answer (yet)
+ *   {cross:true} streams "mine-1" for itself, "held-2" for the held call,
+ *                one chunk without requestId (ambiguous: two in flight),
+ *                then answers the held call and itself
+ *   {flood:N}    N chunks "f" without requestId, answers, then one more
+ *                chunk for its (now answered) id */
+static json_t *held_id;
+
+static void stream_execute(json_t *id, json_t *params)
+{
+    if (json_is_true(json_object_get(params, "hold"))) {
+        json_decref(held_id);
+        held_id = json_incref(id);
+        chunk(id, "stdout", "held-1");
+        return;
+    }
+    if (json_is_true(json_object_get(params, "cross"))) {
+        chunk(id, "stderr", "mine-1");
+        if (held_id)
+            chunk(held_id, "stdout", "held-2");
+        chunk(NULL, "stdout", "ambiguous");
+        send_json(json_pack("{s:s,s:s,s:{}}", "jsonrpc", "2.0", "method", "execute.log",
+                            "params"));
+        if (held_id)
+            reply(held_id, json_pack("{s:s}", "stdout", "held-final"));
+        json_decref(held_id);
+        held_id = NULL;
+        reply(id, json_pack("{s:s}", "stdout", "cross-final"));
+        return;
+    }
+    json_int_t n = json_integer_value(json_object_get(params, "flood"));
+    for (json_int_t i = 0; i < n; i++)
+        chunk(NULL, "stdout", "f");
+    reply(id, json_pack("{s:I}", "flooded", n));
+    chunk(id, "stdout", "late");
+}
+
 static void dispatch(json_t *id, const char *method, json_t *params)
 {
     if (!strcmp(method, "initialize")) {
@@ -155,6 +202,8 @@ static void dispatch(json_t *id, const char *method, json_t *params)
         fputs("misbehave stderr line\n", stderr);
         fflush(stderr);
         reply(id, json_pack("{s:b}", "logged", 1));
+    } else if (!strcmp(method, "environmentExecute")) {
+        stream_execute(id, params);
     } else if (!strcmp(method, "fail")) {
         reply_err(id, -32002, "misbehave failed as asked");
     } else {
