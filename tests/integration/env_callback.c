@@ -26,7 +26,7 @@
 #include "heartbeat_common.h"
 
 static char ns[32], nsx[32], veth_h[16], veth_n[16], host_ip[32], ns_ip[32];
-static char *cid, *agent, *tmp;
+static char *cid, *agent, *caller, *tmp;
 static pc_test_sshd sshd;
 static bool net_made;
 
@@ -99,13 +99,14 @@ static char *create_env(const char *name, const char *driver, const char *cfg)
 }
 
 /* A new issue for the agent in env_id; waits for its first run. */
-static json_t *run_issue(const char *label, const char *env_id, char *issue, size_t cap)
+static json_t *run_issue_as(const char *who, const char *label, const char *env_id, char *issue,
+                            size_t cap)
 {
     char body[600];
     snprintf(body, sizeof body,
              "{\"title\":\"%s job\",\"assigneeAgentId\":\"%s\","
              "\"executionWorkspaceSettings\":{\"environmentId\":\"%s\"}}",
-             label, agent, env_id);
+             label, who, env_id);
     pc_http_res r = req("POST", body, "/api/companies/%s/issues", cid);
     is_int(r.status, 201, "%s: issue created", label);
     snprintf(issue, cap, "%s", pc_res_str(&r, "id"));
@@ -134,6 +135,11 @@ static void check_done(const char *label, json_t *j, const char *issue)
     is_str(js(json_array_get(r.json, 0), "runId"), js(j, "id"), "%s: comment from this run",
            label);
     pc_http_res_free(&r);
+}
+
+static json_t *run_issue(const char *label, const char *env_id, char *issue, size_t cap)
+{
+    return run_issue_as(agent, label, env_id, issue, cap);
 }
 
 static json_t *lease_meta(const char *lease_id, pc_http_res *r)
@@ -178,32 +184,53 @@ static void sandbox_cases(void)
     is_int(r.status, 422, "a non-http apiUrl is refused");
     pc_http_res_free(&r);
     /* Nothing listens on the namespace's own end at port 9: the probe tries
-     * the explicit apiUrl first, passes over it and finds the veth address. */
+     * the explicit apiUrl first, passes over it and finds the veth address.
+     * This agent calls back (a comment) but leaves its issue open, so the
+     * reusable lease is retained for the next run. */
     snprintf(want, sizeof want, "http://%s:%d", host_ip, d.agent_port);
-    json_t *j = run_issue("sandbox", env, issue, sizeof issue);
-    check_done("sandbox", j, issue);
+    char first_issue[64];
+    json_t *j = run_issue_as(caller, "sandbox", env, first_issue, sizeof first_issue);
+    is_str(js(j, "status"), "succeeded", "sandbox: run succeeded");
+    r = req("GET", NULL, "/api/issues/%s/comments", first_issue);
+    is_str(js(json_array_get(r.json, 0), "runId"), js(j, "id"),
+           "sandbox: the agent called back from the namespace (its comment)");
+    pc_http_res_free(&r);
     char *log = hb_log(js(j, "id"));
     ok(strstr(log, "reachable from inside the environment") && strstr(log, want),
        "sandbox: the probe chose the veth address %s", want);
+    if (!strstr(log, want))
+        tap_diag("log: %s", log);
     free(log);
     json_t *m = lease_meta(js(j, "leaseId"), &r);
     is_str(js(m, "callbackUrl"), want, "sandbox: callbackUrl recorded on the lease");
+    is_str(pc_res_str(&r, "status"), "retained", "sandbox: the lease is retained for reuse");
     pc_http_res_free(&r);
     json_decref(j);
 
-    /* The reused lease keeps its URL: no second probe. */
+    /* The reused lease keeps its URL: no second probe. This agent checks
+     * out, comments and closes its issue. */
     j = run_issue("sandbox again", env, issue, sizeof issue);
     check_done("sandbox again", j, issue);
     log = hb_log(js(j, "id"));
-    ok(strstr(log, "kept by the reused lease") != NULL, "reused lease: callback URL kept");
+    ok(strstr(log, "kept by the reused lease") != NULL && !strstr(log, "reachable from inside"),
+       "reused lease: callback URL kept, not probed again");
     free(log);
     m = lease_meta(js(j, "leaseId"), &r);
     is_str(js(m, "callbackUrl"), want, "reused lease: callbackUrl carried to the new row");
-    const char *dir = js(r.json, "providerLeaseId");
-    if (strstr(dir, "/paperclip-netns-sandbox-"))
-        pc_test_rmrf(dir);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", pc_res_str(&r, "providerLeaseId"));
     pc_http_res_free(&r);
     json_decref(j);
+    /* Closing the first issue lets nothing hold the sandbox any more. */
+    r = req("PATCH", "{\"status\":\"done\"}", "/api/issues/%s", first_issue);
+    pc_http_res_free(&r);
+    bool gone = false;
+    for (int i = 0; i < 600 && !(gone = access(dir, F_OK) != 0); i++)
+        pc_test_sleep_ms(50);
+    ok(gone && strstr(dir, "/paperclip-netns-sandbox-"), "the sandbox directory is destroyed (%s)",
+       dir);
+    if (!gone && strstr(dir, "/paperclip-netns-sandbox-"))
+        pc_test_rmrf(dir);
     free(env);
 
     /* (c) */
@@ -295,9 +322,15 @@ int main(void)
     snprintf(aconf, sizeof aconf, "{\"command\":\"sh\",\"args\":[\"%s/tests/agents/checkout_agent.sh\"]}",
              pc_test_root());
     agent = hb_agent(cid, "Callback worker", "process", aconf, NULL);
+    caller = hb_sh_agent(cid, "Callback caller",
+                         "curl -sS -f -H \"Authorization: Bearer $PAPERCLIP_API_KEY\" "
+                         "-H \"X-Paperclip-Run-Id: $PAPERCLIP_RUN_ID\" "
+                         "-H 'Content-Type: application/json' --data '{\"body\":\"called back\"}' "
+                         "\"$PAPERCLIP_API_URL/api/issues/$PAPERCLIP_TASK_ID/comments\"",
+                         NULL, NULL);
     sandbox_cases();
     ssh_case();
-    free(cid), free(agent);
+    free(cid), free(agent), free(caller);
     is_int(pc_daemon_stop(&d), 0, "daemon stops cleanly");
     net_cleanup();
     return tap_done();
