@@ -144,9 +144,8 @@ static int probe_one(pc_lease *lease, const char *cand, const char *token, char 
     }
     rc = res.has_exit_code && res.exit_code == 0;
     if (!rc) {
-        size_t n = res.err.len;
-        while (n && (res.err.data[n - 1] == '\n' || res.err.data[n - 1] == '\r'))
-            n--;
+        /* curl's own message: the first line of stderr. */
+        size_t n = res.err.len ? strcspn(res.err.data, "\r\n") : 0;
         snprintf(why, why_cap, "%.*s", (int)(n > 120 ? 120 : n), n ? res.err.data : "");
     }
     pc_exec_result_free(&res);
