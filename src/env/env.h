@@ -146,6 +146,10 @@ const char *pc_lease_api_url(const pc_lease *lease);
  * offers no path of its own: the run layer then probes callback candidates
  * from inside the lease (docs/environments.md, "Callbacks"). */
 bool pc_lease_needs_callback_probe(const pc_lease *lease);
+/* True when the provider says the lease has no network at all (its lease
+ * metadata has `network: "none"`, as the bwrap provider's does): there is
+ * nothing to probe, and no callback is possible by the operator's choice. */
+bool pc_lease_declares_no_network(const pc_lease *lease);
 /* The callback URL a previous run of this reusable lease found reachable,
  * or NULL. */
 const char *pc_lease_cached_callback_url(const pc_lease *lease);

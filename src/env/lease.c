@@ -539,6 +539,12 @@ bool pc_lease_needs_callback_probe(const pc_lease *l) { return l->drv->probe_cal
 
 const char *pc_lease_cached_callback_url(const pc_lease *l) { return l->cached_callback_url; }
 
+bool pc_lease_declares_no_network(const pc_lease *l)
+{
+    const char *n = pc_json_str(json_object_get(l->plugin_lease, "metadata"), "network");
+    return n && !strcmp(n, "none");
+}
+
 void pc_lease_set_callback_url(pc_lease *l, const char *url)
 {
     free(l->api_url);

@@ -212,9 +212,17 @@ static json_t *build_env(run_ctx *c, const char *cwd, const char *api_url)
 /* For a lease whose commands may not reach the daemon like the host does:
  * the callback URL a reusable lease already found (while still offered), or
  * the first candidate reachable from inside the lease, which becomes the
- * lease's API URL. */
+ * lease's API URL. A lease its provider declares without any network is
+ * the operator's choice of a run that cannot call back, not a failure. */
 static int resolve_callback(run_ctx *c, pc_lease *lease, pc_error_t *err)
 {
+    if (pc_lease_declares_no_network(lease)) {
+        /* Nothing to probe: the run gets the ingress URL as a local run
+         * would and works without calling back. */
+        sys_line(c, "[paperclip] the sandbox has no network (network \"none\"): callbacks are "
+                    "not possible from this run");
+        return 0;
+    }
     _cleanup_json_ json_t *cands = pc_callback_candidates(c->app, pc_lease_api_url(lease));
     const char *cached = pc_lease_cached_callback_url(lease);
     size_t i;

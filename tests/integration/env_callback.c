@@ -15,7 +15,8 @@
  *  (b) an SSH run against an sshd inside pccb completes an issue through
  *      the lease's reverse tunnel (127.0.0.1 inside the namespace);
  *  (c) a sandbox in pccbx reaches no candidate: the run fails early with
- *      an error naming every candidate.
+ *      an error naming every candidate; one whose lease declares no network
+ *      at all is not probed and runs.
  * No traffic leaves the loopback and the test's own namespaces. The
  * namespaces are removed at exit, also after a failed assertion or a
  * signal. Skips when `ip netns` is not permitted.
@@ -26,7 +27,7 @@
 #include "heartbeat_common.h"
 
 static char ns[32], nsx[32], veth_h[16], veth_n[16], host_ip[32], ns_ip[32];
-static char *cid, *agent, *caller, *tmp;
+static char *cid, *agent, *caller, *offline, *tmp;
 static pc_test_sshd sshd;
 static bool net_made;
 
@@ -250,6 +251,21 @@ static void sandbox_cases(void)
     pc_http_res_free(&r);
     json_decref(j);
     free(env);
+
+    /* A lease declared without any network is not probed: the operator
+     * chose a run that works without calling back. */
+    snprintf(cfg, sizeof cfg, "{\"provider\":\"netns\",\"namespace\":\"%s\",\"offline\":true}",
+             nsx);
+    env = create_env("Offline box", "sandbox", cfg);
+    j = run_issue_as(offline, "offline", env, issue, sizeof issue);
+    is_str(js(j, "status"), "succeeded", "offline: the run succeeds without a callback");
+    log = hb_log(js(j, "id"));
+    ok(strstr(log, "has no network") && strstr(log, "offline work") &&
+           !strstr(log, "No callback URL"),
+       "offline: not probed, the command ran");
+    free(log);
+    json_decref(j);
+    free(env);
 }
 
 static void ssh_case(void)
@@ -328,9 +344,10 @@ int main(void)
                          "-H 'Content-Type: application/json' --data '{\"body\":\"called back\"}' "
                          "\"$PAPERCLIP_API_URL/api/issues/$PAPERCLIP_TASK_ID/comments\"",
                          NULL, NULL);
+    offline = hb_sh_agent(cid, "Offline worker", "echo offline work", NULL, NULL);
     sandbox_cases();
     ssh_case();
-    free(cid), free(agent), free(caller);
+    free(cid), free(agent), free(caller), free(offline);
     is_int(pc_daemon_stop(&d), 0, "daemon stops cleanly");
     net_cleanup();
     return tap_done();

@@ -5,8 +5,10 @@
  * `ip netns add` and joined to the host by a veth pair). Inside it the
  * host's 127.0.0.1 is not reachable, as in a container or a remote sandbox.
  *
- * Its validator answers normalizedConfig {namespace} only, dropping every
- * other field, so tests also see that the host keeps its own fields.
+ * Its validator answers normalizedConfig {namespace, offline?} only,
+ * dropping every other field, so tests also see that the host keeps its own
+ * fields. With `offline: true` a lease declares it has no network at all
+ * (metadata network "none"), as a provider with networking off does.
  */
 #include <paperclip/plugin.h>
 
@@ -42,7 +44,9 @@ static int v_validate(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_pl
         *result = json_pack("{s:b,s:[s]}", "ok", 0, "errors",
                             "namespace must be a network namespace name");
     else
-        *result = json_pack("{s:b,s:{s:s}}", "ok", 1, "normalizedConfig", "namespace", ns);
+        *result = json_pack("{s:b,s:{s:s,s:b}}", "ok", 1, "normalizedConfig", "namespace", ns,
+                            "offline", json_is_true(json_object_get(
+                                           json_object_get(params, "config"), "offline")));
     return 0;
 }
 
@@ -57,12 +61,13 @@ static int v_probe(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugi
     return 0;
 }
 
-static json_t *lease_json(const char *dir, const char *ns)
+static json_t *lease_json(const char *dir, const char *ns, json_t *params)
 {
     char cwd[600];
     snprintf(cwd, sizeof cwd, "%s/workspace", dir);
-    return json_pack("{s:s,s:{s:s,s:s}}", "providerLeaseId", dir, "metadata", "remoteCwd", cwd,
-                     "namespace", ns);
+    bool offline = json_is_true(json_object_get(json_object_get(params, "config"), "offline"));
+    return json_pack("{s:s,s:{s:s,s:s,s:s}}", "providerLeaseId", dir, "metadata", "remoteCwd",
+                     cwd, "namespace", ns, "network", offline ? "none" : "veth");
 }
 
 static int v_acquire(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
@@ -75,7 +80,7 @@ static int v_acquire(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plu
     snprintf(dir, sizeof dir, "%s/paperclip-netns-sandbox-XXXXXX", pc_plugin_tmpdir());
     if (!mkdtemp(dir))
         return pc_plugin_error_set(err, 0, "mkdtemp: %s", strerror(errno));
-    *result = lease_json(dir, ns);
+    *result = lease_json(dir, ns, params);
     return 0;
 }
 
@@ -87,7 +92,7 @@ static int v_resume(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plug
     if (!id || !ns || strncmp(id, pc_plugin_tmpdir(), strlen(pc_plugin_tmpdir())) != 0 ||
         stat(id, &st) < 0)
         return pc_plugin_error_set(err, 0, "lease %s is gone", id ? id : "?");
-    *result = lease_json(id, ns);
+    *result = lease_json(id, ns, params);
     return 0;
 }
 
