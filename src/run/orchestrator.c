@@ -226,6 +226,39 @@ static json_t *build_env(run_ctx *c, const char *cwd, const char *api_url)
     return env;
 }
 
+/* For a lease whose commands may not reach the daemon like the host does:
+ * the callback URL a reusable lease already found (while still offered), or
+ * the first candidate reachable from inside the lease, which becomes the
+ * lease's API URL. A lease its provider declares without any network is
+ * the operator's choice of a run that cannot call back, not a failure. */
+static int resolve_callback(run_ctx *c, pc_lease *lease, pc_error_t *err)
+{
+    if (pc_lease_declares_no_network(lease)) {
+        /* Nothing to probe: the run gets the ingress URL as a local run
+         * would and works without calling back. */
+        sys_line(c, "[paperclip] the sandbox has no network (network \"none\"): callbacks are "
+                    "not possible from this run");
+        return 0;
+    }
+    _cleanup_json_ json_t *cands = pc_callback_candidates(c->app, pc_lease_api_url(lease));
+    const char *cached = pc_lease_cached_callback_url(lease);
+    size_t i;
+    json_t *v;
+    json_array_foreach(cands, i, v) {
+        if (cached && !strcmp(cached, json_string_value(v))) {
+            sys_line(c, "[paperclip] callback URL %s (kept by the reused lease)", cached);
+            pc_lease_set_callback_url(lease, cached);
+            return 0;
+        }
+    }
+    char url[600];
+    if (pc_callback_probe(lease, cands, c->jwt, url, sizeof url, err) < 0)
+        return -1;
+    sys_line(c, "[paperclip] callback URL %s (reachable from inside the environment)", url);
+    pc_lease_set_callback_url(lease, url);
+    return 0;
+}
+
 /* The URL the run calls back on: the environment's own (an SSH tunnel, a
  * provider bridge) first, then an explicit PAPERCLIP_API_URL, then the
  * discovered runtime URL. */
@@ -608,6 +641,16 @@ static void run_in_environment(run_ctx *c)
             pc_error_errno(&err, errno, "cannot create workspace %s", local_path);
         sys_line(c, "[paperclip] workspace realization failed: %s", err.msg);
         run_fail(c, "failed", "workspace_realization_failed", "%s", err.msg);
+        pc_error_clear(&err);
+    } else if (pc_lease_needs_callback_probe(lease) && resolve_callback(c, lease, &err) < 0) {
+        if (cancel_requested(c)) {
+            pc_exec_result none = {0};
+            none.cancelled = true;
+            map_exec_result(c, &none, 0);
+        } else {
+            sys_line(c, "[paperclip] %s", err.msg);
+            run_fail(c, "failed", "callback_unreachable", "%s", err.msg);
+        }
         pc_error_clear(&err);
     } else {
         json_t *envv = build_env(c, cwd, choose_api_url(c, lease));
