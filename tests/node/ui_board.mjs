@@ -93,6 +93,14 @@ try {
   // Company picker → create a company through the form.
   await page.goto(base + "/");
   await page.locator("#new-company").waitFor();
+  await page.keyboard.press("Tab");
+  ok(await page.evaluate(() => document.activeElement?.textContent) === "Skip to content",
+    "the first Tab reaches the skip link");
+  // The page's own mutations pass the browser guards below; a cross-site
+  // one is refused by the same listener.
+  const foreign = await fetch(base + "/api/companies", { method: "POST",
+    headers: { "content-type": "application/json", origin: "http://elsewhere.invalid" }, body: "{\"name\":\"X\"}" });
+  ok(foreign.status === 403, "a cross-site mutation is refused (the UI's same-origin ones pass)", String(foreign.status));
   await screen("01-companies");
   await page.fill("#new-company", "Board Co");
   await page.click("text=Create company");
