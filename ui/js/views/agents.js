@@ -36,7 +36,7 @@ export async function agentsView(el, { cid }) {
           h("th", { scope: "row" }, h("a", { href: `/companies/${cid}/agents/${a.id}` }, a.name), a.title ? h("div", { class: "muted small" }, a.title) : null),
           h("td", { "data-label": "Role" }, a.role), h("td", { "data-label": "Adapter" }, a.adapterType),
           h("td", { "data-label": "Status" }, pill(a.status)), h("td", { "data-label": "Last heartbeat" }, time(a.lastHeartbeatAt)),
-          h("td", { class: "actions" }, h("button", { type: "button", onclick: () => wake(a, slot), "aria-label": `Wake ${a.name} now` }, "Wake now"))),
+          h("td", {}, h("div", { class: "actions" }, h("button", { type: "button", onclick: () => wake(a, slot), "aria-label": `Wake ${a.name} now` }, "Wake now")))),
         h("tr", { class: "detail-row" }, h("td", { colspan: 6 }, slot))];
       }))))
       : empty("No agents yet — ", h("a", { href: `/companies/${cid}/agents/new` }, "create one")));

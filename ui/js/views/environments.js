@@ -98,9 +98,9 @@ function envRow(cid, e, last) {
       h("td", { "data-label": "Driver" }, e.driver, where ? h("div", { class: "muted small mono" }, where) : null),
       h("td", { "data-label": "Status" }, pill(e.status)),
       lastCell,
-      h("td", { class: "actions" }, testBtn,
+      h("td", {}, h("div", { class: "actions" }, testBtn,
         h("a", { class: "button", href: `/companies/${cid}/environments/${e.id}/edit`, "aria-label": `Edit ${e.name}` }, "Edit"),
-        leasesBtn, e.driver === "local" ? null : delBtn)),
+        leasesBtn, e.driver === "local" ? null : delBtn))),
     h("tr", { class: "detail-row" }, h("td", { colspan: 5 }, result, leasesSlot)),
   ];
 }
