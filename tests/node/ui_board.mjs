@@ -289,6 +289,20 @@ try {
   ok((await api("GET", `/api/agents/${aid}`)).json?.status === "idle", "Resume resumes it");
   await page.goto(`${base}/runs/${rid}`);
 
+  // Cancel from the run page of a long run.
+  r = await api("POST", `/api/companies/${cid}/agents`, { name: "Sleeper", adapterType: "process",
+    adapterConfig: { command: "sh", args: ["-c", "echo start; sleep 120"] } });
+  const sleeper = r.json?.id;
+  r = await api("POST", `/api/agents/${sleeper}/wakeup`, {});
+  const longRun = r.json?.id;
+  await page.goto(`${base}/runs/${longRun}`);
+  await page.locator(".log .line.stdout", { hasText: "start" }).waitFor({ timeout: 60000 });
+  await page.getByRole("button", { name: "Cancel run" }).click();
+  await page.locator(".page-head .pill", { hasText: "cancelled" }).waitFor({ timeout: 60000 });
+  ok((await api("GET", `/api/heartbeat-runs/${longRun}`)).json?.status === "cancelled" &&
+    await page.getByRole("button", { name: "Cancel run" }).isHidden(), "Cancel run cancels the live run; the button goes");
+  await page.goto(`${base}/runs/${rid}`);
+
   // A client-side route survives a reload.
   await page.reload();
   await page.locator(".page-head h1", { hasText: `Run ${rid.slice(0, 8)}` }).waitFor();
