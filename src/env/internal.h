@@ -82,6 +82,11 @@ int pc_envcfg_req_str(json_t *obj, const char *key, const char *msg, char **out,
 int pc_envcfg_opt_str(json_t *obj, const char *key, char **out, pc_error_t *err);
 /* Lowercase key syntax shared by provider and driver keys. */
 bool pc_envcfg_key_valid(const char *s);
+/* Reads a plugin's environmentValidateConfig answer: 0 when it is ok;
+ * otherwise 422 with its first error (or `<kind> "<name>" rejected its
+ * config.`) and {errors, warnings} as details. */
+int pc_envcfg_plugin_verdict(json_t *result, const char *kind, const char *name,
+                             pc_error_t *err);
 /* Whether a company secret with this id exists in company_id. */
 bool pc_envcfg_secret_exists(pc_app *app, const char *company_id, const char *id);
 /* Stores value as a new company secret named after the environment, driver

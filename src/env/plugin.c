@@ -145,19 +145,8 @@ static int pc_plugin_validate(pc_app *app, json_t *cfg, pc_error_t *err)
         pc_error_clear(&e);
         goto done;
     }
-    if (!json_is_true(json_object_get(result, "ok"))) {
-        json_t *errors = json_object_get(result, "errors");
-        const char *first = json_string_value(json_array_get(errors, 0));
-        if (first)
-            pc_error_set(err, 422, "%s", first);
-        else
-            pc_error_set(err, 422, "Plugin environment driver \"%s\" rejected its config.", label);
-        json_t *warnings = json_object_get(result, "warnings");
-        pc_error_details(err, json_pack("{s:O,s:O}", "errors",
-                                        json_is_array(errors) ? errors : json_array(), "warnings",
-                                        json_is_array(warnings) ? warnings : json_array()));
+    if (pc_envcfg_plugin_verdict(result, "Plugin environment driver", label, err) < 0)
         goto done;
-    }
     json_t *norm = json_object_get(result, "normalizedConfig");
     if (json_is_object(norm))
         json_object_set(cfg, "driverConfig", norm);

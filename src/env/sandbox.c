@@ -213,19 +213,8 @@ static json_t *pc_sandbox_normalize(pc_envcfg_ctx *c, json_t *input, json_t *bas
             goto done;
         }
     }
-    if (!json_is_true(json_object_get(result, "ok"))) {
-        json_t *errors = json_object_get(result, "errors");
-        const char *first = json_string_value(json_array_get(errors, 0));
-        if (first)
-            pc_error_set(err, 422, "%s", first);
-        else
-            pc_error_set(err, 422, "Sandbox provider \"%s\" rejected its config.", prov);
-        json_t *warnings = json_object_get(result, "warnings");
-        pc_error_details(err, json_pack("{s:o,s:o}", "errors",
-                                        errors ? json_incref(errors) : json_array(), "warnings",
-                                        warnings ? json_incref(warnings) : json_array()));
+    if (pc_envcfg_plugin_verdict(result, "Sandbox provider", prov, err) < 0)
         goto done;
-    }
     json_t *norm = json_object_get(result, "normalizedConfig");
     out = json_object();
     json_object_set_new(out, "provider", json_string(prov));
