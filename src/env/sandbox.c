@@ -753,23 +753,38 @@ static int pc_sandbox_release(pc_lease *l, bool *retain, pc_error_t *err)
     return 0;
 }
 
-/* Calls environmentDestroyLease for one lease row; 0 on success. */
-static int pc_sandbox_destroy(pc_app *app, json_t *row, json_t *meta, pc_error_t *err)
+/* Params for a lifecycle call on a stored lease row (its provider record in
+ * meta); *plugin_key points into meta. NULL with err when the record is
+ * incomplete or its secrets do not resolve. */
+static json_t *pc_sandbox_row_params(pc_app *app, json_t *row, json_t *meta,
+                                     const char **plugin_key, pc_error_t *err)
 {
     const char *cid = pc_json_str(row, "company_id"), *prov = pc_json_str(row, "provider");
-    const char *plugin_key = pc_json_str(meta, "pluginKey");
     json_t *cfg = json_object_get(meta, "providerConfig");
-    if (!plugin_key || !prov || !cfg)
-        return pc_error_set(err, 500, "lease %s has no provider record", pc_json_str(row, "id"));
+    *plugin_key = pc_json_str(meta, "pluginKey");
+    if (!*plugin_key || !prov || !cfg) {
+        pc_error_set(err, 500, "lease %s has no provider record", pc_json_str(row, "id"));
+        return NULL;
+    }
     json_t *resolved = pc_sandbox_resolve(app, cid, cfg, err);
     if (!resolved)
-        return -1;
+        return NULL;
     json_t *p = pc_sbx_params(prov, cid, pc_json_str(row, "environment_id"),
                               pc_json_str(row, "issue_id"), resolved);
     json_decref(resolved);
     const char *plid = pc_json_str(row, "provider_lease_id");
     json_object_set_new(p, "providerLeaseId", plid ? json_string(plid) : json_null());
     json_object_set(p, "leaseMetadata", meta);
+    return p;
+}
+
+/* Calls environmentDestroyLease for one lease row; 0 on success. */
+static int pc_sandbox_destroy(pc_app *app, json_t *row, json_t *meta, pc_error_t *err)
+{
+    const char *plugin_key;
+    json_t *p = pc_sandbox_row_params(app, row, meta, &plugin_key, err);
+    if (!p)
+        return -1;
     json_t *result = NULL;
     int rc = pc_lease_rpc(app, NULL, plugin_key, "environmentDestroyLease", p, 0, &result, err);
     json_decref(result);
@@ -782,20 +797,10 @@ static int pc_sandbox_resume(pc_app *app, json_t *row, json_t *meta, json_t **ne
                              pc_error_t *err)
 {
     *new_meta = NULL;
-    const char *cid = pc_json_str(row, "company_id"), *prov = pc_json_str(row, "provider");
-    const char *plugin_key = pc_json_str(meta, "pluginKey");
-    json_t *cfg = json_object_get(meta, "providerConfig");
-    if (!plugin_key || !prov || !cfg)
-        return pc_error_set(err, 500, "lease %s has no provider record", pc_json_str(row, "id"));
-    json_t *resolved = pc_sandbox_resolve(app, cid, cfg, err);
-    if (!resolved)
+    const char *plugin_key;
+    json_t *p = pc_sandbox_row_params(app, row, meta, &plugin_key, err);
+    if (!p)
         return -1;
-    json_t *p = pc_sbx_params(prov, cid, pc_json_str(row, "environment_id"),
-                              pc_json_str(row, "issue_id"), resolved);
-    json_decref(resolved);
-    const char *plid = pc_json_str(row, "provider_lease_id");
-    json_object_set_new(p, "providerLeaseId", plid ? json_string(plid) : json_null());
-    json_object_set(p, "leaseMetadata", meta);
     json_t *result = NULL;
     int rc = pc_lease_rpc(app, NULL, plugin_key, "environmentResumeLease", p, 0, &result, err);
     json_decref(p);
