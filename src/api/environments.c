@@ -434,12 +434,12 @@ out:
     return rc;
 }
 
-/* Issues that selected the environment (executionWorkspaceSettings
- * .environmentId) fall back to the agent's default again. The match is done
- * here rather than with JSON SQL functions so the statement stays portable
- * across store backends. */
-static int pc_env_clear_issue_selections(pc_app *app, const char *company_id, const char *env_id,
-                                         pc_error_t *err)
+/* Issues of the company that select env_id (executionWorkspaceSettings
+ * .environmentId), as [{id, settings}] with the settings parsed. The match
+ * is done here rather than with JSON SQL functions so the statement stays
+ * portable across store backends. */
+static json_t *pc_env_selecting_issues(pc_app *app, const char *company_id, const char *env_id,
+                                       pc_error_t *err)
 {
     json_t *rows = NULL;
     char *like = pc_xasprintf("%%%s%%", env_id);
@@ -449,50 +449,56 @@ static int pc_env_clear_issue_selections(pc_app *app, const char *company_id, co
                            json_pack("[s,s]", company_id, like), &rows, err);
     free(like);
     if (rc < 0)
-        return -1;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_t *ews = pc_json_from_text(pc_json_str(row, "execution_workspace_settings"));
-        const char *sel = pc_json_str(ews, "environmentId");
-        if (sel && !strcmp(sel, env_id)) {
-            json_object_del(ews, "environmentId");
-            if (pc_db_exec_s(app->db, "UPDATE issues SET execution_workspace_settings=? WHERE id=?",
-                             json_pack("[O,s]", ews, pc_json_str(row, "id")), NULL, err) < 0)
-                rc = -1;
-        }
-        json_decref(ews);
-        if (rc < 0)
-            break;
-    }
-    json_decref(rows);
-    return rc;
-}
-
-/* How many issues of the company select env_id (see the function above). */
-static int pc_env_issue_selection_count(pc_app *app, const char *company_id, const char *env_id,
-                                        pc_error_t *err)
-{
-    json_t *rows = NULL;
-    char *like = pc_xasprintf("%%%s%%", env_id);
-    int rc = pc_db_query_s(app->db,
-                           "SELECT execution_workspace_settings FROM issues WHERE company_id=? "
-                           "AND execution_workspace_settings LIKE ?",
-                           json_pack("[s,s]", company_id, like), &rows, err);
-    free(like);
-    if (rc < 0)
-        return -1;
-    int n = 0;
+        return NULL;
+    json_t *out = json_array();
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) {
         json_t *ews = pc_json_from_text(pc_json_str(row, "execution_workspace_settings"));
         const char *sel = pc_json_str(ews, "environmentId");
         if (sel && !strcmp(sel, env_id))
-            n++;
-        json_decref(ews);
+            json_array_append_new(out, json_pack("{s:s,s:o}", "id", pc_json_str(row, "id"),
+                                                 "settings", ews));
+        else
+            json_decref(ews);
     }
     json_decref(rows);
+    return out;
+}
+
+/* Issues that selected the environment fall back to the agent's default
+ * again. */
+static int pc_env_clear_issue_selections(pc_app *app, const char *company_id, const char *env_id,
+                                         pc_error_t *err)
+{
+    json_t *issues = pc_env_selecting_issues(app, company_id, env_id, err);
+    if (!issues)
+        return -1;
+    int rc = 0;
+    size_t i;
+    json_t *issue;
+    json_array_foreach(issues, i, issue) {
+        json_t *ews = json_object_get(issue, "settings");
+        json_object_del(ews, "environmentId");
+        if (pc_db_exec_s(app->db, "UPDATE issues SET execution_workspace_settings=? WHERE id=?",
+                         json_pack("[O,s]", ews, pc_json_str(issue, "id")), NULL, err) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    json_decref(issues);
+    return rc;
+}
+
+/* How many issues of the company select env_id. */
+static int pc_env_issue_selection_count(pc_app *app, const char *company_id, const char *env_id,
+                                        pc_error_t *err)
+{
+    json_t *issues = pc_env_selecting_issues(app, company_id, env_id, err);
+    if (!issues)
+        return -1;
+    int n = (int)json_array_size(issues);
+    json_decref(issues);
     return n;
 }
 
