@@ -195,6 +195,11 @@ json_t *pc_lease_config(const pc_lease *lease);
  * pc_lease_cancel(). Returns 0 with *result, -1 with err, 1 if cancelled. */
 int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
                  json_t *params, int64_t timeout_ms, json_t **result, pc_error_t *err);
+/* pc_lease_rpc() for a lifecycle call on a stored lease row (destroy,
+ * resume), which no run can cancel: 0 or -1 with err; *metadata (may be
+ * NULL) gets the answer's metadata object, if any. params stay the caller's. */
+int pc_lease_rpc_stored(pc_app *app, const char *plugin_key, const char *method, json_t *params,
+                        json_t **metadata, pc_error_t *err);
 /* Like pc_lease_rpc(), for environmentExecute: output the provider streams
  * (execute.log) goes to on_output on the loop thread while the call is in
  * flight, and *streamed (may be NULL) says whether any arrived. Needs a

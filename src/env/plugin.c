@@ -380,11 +380,9 @@ static int pc_plugin_destroy(pc_app *app, json_t *row, json_t *meta, pc_error_t 
     json_t *p = pc_plugin_row_params(app, row, meta, &pk, err);
     if (!p)
         return -1;
-    json_t *result = NULL;
-    int rc = pc_lease_rpc(app, NULL, pk, "environmentDestroyLease", p, 0, &result, err);
-    json_decref(result);
+    int rc = pc_lease_rpc_stored(app, pk, "environmentDestroyLease", p, NULL, err);
     json_decref(p);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 /* Plugin leases are ephemeral, so the lease manager never resumes one at
@@ -403,16 +401,12 @@ static int pc_plugin_resume(pc_app *app, json_t *row, json_t *meta, json_t **new
     json_t *p = pc_plugin_row_params(app, row, meta, &pk, err);
     if (!p)
         return -1;
-    json_t *result = NULL;
-    int rc = pc_lease_rpc(app, NULL, pk, "environmentResumeLease", p, 0, &result, err);
+    json_t *rm = NULL;
+    int rc = pc_lease_rpc_stored(app, pk, "environmentResumeLease", p, &rm, err);
     json_decref(p);
-    if (rc == 0) {
-        json_t *rm = json_object_get(result, "metadata");
-        if (json_is_object(rm))
-            *new_meta = json_pack("{s:O}", "providerMetadata", rm);
-    }
-    json_decref(result);
-    return rc == 0 ? 0 : -1;
+    if (rm)
+        *new_meta = json_pack("{s:o}", "providerMetadata", rm);
+    return rc;
 }
 
 const pc_env_driver pc_env_driver_plugin = {

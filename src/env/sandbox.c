@@ -785,9 +785,7 @@ static int pc_sandbox_destroy(pc_app *app, json_t *row, json_t *meta, pc_error_t
     json_t *p = pc_sandbox_row_params(app, row, meta, &plugin_key, err);
     if (!p)
         return -1;
-    json_t *result = NULL;
-    int rc = pc_lease_rpc(app, NULL, plugin_key, "environmentDestroyLease", p, 0, &result, err);
-    json_decref(result);
+    int rc = pc_lease_rpc_stored(app, plugin_key, "environmentDestroyLease", p, NULL, err);
     json_decref(p);
     return rc;
 }
@@ -801,16 +799,9 @@ static int pc_sandbox_resume(pc_app *app, json_t *row, json_t *meta, json_t **ne
     json_t *p = pc_sandbox_row_params(app, row, meta, &plugin_key, err);
     if (!p)
         return -1;
-    json_t *result = NULL;
-    int rc = pc_lease_rpc(app, NULL, plugin_key, "environmentResumeLease", p, 0, &result, err);
+    int rc = pc_lease_rpc_stored(app, plugin_key, "environmentResumeLease", p, new_meta, err);
     json_decref(p);
-    if (rc == 0) {
-        json_t *rm = json_object_get(result, "metadata");
-        if (json_is_object(rm))
-            *new_meta = json_incref(rm);
-    }
-    json_decref(result);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 /* Whether the lease's provider serves environmentSyncIn and
