@@ -69,6 +69,7 @@ typedef struct pc_lease_request {
     const char *agent_id;
     const char *issue_id;     /* may be NULL */
     const char *execution_workspace_id; /* may be NULL */
+    const char *workspace_mode; /* "isolated" (NULL) or "shared": the project policy's */
 } pc_lease_request;
 
 pc_lease *pc_lease_acquire(pc_app *app, json_t *env, const pc_lease_request *req,
