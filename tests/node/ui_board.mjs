@@ -54,7 +54,7 @@ let chrome = null;
 const consoleErrors = [];
 try {
   if (!base || !sshd.up) throw new Error("fixtures did not start");
-  for (const p of ["plugins/fake-sandbox", "plugins/bwrap-sandbox"]) {
+  for (const p of ["plugins/bwrap-sandbox"]) {
     const r = await api("POST", "/api/plugins/install", { packageName: path.join(ROOT, p), isLocalPath: true });
     ok(r.status === 200 && r.json?.status === "ready", `${p} installs`, r.text);
   }
@@ -109,6 +109,20 @@ try {
   await page.locator("h1", { hasText: "Board Co" }).waitFor();
   ok(true, "company created from the picker; the dashboard opens");
   await screen("02-dashboard", { narrow: true });
+
+  // Install the fake provider from the Plugins page; a bad path is refused
+  // at the field.
+  await page.click("nav >> text=Plugins");
+  await page.locator("[name=packageName]").waitFor();
+  await page.fill("[name=packageName]", path.join(work, "no-such-plugin"));
+  await page.getByRole("button", { name: "Install plugin" }).click();
+  const pathErr = page.locator("[data-field-wrap=packageName] .field-error, form .result.bad").first();
+  await pathErr.waitFor({ state: "visible" });
+  ok((await pathErr.textContent()).length > 0, "installing from a missing path shows the API's error", await pathErr.textContent());
+  await page.fill("[name=packageName]", path.join(ROOT, "plugins/fake-sandbox"));
+  await page.getByRole("button", { name: "Install plugin" }).click();
+  await page.locator("li[data-plugin='paperclip.fake-sandbox-provider'] .page-head .pill", { hasText: "ready" }).waitFor();
+  ok(true, "the fake provider installs from the Plugins page and is ready");
 
   // Environments list: the Local row can be tested.
   await page.click("nav >> text=Environments");
@@ -248,6 +262,18 @@ try {
   ok((r.json?.defaultEnvironmentId ?? null) === (useBwrap ? bwEnv.id : null) && r.json?.adapterConfig?.command === "sh",
     "agent saved with the bwrap default", r.text);
 
+  // An API key is shown once.
+  await page.fill("#key-name", "ci");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const token = page.locator("code.secret");
+  await token.waitFor();
+  const tokenText = await token.textContent();
+  ok(/^pcp_/.test(tokenText) && (await page.locator("section[aria-labelledby=keys-h] li").allTextContents()).some((t) => t.startsWith("ci")),
+    "a new agent key is shown once and listed by name", tokenText);
+  await page.reload();
+  await page.locator("#key-name").waitFor();
+  ok(!(await page.content()).includes(tokenText), "after a reload the key is not shown again");
+
   // Wake now → the run page streams the log.
   await page.click("text=Wake now");
   const runLink = page.locator(".result.good a[href^='/runs/']");
@@ -321,6 +347,13 @@ try {
   await page.locator("li[data-plugin='paperclip.fake-sandbox-provider']").getByRole("button", { name: /^Enable/ }).click();
   await page.locator("li[data-plugin='paperclip.fake-sandbox-provider'] .page-head .pill", { hasText: "ready" }).waitFor();
   ok(true, "a plugin is disabled and enabled again from its card");
+  // Filters narrow the list and stay in the URL.
+  await page.click("nav >> text=Issues");
+  await page.selectOption("#flt-status", "done");
+  await page.locator("text=No issue matches these filters.").waitFor();
+  ok(page.url().endsWith("?status=done"), "issue filters are kept in the URL", page.url());
+  await page.selectOption("#flt-status", "");
+
   // An issue with the environment picker.
   await page.click("nav >> text=Issues");
   await page.fill("[name=title]", "Write the report");
