@@ -8,6 +8,7 @@ import { issuesView, issueView } from "./views/issues.js";
 import { runsView, runView } from "./views/runs.js";
 import { pluginsView } from "./views/plugins.js";
 import { activityView } from "./views/activity.js";
+import { projectsView, projectFormView } from "./views/projects.js";
 
 const main = document.getElementById("main");
 const sidebar = document.getElementById("sidebar");
@@ -24,6 +25,9 @@ const routes = [
   ["/companies/:cid/agents", agentsView],
   ["/companies/:cid/agents/new", agentFormView],
   ["/companies/:cid/agents/:id", agentFormView],
+  ["/companies/:cid/projects", projectsView],
+  ["/companies/:cid/projects/new", projectFormView],
+  ["/companies/:cid/projects/:id", projectFormView],
   ["/companies/:cid/issues", issuesView],
   ["/companies/:cid/issues/:id", issueView],
   ["/companies/:cid/runs", runsView],
@@ -96,7 +100,7 @@ function renderSidebar(path) {
     h("a", { href: "/", class: "brand" }, h("img", { class: "logo", src: "/favicon.svg", alt: "" }), "Paperclip"),
     cid ? h("div", { class: "company-name", title: company?.name || "" }, company?.name || short(cid)) : null,
     cid ? h("ul", { class: "nav" },
-      [["", "Dashboard"], ["/agents", "Agents"], ["/issues", "Issues"], ["/runs", "Runs"],
+      [["", "Dashboard"], ["/agents", "Agents"], ["/projects", "Projects"], ["/issues", "Issues"], ["/runs", "Runs"],
        ["/activity", "Activity"]].map(([p, l]) => h("li", {}, link(`/companies/${cid}${p}`, l))),
       h("li", { class: "nav-group" }, "Settings"),
       h("li", {}, link(`/companies/${cid}/environments`, "Environments")),
@@ -136,35 +140,58 @@ async function pickerView(el) {
 }
 
 async function dashboardView(el, { cid }) {
-  const [company, agents, issues, runs] = await Promise.all([
+  const [company, agents, issues, runs, liveRuns] = await Promise.all([
     get(`/api/companies/${cid}`), get(`/api/companies/${cid}/agents`),
-    get(`/api/companies/${cid}/issues`), get(`/api/companies/${cid}/heartbeat-runs`)]);
+    get(`/api/companies/${cid}/issues`), get(`/api/companies/${cid}/heartbeat-runs`),
+    get(`/api/companies/${cid}/live-runs`)]);
   setTitle(company.name);
   if (!state.companies.some((c) => c.id === cid)) { state.companies.push(company); renderSidebar(location.pathname); }
   const open = issues.filter((i) => !["done", "cancelled"].includes(i.status));
-  const live = runs.filter((r) => ["queued", "running"].includes(r.status));
   const agentName = (id) => agents.find((a) => a.id === id)?.name || short(id);
   clear(el,
     h("h1", {}, company.name),
     h("p", { class: "lead" }, company.description || "Agents, open work and runs at a glance."),
     h("div", { class: "kpis" },
-      kpi("Agents", agents.length), kpi("Open issues", open.length), kpi("Live runs", live.length),
+      kpi("Agents", agents.length), kpi("Open issues", open.length), kpi("Live runs", liveRuns.length),
       kpi("Runs", runs.length)),
     h("section", { "aria-labelledby": "d-agents" }, h("h2", { id: "d-agents" }, "Agents"),
-      agents.length ? h("ul", { class: "cards" }, agents.map((a) => h("li", { class: "card" },
+      agents.length ? h("ul", { class: "cards" }, agents.map((a) => h("li", { class: "card", "data-agent": a.name },
         h("h3", {}, h("a", { href: `/companies/${cid}/agents/${a.id}` }, a.name)),
-        h("p", { class: "muted" }, `${a.role} · ${a.adapterType}`), pill(a.status))))
+        h("p", { class: "muted" }, `${a.role} · ${a.adapterType}`), pill(a.status), spend(a))))
       : empty("No agents yet — ", h("a", { href: `/companies/${cid}/agents/new` }, "create one"))),
     h("div", { class: "two-col" },
       h("section", { "aria-labelledby": "d-issues" }, h("h2", { id: "d-issues" }, "Open issues"),
         open.length ? h("ul", { class: "rows" }, open.slice(0, 8).map((i) => h("li", {},
           h("a", { href: `/companies/${cid}/issues/${i.id}` }, `${i.identifier || ""} ${i.title}`), pill(i.status))))
         : empty("No open issues.", h("a", { href: `/companies/${cid}/issues` }, "Create an issue"))),
-      h("section", { "aria-labelledby": "d-runs" }, h("h2", { id: "d-runs" }, "Recent and live runs"),
-        runs.length ? h("ul", { class: "rows" }, runs.slice(0, 8).map((r) => h("li", {},
-          h("a", { href: `/runs/${r.id}` }, `${agentName(r.agentId)} · run ${short(r.id)}`), pill(r.status),
-          time(r.createdAt))))
-        : empty("No runs yet. Wake an agent to start one."))));
+      h("section", { "aria-labelledby": "d-live" }, h("h2", { id: "d-live" }, "Live runs"),
+        liveRuns.length ? h("ul", { class: "rows", id: "live-runs" }, liveRuns.map((r) => h("li", {},
+          h("a", { href: `/runs/${r.id}` }, `${r.agentName || agentName(r.agentId)} · run ${short(r.id)}`), pill(r.status),
+          time(r.startedAt || r.createdAt))))
+        : empty("Nothing running now. Wake an agent to start a run."))),
+    h("section", { "aria-labelledby": "d-runs" }, h("h2", { id: "d-runs" }, "Recent runs"),
+      runs.length ? h("ul", { class: "rows" }, runs.slice(0, 8).map((r) => h("li", {},
+        h("a", { href: `/runs/${r.id}` }, `${agentName(r.agentId)} · run ${short(r.id)}`), pill(r.status),
+        time(r.createdAt))))
+      : empty("No runs yet.")));
+}
+
+const money = (cents) => `$${(Number(cents || 0) / 100).toFixed(2)}`;
+
+// This month's spend against the agent's monthly budget; a budget of 0
+// means none is set, so there is nothing to fill a bar against.
+function spend(a) {
+  const spent = Number(a.spentMonthlyCents || 0), budget = Number(a.budgetMonthlyCents || 0);
+  if (!budget) return h("p", { class: "spend muted small" }, `${money(spent)} spent this month · no budget`);
+  const pct = Math.round((spent / budget) * 100);
+  const fill = h("span");
+  fill.style.width = `${Math.min(pct, 100)}%`;
+  return h("div", { class: "spend" },
+    h("p", { class: "small" }, `${money(spent)} of ${money(budget)} this month`),
+    h("div", { class: `meter${pct >= 100 ? " over" : pct >= 80 ? " near" : ""}`, role: "meter",
+      "aria-valuemin": 0, "aria-valuemax": budget, "aria-valuenow": Math.min(spent, budget),
+      "aria-label": `${a.name}: ${pct}% of monthly budget spent` },
+      fill));
 }
 
 function kpi(label, n) {

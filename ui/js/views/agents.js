@@ -147,20 +147,49 @@ export async function agentFormView(el, { cid, id }) {
   if (agent) {
     const wakeSlot = h("div", { class: "result", role: "status", hidden: true });
     const paused = agent.status === "paused";
+    const ended = agent.status === "terminated";
     parts.push(h("div", { class: "toolbar" },
-      h("button", { type: "button", class: "primary", onclick: () => wake(agent, wakeSlot) }, "Wake now"),
-      h("button", { type: "button", onclick: async () => {
+      h("button", { type: "button", class: "primary", disabled: ended, onclick: () => wake(agent, wakeSlot) }, "Wake now"),
+      h("button", { type: "button", disabled: ended, onclick: async () => {
         try {
           await post(`/api/agents/${agent.id}/${paused ? "resume" : "pause"}`, {});
           toast(paused ? "Agent resumed" : "Agent paused");
           navigate(location.pathname, true);
         } catch (err) { clear(wakeSlot, err.message); wakeSlot.className = "result bad"; wakeSlot.hidden = false; }
       } }, paused ? "Resume" : "Pause"),
+      h("button", { type: "button", class: "danger", disabled: ended, onclick: () => confirmTerminate(agent) },
+        ended ? "Terminated" : "Terminate"),
       h("a", { class: "button", href: `/companies/${cid}/runs?agentId=${agent.id}` }, "Runs")), wakeSlot);
   }
   parts.push(form);
   if (agent) parts.push(keysSection(agent, keys));
   clear(el, ...parts);
+}
+
+// Terminating is final (keys revoked, runs cancelled), so it asks first in
+// a modal dialog; Cancel has the focus.
+function confirmTerminate(agent) {
+  const dlg = h("dialog", { class: "dialog", "aria-labelledby": "term-title" });
+  const msg = h("p", { class: "result bad", role: "alert", hidden: true });
+  const close = () => { dlg.close(); dlg.remove(); };
+  dlg.append(h("h2", { id: "term-title" }, `Terminate agent “${agent.name}”?`),
+    h("p", {}, "Its API keys are revoked and its queued and running runs cancelled. A terminated agent cannot be woken or resumed; this cannot be undone."),
+    msg,
+    h("div", { class: "buttons" },
+      h("button", { type: "button", autofocus: true, onclick: close }, "Cancel"),
+      h("button", { type: "button", class: "danger", onclick: async (e) => {
+        const btn = e.currentTarget;
+        btn.disabled = true;
+        try {
+          await post(`/api/agents/${agent.id}/terminate`, {});
+          close();
+          toast(`Terminated ${agent.name}`);
+          navigate(location.pathname, true);
+        } catch (err) { msg.textContent = err.message; msg.hidden = false; btn.disabled = false; }
+      } }, "Terminate agent")));
+  dlg.addEventListener("close", () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
 }
 
 function keysSection(agent, keys) {

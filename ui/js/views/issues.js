@@ -14,10 +14,17 @@ function envSelect(envs, caps, agent, current) {
     { name: "environmentId" });
 }
 
+function projectSelect(projects, current) {
+  const s = select([["", "No project"], ...projects.map((p) => [p.id, p.name])], current, { name: "projectId" });
+  s.dataset.errMatch = "project";
+  return s;
+}
+
 export async function issuesView(el, { cid }, query) {
   setTitle("Issues");
-  const [agents, envs, caps] = await Promise.all([get(`/api/companies/${cid}/agents`),
-    get(`/api/companies/${cid}/environments`), get(`/api/companies/${cid}/environments/capabilities`)]);
+  const [agents, envs, caps, projects] = await Promise.all([get(`/api/companies/${cid}/agents`),
+    get(`/api/companies/${cid}/environments`), get(`/api/companies/${cid}/environments/capabilities`),
+    get(`/api/companies/${cid}/projects`)]);
   const fStatus = select([["", "Any status"], ...STATUSES.map((s) => [s, s.replace("_", " ")])], query.get("status") || "", { id: "flt-status" });
   const fAgent = select([["", "Anyone"], ...agents.map((a) => [a.id, a.name])], query.get("assigneeAgentId") || "", { id: "flt-agent" });
   const listBox = h("div", { class: "table-wrap" });
@@ -44,6 +51,7 @@ export async function issuesView(el, { cid }, query) {
   const descr = h("textarea", { name: "description", rows: 3 });
   const prio = select(PRIORITIES.map((p) => [p, p]), "medium", { name: "priority" });
   const assignee = select([["", "Unassigned"], ...agents.map((a) => [a.id, a.name])], "", { name: "assigneeAgentId" });
+  const project = projectSelect(projects, "");
   const envWrap = h("div");
   const result = h("div", { class: "result", role: "status", hidden: true });
   let env = envSelect(envs, caps, null, "");
@@ -60,7 +68,7 @@ export async function issuesView(el, { cid }, query) {
     result.hidden = true;
     try {
       const b = { title: title.value.trim(), description: descr.value.trim() || null, priority: prio.value,
-        assigneeAgentId: assignee.value || null };
+        assigneeAgentId: assignee.value || null, projectId: project.value || null };
       if (env.value) b.executionWorkspaceSettings = { environmentId: env.value };
       const i = await post(`/api/companies/${cid}/issues`, b);
       toast(`Created ${i.identifier || i.title}`, "good");
@@ -71,6 +79,7 @@ export async function issuesView(el, { cid }, query) {
     field("Title", title, { required: true, name: "title", hint: "One line that says what needs doing." }),
     field("Priority", prio, { name: "priority" }),
     field("Assignee", assignee, { name: "assigneeAgentId", hint: "Assigning wakes the agent." }), envWrap,
+    field("Project", project, { name: "projectId", hint: "Its workspace policy decides where the runs work." }),
     field("Description", descr, { name: "description", wide: true })), result,
     h("div", { class: "buttons" }, h("button", { type: "submit", class: "primary" }, "Create issue")));
   clear(el, h("h1", {}, "Issues"),
@@ -81,15 +90,17 @@ export async function issuesView(el, { cid }, query) {
 }
 
 export async function issueView(el, { cid, id }) {
-  const [issue, agents, envs, caps, comments] = await Promise.all([get(`/api/issues/${id}`),
+  const [issue, agents, envs, caps, comments, projects] = await Promise.all([get(`/api/issues/${id}`),
     get(`/api/companies/${cid}/agents`), get(`/api/companies/${cid}/environments`),
-    get(`/api/companies/${cid}/environments/capabilities`), get(`/api/issues/${id}/comments`).catch(() => [])]);
+    get(`/api/companies/${cid}/environments/capabilities`), get(`/api/issues/${id}/comments`).catch(() => []),
+    get(`/api/companies/${cid}/projects`)]);
   const runs = await get(`/api/issues/${id}/runs`).catch(() => []);
   setTitle(issue.identifier || issue.title);
   const form = h("form", { class: "form", novalidate: true });
   const status = select(STATUSES.map((s) => [s, s.replace("_", " ")]), issue.status, { name: "status" });
   const prio = select(PRIORITIES.map((p) => [p, p]), issue.priority, { name: "priority" });
   const assignee = select([["", "Unassigned"], ...agents.map((a) => [a.id, a.name])], issue.assigneeAgentId || "", { name: "assigneeAgentId" });
+  const project = projectSelect(projects, issue.projectId || "");
   const cur = issue.executionWorkspaceSettings?.environmentId || "";
   const envWrap = h("div");
   let env;
@@ -105,6 +116,7 @@ export async function issueView(el, { cid, id }) {
     clearErrors(form);
     try {
       const b = { status: status.value, priority: prio.value, assigneeAgentId: assignee.value || null,
+        projectId: project.value || null,
         executionWorkspaceSettings: { ...(issue.executionWorkspaceSettings || {}), environmentId: env.value || null } };
       await api("PATCH", `/api/issues/${id}`, b);
       toast("Issue saved", "good");
@@ -112,7 +124,8 @@ export async function issueView(el, { cid, id }) {
     } catch (err) { showError(form, err, result); }
   });
   form.append(h("div", { class: "grid" }, field("Status", status, { name: "status" }), field("Priority", prio, { name: "priority" }),
-    field("Assignee", assignee, { name: "assigneeAgentId" }), envWrap), result,
+    field("Assignee", assignee, { name: "assigneeAgentId" }), envWrap,
+    field("Project", project, { name: "projectId", hint: "Its workspace policy decides where the runs work." })), result,
     h("div", { class: "buttons" }, h("button", { type: "submit", class: "primary" }, "Save")));
 
   const cbody = h("textarea", { name: "body", rows: 3 });
