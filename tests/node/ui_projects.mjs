@@ -53,7 +53,10 @@ try {
   ok(budgeted.status === 201 || budgeted.status === 200, "agent with a budget created", budgeted.text);
   const doomed = await api("POST", `/api/companies/${cid}/agents`, { name: "Doomed", role: "general",
     adapterType: "process", adapterConfig: { command: "true" } });
-  ok(doomed.status === 201 || doomed.status === 200, "agent without a budget created", doomed.text);
+  ok(doomed.status === 201 || doomed.status === 200, "agent to terminate created", doomed.text);
+  const free = await api("POST", `/api/companies/${cid}/agents`, { name: "Free", role: "general",
+    adapterType: "process", adapterConfig: { command: "true" } });
+  ok(free.status === 201 || free.status === 200, "agent without a budget created", free.text);
 
   chrome = await launch(deps.playwright);
   const page = await chrome.context.newPage();
@@ -177,6 +180,10 @@ try {
   const cardText = await card.textContent();
   ok(cardText.includes("$0.00 of $25.00 this month") && await card.locator("[role=meter]").count() === 1,
     "the dashboard shows an agent's spend against its budget", cardText);
+  const freeText = await page.locator(".card[data-agent=Free]").textContent();
+  ok(freeText.includes("no budget") && await page.locator(".card[data-agent=Free] [role=meter]").count() === 0,
+    "an agent without a budget says so", freeText);
+  ok(await page.locator(".card[data-agent=Doomed]").count() === 0, "a terminated agent is not on the dashboard");
   await page.locator("#d-live").waitFor();
   ok(true, "the dashboard has a live runs section");
   await screen("p7-dashboard");
