@@ -5,7 +5,7 @@
 // the API's error shown at the workspace field, a project workspace added
 // and removed, an issue filed under the project, an agent terminated
 // through its confirmation dialog, and the dashboard's spend against budget.
-// Screens are saved light and dark under build/ui-screenshots/projects and
+// Screens are saved light and dark under build/ui-screenshots-projects and
 // checked with axe-core.
 import fs from "node:fs";
 import os from "node:os";
@@ -29,7 +29,7 @@ if (!deps.ok) {
   process.exit(0);
 }
 const axeSource = fs.readFileSync(deps.axePath, "utf8");
-const shots = path.join(ROOT, "build", "ui-screenshots", "projects");
+const shots = path.join(ROOT, "build", "ui-screenshots-projects");
 fs.rmSync(shots, { recursive: true, force: true });
 fs.mkdirSync(shots, { recursive: true });
 console.log(`# screenshots in ${shots}`);
