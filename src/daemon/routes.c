@@ -13,5 +13,6 @@ const pc_route *const pc_daemon_routes[] = {
     pc_routes_issues,
     pc_routes_runs,
     pc_routes_secrets,
+    pc_routes_costs,
     NULL,
 };
