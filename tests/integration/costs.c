@@ -237,6 +237,30 @@ static void test_actors(const char *claude)
     free(self), free(outsider), free(sk), free(ok_);
 }
 
+static void test_cli(void)
+{
+    char *out = NULL;
+    char *argv1[] = {(char *)pc_test_bin(), "--api-url", d.url, "cost", "summary", cid, NULL};
+    int rc = pc_run_capture(argv1, &out);
+    is_int(rc, 0, "cli: cost summary exits 0");
+    ok(out && strstr(out, "spendCents") && strstr(out, "budgetCents"), "cli: summary printed");
+    free(out);
+    out = NULL;
+    char *argv2[] = {(char *)pc_test_bin(), "--api-url", d.url, "--json", "cost", "summary", cid,
+                     "--from", "2026-01-01", "--to", "2026-01-31", NULL};
+    rc = pc_run_capture(argv2, &out);
+    json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+    ok(rc == 0 && ji(j, "spendCents") == 30, "cli: --json with --from/--to");
+    json_decref(j);
+    free(out);
+    out = NULL;
+    char *argv3[] = {(char *)pc_test_bin(), "--api-url", d.url, "cost", "summary", cid, "--from",
+                     "nope", NULL};
+    rc = pc_run_capture(argv3, &out);
+    is_int(rc, 1, "cli: an API error exits 1");
+    free(out);
+}
+
 static json_t *wait_agent_status(const char *id, const char *want)
 {
     for (int i = 0; i < 1000; i++) {
@@ -343,6 +367,7 @@ int main(void)
     test_usage(&claude);
     test_summaries(claude);
     test_actors(claude);
+    test_cli();
     test_budget_stop();
     free(claude), free(cid), free(cid2), free(bin);
     pc_daemon_stop(&d);
