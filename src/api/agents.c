@@ -301,6 +301,11 @@ static int pc_agents_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         json_decref(a);
         return pc_error_set(err, 403, "Agents cannot change their own permissions");
     }
+    /* A budget decides whether the agent runs at all (model/costs.h). */
+    if (req->actor.type == PC_ACTOR_AGENT && budget_set) {
+        json_decref(a);
+        return pc_error_set(err, 403, "Agents cannot change their own budget");
+    }
     json_t *rc_norm = NULL;
     if (rconf) {
         rc_norm = pc_runtime_config_normalize(rconf, err);

@@ -232,6 +232,9 @@ static void test_actors(const char *claude)
     r = areq(sk, "PATCH", "{\"budgetMonthlyCents\":5}", "/api/companies/%s/budgets", cid);
     is_int(r.status, 403, "an agent cannot set the company budget: 403");
     pc_http_res_free(&r);
+    r = areq(sk, "PATCH", "{\"budgetMonthlyCents\":5}", "/api/agents/%s", self);
+    is_int(r.status, 403, "nor through the agent PATCH: 403");
+    pc_http_res_free(&r);
     ok(count_q("SELECT COUNT(*) FROM agents WHERE id='%s' AND budget_monthly_cents=0", self) == 1,
        "refused budget left unchanged");
     free(self), free(outsider), free(sk), free(ok_);
