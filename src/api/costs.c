@@ -164,11 +164,10 @@ static int budget_body(pc_req *req, int64_t *budget, pc_error_t *err)
                : 0;
 }
 
-/* The new budget, then a resume of what the old one paused if the month's
- * spend is now below it, then the budget check again (which re-pauses when
- * the new budget is still reached). One transaction. */
-static int set_budget(pc_req *req, const char *scope, const char *id, const char *agent_id,
-                      const char *company_id, int64_t budget, pc_error_t *err)
+/* The new budget and, when the month's spend is now below it, the resume
+ * of what the old one paused: one transaction. */
+static int set_budget(pc_req *req, const char *scope, const char *id, const char *company_id,
+                      int64_t budget, pc_error_t *err)
 {
     pc_app *app = req->app;
     char now[PC_ISO_LEN + 1];
@@ -176,7 +175,6 @@ static int set_budget(pc_req *req, const char *scope, const char *id, const char
     bool agent = !strcmp(scope, "agent");
     if (pc_db_begin(app->db, err) < 0)
         return -1;
-    bool blocked = false;
     if (pc_db_exec_s(app->db,
                      agent ? "UPDATE agents SET budget_monthly_cents=?, updated_at=? WHERE id=?"
                            : "UPDATE companies SET budget_monthly_cents=?, updated_at=? WHERE id=?",
@@ -184,37 +182,12 @@ static int set_budget(pc_req *req, const char *scope, const char *id, const char
         pc_activity_log_steal(app, &req->actor, company_id,
                               agent ? "agent.budget_updated" : "company.budget_updated", scope,
                               id, json_pack("{s:I}", "budgetMonthlyCents", (json_int_t)budget),
-                              err) < 0)
-        goto fail;
-    if (agent_id) {
-        /* Spend is recomputed first, so the resume decision uses this month's
-         * figure even right after a month boundary. */
-        if (pc_budget_evaluate_agent(app, agent_id, &blocked, err) < 0)
-            goto fail;
-        if (!blocked) {
-            int64_t changes = 0;
-            if (pc_db_exec_s(app->db,
-                             agent ? "UPDATE agents SET status='idle', pause_reason=NULL, "
-                                     "paused_at=NULL, updated_at=? WHERE id=? AND "
-                                     "status='paused' AND pause_reason='budget'"
-                                   : "UPDATE companies SET status='active', pause_reason=NULL, "
-                                     "paused_at=NULL, updated_at=? WHERE id=? AND "
-                                     "status='paused' AND pause_reason='budget'",
-                             json_pack("[s,s]", now, id), &changes, err) < 0)
-                goto fail;
-            if (changes &&
-                pc_activity_log_steal(app, &req->actor, company_id,
-                                      agent ? "agent.resumed" : "company.resumed", scope, id,
-                                      json_pack("{s:s}", "reason", "budget_raised"), err) < 0)
-                goto fail;
-        }
+                              err) < 0 ||
+        pc_budget_resume(app, &req->actor, scope, id, err) < 0 || pc_db_commit(app->db, err) < 0) {
+        pc_db_rollback(app->db);
+        return -1;
     }
-    if (pc_db_commit(app->db, err) < 0)
-        goto fail;
     return 0;
-fail:
-    pc_db_rollback(app->db);
-    return -1;
 }
 
 static int pc_agent_budget_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -224,7 +197,7 @@ static int pc_agent_budget_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     if (!a || pc_require_board(req, err) < 0 || budget_body(req, &budget, err) < 0)
         return -1;
     const char *id = pc_json_str(a, "id");
-    if (set_budget(req, "agent", id, id, pc_json_str(a, "companyId"), budget, err) < 0)
+    if (set_budget(req, "agent", id, pc_json_str(a, "companyId"), budget, err) < 0)
         return -1;
     json_t *out = pc_agent_get(req->app, id, err);
     return out ? pc_resp_json(resp, 200, out) : -1;
@@ -236,14 +209,7 @@ static int pc_company_budget_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     int64_t budget = 0;
     if (!cid || pc_require_board(req, err) < 0 || budget_body(req, &budget, err) < 0)
         return -1;
-    /* Any agent of the company carries the company check. */
-    _cleanup_json_ json_t *any = pc_db_query_one_s(
-        req->app->db, "SELECT id FROM agents WHERE company_id=? LIMIT 1", json_pack("[s]", cid),
-        err);
-    if (pc_error_is_set(err))
-        return -1;
-    if (set_budget(req, "company", cid, any ? pc_json_str(any, "id") : NULL, cid, budget, err) <
-        0)
+    if (set_budget(req, "company", cid, cid, budget, err) < 0)
         return -1;
     json_t *out = pc_company_get(req->app, cid, err);
     return out ? pc_resp_json(resp, 200, out) : -1;

@@ -143,6 +143,45 @@ int pc_budget_evaluate_agent(pc_app *app, const char *agent_id, bool *blocked, p
     return 0;
 }
 
+int pc_budget_resume(pc_app *app, const pc_actor *actor, const char *scope_type,
+                     const char *id, pc_error_t *err)
+{
+    bool agent = !strcmp(scope_type, "agent");
+    _cleanup_json_ json_t *row = pc_db_query_one_s(
+        app->db,
+        agent ? "SELECT company_id, budget_monthly_cents FROM agents WHERE id=?"
+              : "SELECT id AS company_id, budget_monthly_cents FROM companies WHERE id=?",
+        json_pack("[s]", id), err);
+    if (!row)
+        return pc_error_is_set(err) ? -1
+                                    : pc_error_set(err, 404, agent ? "Agent not found"
+                                                                   : "Company not found");
+    const char *cid = pc_json_str(row, "company_id");
+    int64_t spend = 0, budget = pc_json_int(row, "budget_monthly_cents", 0);
+    if (month_spend(app, cid, agent ? id : NULL, &spend, err) < 0)
+        return -1;
+    if (budget > 0 && spend >= budget)
+        return 0;
+    char now[PC_ISO_LEN + 1];
+    pc_iso_now(now);
+    int64_t changes = 0;
+    if (pc_db_exec_s(app->db,
+                     agent ? "UPDATE agents SET status='idle', pause_reason=NULL, paused_at=NULL, "
+                             "spent_monthly_cents=?, updated_at=? WHERE id=? AND "
+                             "status='paused' AND pause_reason='budget'"
+                           : "UPDATE companies SET status='active', pause_reason=NULL, "
+                             "paused_at=NULL, spent_monthly_cents=?, updated_at=? WHERE id=? "
+                             "AND status='paused' AND pause_reason='budget'",
+                     json_pack("[I,s,s]", (json_int_t)spend, now, id), &changes, err) < 0)
+        return -1;
+    if (changes &&
+        pc_activity_log_steal(app, actor, cid, agent ? "agent.resumed" : "company.resumed",
+                              scope_type, id, json_pack("{s:s}", "reason", "budget_raised"),
+                              err) < 0)
+        return -1;
+    return 0;
+}
+
 int pc_cost_event_record(pc_app *app, const pc_cost_input *in, char id_out[PC_UUID_LEN + 1],
                          pc_error_t *err)
 {

@@ -26,6 +26,7 @@
 #include "app.h"
 #include "lib/error.h"
 #include "lib/util.h"
+#include "model/actor.h"
 
 typedef struct pc_cost_input {
     const char *company_id, *agent_id;               /* required */
@@ -53,6 +54,14 @@ json_t *pc_cost_event_get(pc_app *app, const char *id, pc_error_t *err);
  * *blocked is set when either is over budget: no run of the agent may start.
  * The runtime calls this before it claims a run. */
 int pc_budget_evaluate_agent(pc_app *app, const char *agent_id, bool *blocked, pc_error_t *err);
+
+/* Resumes the agent or company (scope_type "agent" or "company") that its
+ * budget paused (pauseReason "budget") when its month spend is now below
+ * its budget (or the budget is 0), with an `agent.resumed` /
+ * `company.resumed` activity row by actor. A pause for another reason, or a
+ * budget still reached, leaves it as it is. */
+int pc_budget_resume(pc_app *app, const pc_actor *actor, const char *scope_type, const char *id,
+                     pc_error_t *err);
 
 /* [start, end) of the current UTC calendar month as ISO-8601 strings. */
 void pc_cost_month_window(char start[PC_ISO_LEN + 1], char end[PC_ISO_LEN + 1]);

@@ -344,16 +344,15 @@ static int64_t agent_max_concurrency(json_t *agents, const char *aid)
 }
 
 /* The budget gate before a claim: an agent (or company) whose month spend
- * has reached its budget starts nothing and is paused by the check. A
- * store error lets the run start rather than wedging the queue. */
+ * has reached its budget starts nothing and is paused by the check. It runs
+ * outside a transaction, since it usually only reads and the scheduler
+ * should not hold the store's write lock for it. A store error lets the run
+ * start rather than wedging the queue. */
 static bool agent_over_budget(pc_app *app, const char *agent_id)
 {
     pc_error_t err = PC_ERROR_INIT;
     bool blocked = false;
-    if (pc_db_begin(app->db, &err) < 0 ||
-        pc_budget_evaluate_agent(app, agent_id, &blocked, &err) < 0 ||
-        pc_db_commit(app->db, &err) < 0) {
-        pc_db_rollback(app->db);
+    if (pc_budget_evaluate_agent(app, agent_id, &blocked, &err) < 0) {
         pc_warn("budget check for agent %s: %s", agent_id, err.msg);
         pc_error_clear(&err);
         return false;

@@ -333,6 +333,44 @@ static void test_budget_stop(void)
     free(run), free(ag);
 }
 
+/* A company over its own budget is paused; raising it resumes the company. */
+static void test_company_budget(void)
+{
+    char *co = hb_company("Budget Co");
+    char *ag = hb_agent(co, "Spender", "process", "{\"command\":\"true\"}", NULL);
+    pc_http_res r = req("PATCH", "{\"budgetMonthlyCents\":3}", "/api/companies/%s/budgets", co);
+    is_int(r.status, 200, "company budget 3");
+    pc_http_res_free(&r);
+    char now[32], body[400];
+    time_t t = time(NULL);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    snprintf(body, sizeof body,
+             "{\"agentId\":\"%s\",\"provider\":\"x\",\"model\":\"m\",\"costCents\":5,"
+             "\"occurredAt\":\"%s\"}",
+             ag, now);
+    r = req("POST", body, "/api/companies/%s/cost-events", co);
+    is_int(r.status, 201, "a report over the company budget is recorded");
+    pc_http_res_free(&r);
+    r = req("GET", NULL, "/api/companies/%s", co);
+    is_str(pc_res_str(&r, "status"), "paused", "the company is paused");
+    is_str(pc_res_str(&r, "pauseReason"), "budget", "company pauseReason budget");
+    is_int(ji(r.json, "spentMonthlyCents"), 5, "company spentMonthlyCents 5");
+    pc_http_res_free(&r);
+    ok(count_q("SELECT COUNT(*) FROM activity_log WHERE action='budget.hard_threshold_crossed' "
+               "AND entity_type='company' AND entity_id='%s'",
+               co) == 1,
+       "activity: the company's hard stop");
+    r = req("PATCH", "{\"budgetMonthlyCents\":4}", "/api/companies/%s/budgets", co);
+    is_str(pc_res_str(&r, "status"), "paused", "a budget still below the spend keeps the pause");
+    pc_http_res_free(&r);
+    r = req("PATCH", "{\"budgetMonthlyCents\":100}", "/api/companies/%s/budgets", co);
+    is_int(r.status, 200, "board raises the company budget");
+    is_str(pc_res_str(&r, "status"), "active", "the company is active again");
+    ok(json_is_null(json_object_get(r.json, "pauseReason")), "company pauseReason cleared");
+    pc_http_res_free(&r);
+    free(ag), free(co);
+}
+
 int main(void)
 {
     pc_daemon_opts o = {0};
@@ -372,6 +410,7 @@ int main(void)
     test_actors(claude);
     test_cli();
     test_budget_stop();
+    test_company_budget();
     free(claude), free(cid), free(cid2), free(bin);
     pc_daemon_stop(&d);
     return tap_done();
