@@ -57,8 +57,7 @@ static int query_date(const pc_req *req, const char *name, char out[PC_ISO_LEN +
     return 0;
 }
 
-typedef json_t *(*costs_query_fn)(pc_app *, const char *, const char *, const char *,
-                                  pc_error_t *);
+typedef json_t *(*costs_query_fn)(pc_app *, const char *, const char *, const char *, pc_error_t *);
 
 static int costs_get(pc_req *req, pc_resp *resp, costs_query_fn fn, pc_error_t *err)
 {
@@ -122,8 +121,8 @@ static int pc_cost_events_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_json_check_int(b, "cachedInputTokens", 0, 0, TOKENS_MAX, &in.cached_input_tokens, NULL,
                           err) < 0 ||
         pc_json_check_int(b, "outputTokens", 0, 0, TOKENS_MAX, &in.output_tokens, NULL, err) < 0 ||
-        pc_json_check_int(b, "costCents", PC_J_REQUIRED, 0, TOKENS_MAX, &in.cost_cents, NULL,
-                          err) < 0 ||
+        pc_json_check_int(b, "costCents", PC_J_REQUIRED, 0, TOKENS_MAX, &in.cost_cents, NULL, err) <
+            0 ||
         pc_json_check_string(b, "occurredAt", PC_J_REQUIRED, 1, 64, &occurred, err) < 0)
         return -1;
     int64_t ms = 0;
@@ -134,9 +133,9 @@ static int pc_cost_events_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     in.occurred_at = occ;
     if (req->actor.type == PC_ACTOR_AGENT && strcmp(req->actor.agent_id, in.agent_id) != 0)
         return pc_error_set(err, 403, "Agent can only report its own costs");
-    _cleanup_json_ json_t *agent = pc_db_query_one_s(
-        req->app->db, "SELECT company_id FROM agents WHERE id=?", json_pack("[s]", in.agent_id),
-        err);
+    _cleanup_json_ json_t *agent =
+        pc_db_query_one_s(req->app->db, "SELECT company_id FROM agents WHERE id=?",
+                          json_pack("[s]", in.agent_id), err);
     if (!agent)
         return pc_error_is_set(err) ? -1 : pc_error_set(err, 404, "Agent not found");
     if (strcmp(pc_json_str(agent, "company_id"), cid) != 0)
@@ -179,10 +178,9 @@ static int set_budget(pc_req *req, const char *scope, const char *id, const char
                      agent ? "UPDATE agents SET budget_monthly_cents=?, updated_at=? WHERE id=?"
                            : "UPDATE companies SET budget_monthly_cents=?, updated_at=? WHERE id=?",
                      json_pack("[I,s,s]", (json_int_t)budget, now, id), NULL, err) < 0 ||
-        pc_activity_log_steal(app, &req->actor, company_id,
-                              agent ? "agent.budget_updated" : "company.budget_updated", scope,
-                              id, json_pack("{s:I}", "budgetMonthlyCents", (json_int_t)budget),
-                              err) < 0 ||
+        pc_activity_log_steal(
+            app, &req->actor, company_id, agent ? "agent.budget_updated" : "company.budget_updated",
+            scope, id, json_pack("{s:I}", "budgetMonthlyCents", (json_int_t)budget), err) < 0 ||
         pc_budget_resume(app, &req->actor, scope, id, err) < 0 || pc_db_commit(app->db, err) < 0) {
         pc_db_rollback(app->db);
         return -1;

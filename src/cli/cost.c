@@ -26,11 +26,11 @@ static void print_summary(pc_cli *cli, json_t *r)
 static void print_by_agent(pc_cli *cli, json_t *r)
 {
     (void)cli;
-    static const char *const keys[] = {"agentId",      "agentName",         "costCents",
-                                       "inputTokens",  "cachedInputTokens", "outputTokens",
+    static const char *const keys[] = {"agentId",     "agentName",         "costCents",
+                                       "inputTokens", "cachedInputTokens", "outputTokens",
                                        NULL};
-    static const char *const heads[] = {"AGENT", "NAME", "CENTS", "INPUT", "CACHED", "OUTPUT",
-                                        NULL};
+    static const char *const heads[] = {"AGENT",  "NAME",   "CENTS", "INPUT",
+                                        "CACHED", "OUTPUT", NULL};
     pc_cli_table(r, keys, heads);
 }
 
@@ -40,8 +40,8 @@ static void print_by_project(pc_cli *cli, json_t *r)
     static const char *const keys[] = {"projectId",   "projectName",       "costCents",
                                        "inputTokens", "cachedInputTokens", "outputTokens",
                                        NULL};
-    static const char *const heads[] = {"PROJECT", "NAME", "CENTS", "INPUT", "CACHED", "OUTPUT",
-                                        NULL};
+    static const char *const heads[] = {"PROJECT", "NAME",   "CENTS", "INPUT",
+                                        "CACHED",  "OUTPUT", NULL};
     pc_cli_table(r, keys, heads);
 }
 
@@ -79,7 +79,10 @@ int pc_cli_cost(pc_cli *cli, int argc, char **argv)
     char *f = from ? pc_cli_urlencode(from) : NULL, *t = to ? pc_cli_urlencode(to) : NULL;
     char *path = pc_xasprintf("/api/companies/%s/costs/%s%s%s%s%s%s", company, sub,
                               f || t ? "?" : "", f ? "from=" : "", f ? f : "",
-                              f && t ? "&to=" : t ? "to=" : "", t ? t : "");
+                              f && t ? "&to="
+                              : t    ? "to="
+                                     : "",
+                              t ? t : "");
     int rc = pc_cli_run(cli, "GET", path, NULL, print_fn);
     free(path), free(company), free(f), free(t);
     return rc;

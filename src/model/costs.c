@@ -9,9 +9,9 @@
 #include "model/activity.h"
 #include "model/rows.h"
 
-const char *const pc_billing_types[] = {"metered_api", "subscription_included",
-                                        "subscription_overage", "credits", "fixed", "unknown",
-                                        NULL};
+const char *const pc_billing_types[] = {
+    "metered_api", "subscription_included", "subscription_overage", "credits", "fixed", "unknown",
+    NULL};
 
 static const pc_field cost_event_fields[] = {
     {"id", "id", PC_FIELD_COPY},
@@ -35,7 +35,10 @@ static const pc_field cost_event_fields[] = {
     {NULL, NULL, 0},
 };
 
-static json_t *cost_event_from_row(json_t *row) { return pc_row_map(cost_event_fields, row); }
+static json_t *cost_event_from_row(json_t *row)
+{
+    return pc_row_map(cost_event_fields, row);
+}
 
 json_t *pc_cost_event_get(pc_app *app, const char *id, pc_error_t *err)
 {
@@ -107,12 +110,10 @@ int pc_budget_evaluate_agent(pc_app *app, const char *agent_id, bool *blocked, p
      * write (and a new month resets the figure on the first check). */
     if (agent_spend != pc_json_int(a, "spent_monthly_cents", 0) &&
         pc_db_exec_s(app->db, "UPDATE agents SET spent_monthly_cents=?, updated_at=? WHERE id=?",
-                     json_pack("[I,s,s]", (json_int_t)agent_spend, now, agent_id), NULL,
-                     err) < 0)
+                     json_pack("[I,s,s]", (json_int_t)agent_spend, now, agent_id), NULL, err) < 0)
         return -1;
     if (company_spend != pc_json_int(a, "company_spent", 0) &&
-        pc_db_exec_s(app->db,
-                     "UPDATE companies SET spent_monthly_cents=?, updated_at=? WHERE id=?",
+        pc_db_exec_s(app->db, "UPDATE companies SET spent_monthly_cents=?, updated_at=? WHERE id=?",
                      json_pack("[I,s,s]", (json_int_t)company_spend, now, cid), NULL, err) < 0)
         return -1;
 
@@ -120,10 +121,11 @@ int pc_budget_evaluate_agent(pc_app *app, const char *agent_id, bool *blocked, p
     if (budget > 0 && agent_spend >= budget) {
         *blocked = true;
         int64_t changes = 0;
-        if (pc_db_exec_s(app->db,
-                         "UPDATE agents SET status='paused', pause_reason='budget', paused_at=?, "
-                         "updated_at=? WHERE id=? AND status IN ('active','idle','running','error')",
-                         json_pack("[s,s,s]", now, now, agent_id), &changes, err) < 0)
+        if (pc_db_exec_s(
+                app->db,
+                "UPDATE agents SET status='paused', pause_reason='budget', paused_at=?, "
+                "updated_at=? WHERE id=? AND status IN ('active','idle','running','error')",
+                json_pack("[s,s,s]", now, now, agent_id), &changes, err) < 0)
             return -1;
         if (changes && log_hard_stop(app, cid, "agent", agent_id, agent_spend, budget, err) < 0)
             return -1;
@@ -132,10 +134,11 @@ int pc_budget_evaluate_agent(pc_app *app, const char *agent_id, bool *blocked, p
     if (cbudget > 0 && company_spend >= cbudget) {
         *blocked = true;
         int64_t changes = 0;
-        if (pc_db_exec_s(app->db,
-                         "UPDATE companies SET status='paused', pause_reason='budget', paused_at=?, "
-                         "updated_at=? WHERE id=? AND status='active'",
-                         json_pack("[s,s,s]", now, now, cid), &changes, err) < 0)
+        if (pc_db_exec_s(
+                app->db,
+                "UPDATE companies SET status='paused', pause_reason='budget', paused_at=?, "
+                "updated_at=? WHERE id=? AND status='active'",
+                json_pack("[s,s,s]", now, now, cid), &changes, err) < 0)
             return -1;
         if (changes && log_hard_stop(app, cid, "company", cid, company_spend, cbudget, err) < 0)
             return -1;
@@ -143,8 +146,8 @@ int pc_budget_evaluate_agent(pc_app *app, const char *agent_id, bool *blocked, p
     return 0;
 }
 
-int pc_budget_resume(pc_app *app, const pc_actor *actor, const char *scope_type,
-                     const char *id, pc_error_t *err)
+int pc_budget_resume(pc_app *app, const pc_actor *actor, const char *scope_type, const char *id,
+                     pc_error_t *err)
 {
     bool agent = !strcmp(scope_type, "agent");
     _cleanup_json_ json_t *row = pc_db_query_one_s(
@@ -153,9 +156,9 @@ int pc_budget_resume(pc_app *app, const pc_actor *actor, const char *scope_type,
               : "SELECT id AS company_id, budget_monthly_cents FROM companies WHERE id=?",
         json_pack("[s]", id), err);
     if (!row)
-        return pc_error_is_set(err) ? -1
-                                    : pc_error_set(err, 404, agent ? "Agent not found"
-                                                                   : "Company not found");
+        return pc_error_is_set(err)
+                   ? -1
+                   : pc_error_set(err, 404, agent ? "Agent not found" : "Company not found");
     const char *cid = pc_json_str(row, "company_id");
     int64_t spend = 0, budget = pc_json_int(row, "budget_monthly_cents", 0);
     if (month_spend(app, cid, agent ? id : NULL, &spend, err) < 0)
@@ -174,10 +177,9 @@ int pc_budget_resume(pc_app *app, const pc_actor *actor, const char *scope_type,
                              "AND status='paused' AND pause_reason='budget'",
                      json_pack("[I,s,s]", (json_int_t)spend, now, id), &changes, err) < 0)
         return -1;
-    if (changes &&
-        pc_activity_log_steal(app, actor, cid, agent ? "agent.resumed" : "company.resumed",
-                              scope_type, id, json_pack("{s:s}", "reason", "budget_raised"),
-                              err) < 0)
+    if (changes && pc_activity_log_steal(
+                       app, actor, cid, agent ? "agent.resumed" : "company.resumed", scope_type, id,
+                       json_pack("{s:s}", "reason", "budget_raised"), err) < 0)
         return -1;
     return 0;
 }
@@ -204,16 +206,15 @@ int pc_cost_event_record(pc_app *app, const pc_cost_input *in, char id_out[PC_UU
                       in->occurred_at ? in->occurred_at : now, now),
             NULL, err) < 0)
         return -1;
-    if (pc_activity_log_steal(
-            app, NULL, in->company_id, "cost_event.created", "cost_event", id_out,
-            json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s?,s:s}", "costCents",
-                      (json_int_t)in->cost_cents, "model", in->model, "provider", in->provider,
-                      "biller", biller, "billingType", btype, "inputTokens",
-                      (json_int_t)in->input_tokens, "cachedInputTokens",
-                      (json_int_t)in->cached_input_tokens, "outputTokens",
-                      (json_int_t)in->output_tokens, "heartbeatRunId", in->run_id, "agentId",
-                      in->agent_id),
-            err) < 0)
+    if (pc_activity_log_steal(app, NULL, in->company_id, "cost_event.created", "cost_event", id_out,
+                              json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s?,s:s}", "costCents",
+                                        (json_int_t)in->cost_cents, "model", in->model, "provider",
+                                        in->provider, "biller", biller, "billingType", btype,
+                                        "inputTokens", (json_int_t)in->input_tokens,
+                                        "cachedInputTokens", (json_int_t)in->cached_input_tokens,
+                                        "outputTokens", (json_int_t)in->output_tokens,
+                                        "heartbeatRunId", in->run_id, "agentId", in->agent_id),
+                              err) < 0)
         return -1;
     bool blocked = false;
     return pc_budget_evaluate_agent(app, in->agent_id, &blocked, err);
@@ -224,9 +225,9 @@ int pc_cost_event_record(pc_app *app, const pc_cost_input *in, char id_out[PC_UU
 json_t *pc_costs_summary(pc_app *app, const char *company_id, const char *from, const char *to,
                          pc_error_t *err)
 {
-    _cleanup_json_ json_t *c = pc_db_query_one_s(
-        app->db, "SELECT budget_monthly_cents FROM companies WHERE id=?",
-        json_pack("[s]", company_id), err);
+    _cleanup_json_ json_t *c =
+        pc_db_query_one_s(app->db, "SELECT budget_monthly_cents FROM companies WHERE id=?",
+                          json_pack("[s]", company_id), err);
     if (!c) {
         if (!pc_error_is_set(err))
             pc_error_set(err, 404, "Company not found");
@@ -247,10 +248,10 @@ json_t *pc_costs_summary(pc_app *app, const char *company_id, const char *from, 
                      "budgetCents", (json_int_t)budget, "utilizationPercent", util);
 }
 
-#define TOKEN_SUMS                                                                               \
-    "COALESCE(SUM(ce.cost_cents),0) AS cost_cents, "                                             \
-    "COALESCE(SUM(ce.input_tokens),0) AS input_tokens, "                                         \
-    "COALESCE(SUM(ce.cached_input_tokens),0) AS cached_input_tokens, "                           \
+#define TOKEN_SUMS                                                                                 \
+    "COALESCE(SUM(ce.cost_cents),0) AS cost_cents, "                                               \
+    "COALESCE(SUM(ce.input_tokens),0) AS input_tokens, "                                           \
+    "COALESCE(SUM(ce.cached_input_tokens),0) AS cached_input_tokens, "                             \
     "COALESCE(SUM(ce.output_tokens),0) AS output_tokens"
 #define SUBSCRIPTION "('subscription_included','subscription_overage')"
 
@@ -270,7 +271,10 @@ static const pc_field by_agent_fields[] = {
     {NULL, NULL, 0},
 };
 
-static json_t *by_agent_from_row(json_t *row) { return pc_row_map(by_agent_fields, row); }
+static json_t *by_agent_from_row(json_t *row)
+{
+    return pc_row_map(by_agent_fields, row);
+}
 
 json_t *pc_costs_by_agent(pc_app *app, const char *company_id, const char *from, const char *to,
                           pc_error_t *err)
@@ -307,10 +311,13 @@ static const pc_field by_project_fields[] = {
     {NULL, NULL, 0},
 };
 
-static json_t *by_project_from_row(json_t *row) { return pc_row_map(by_project_fields, row); }
+static json_t *by_project_from_row(json_t *row)
+{
+    return pc_row_map(by_project_fields, row);
+}
 
-json_t *pc_costs_by_project(pc_app *app, const char *company_id, const char *from,
-                            const char *to, pc_error_t *err)
+json_t *pc_costs_by_project(pc_app *app, const char *company_id, const char *from, const char *to,
+                            pc_error_t *err)
 {
     json_t *rows = NULL;
     if (pc_db_query_s(app->db,
@@ -318,8 +325,7 @@ json_t *pc_costs_by_project(pc_app *app, const char *company_id, const char *fro
                       " FROM cost_events ce WHERE ce.company_id=? AND ce.project_id IS NOT NULL "
                       "AND " RANGE_SQL " GROUP BY ce.project_id "
                       "ORDER BY cost_cents DESC, ce.project_id",
-                      json_pack("[s,s?,s?,s?,s?]", company_id, from, from, to, to), &rows,
-                      err) < 0)
+                      json_pack("[s,s?,s?,s?,s?]", company_id, from, from, to, to), &rows, err) < 0)
         return NULL;
     return pc_rows_map(rows, by_project_from_row);
 }

@@ -29,14 +29,14 @@
 #include "model/actor.h"
 
 typedef struct pc_cost_input {
-    const char *company_id, *agent_id;               /* required */
-    const char *issue_id, *project_id, *goal_id;     /* optional */
-    const char *run_id, *billing_code;               /* optional */
-    const char *provider, *model;                    /* required, non-empty */
-    const char *biller;                              /* NULL: the provider */
-    const char *billing_type;                        /* NULL: "unknown" */
+    const char *company_id, *agent_id;                                    /* required */
+    const char *issue_id, *project_id, *goal_id;                          /* optional */
+    const char *run_id, *billing_code;                                    /* optional */
+    const char *provider, *model;                                         /* required, non-empty */
+    const char *biller;                                                   /* NULL: the provider */
+    const char *billing_type;                                             /* NULL: "unknown" */
     int64_t input_tokens, cached_input_tokens, output_tokens, cost_cents; /* >= 0 */
-    const char *occurred_at;                         /* ISO-8601 UTC; NULL: now */
+    const char *occurred_at; /* ISO-8601 UTC; NULL: now */
 } pc_cost_input;
 
 /* The billing types upstream accepts, NULL-terminated. */
@@ -80,7 +80,7 @@ json_t *pc_costs_summary(pc_app *app, const char *company_id, const char *from, 
                          pc_error_t *err);
 json_t *pc_costs_by_agent(pc_app *app, const char *company_id, const char *from, const char *to,
                           pc_error_t *err);
-json_t *pc_costs_by_project(pc_app *app, const char *company_id, const char *from,
-                            const char *to, pc_error_t *err);
+json_t *pc_costs_by_project(pc_app *app, const char *company_id, const char *from, const char *to,
+                            pc_error_t *err);
 
 #endif

@@ -73,7 +73,10 @@ static json_t *by_agent_row(const char *agent)
     return found;
 }
 
-static json_int_t ji(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
+static json_int_t ji(json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
 
 static void test_usage(char **claude_out)
 {
@@ -203,8 +206,9 @@ static void test_actors(const char *claude)
     is_int(r.status, 422, "board: an agent of another company is 422");
     is_str(pc_res_str(&r, "error"), "Agent does not belong to company", "upstream's text");
     pc_http_res_free(&r);
-    r = req("POST", "{\"agentId\":\"0195f0c0-0000-7000-8000-0000000000ab\",\"provider\":\"x\","
-                    "\"model\":\"m\",\"costCents\":7003,\"occurredAt\":\"2026-02-01T00:00:00Z\"}",
+    r = req("POST",
+            "{\"agentId\":\"0195f0c0-0000-7000-8000-0000000000ab\",\"provider\":\"x\","
+            "\"model\":\"m\",\"costCents\":7003,\"occurredAt\":\"2026-02-01T00:00:00Z\"}",
             "/api/companies/%s/cost-events", cid);
     is_int(r.status, 404, "unknown agent: 404");
     pc_http_res_free(&r);
@@ -249,16 +253,26 @@ static void test_cli(void)
     ok(out && strstr(out, "spendCents") && strstr(out, "budgetCents"), "cli: summary printed");
     free(out);
     out = NULL;
-    char *argv2[] = {(char *)pc_test_bin(), "--api-url", d.url, "--json", "cost", "summary", cid,
-                     "--from", "2026-01-01", "--to", "2026-01-31", NULL};
+    char *argv2[] = {(char *)pc_test_bin(),
+                     "--api-url",
+                     d.url,
+                     "--json",
+                     "cost",
+                     "summary",
+                     cid,
+                     "--from",
+                     "2026-01-01",
+                     "--to",
+                     "2026-01-31",
+                     NULL};
     rc = pc_run_capture(argv2, &out);
     json_t *j = out ? json_loads(out, 0, NULL) : NULL;
     ok(rc == 0 && ji(j, "spendCents") == 30, "cli: --json with --from/--to");
     json_decref(j);
     free(out);
     out = NULL;
-    char *argv3[] = {(char *)pc_test_bin(), "--api-url", d.url, "cost", "summary", cid, "--from",
-                     "nope", NULL};
+    char *argv3[] = {
+        (char *)pc_test_bin(), "--api-url", d.url, "cost", "summary", cid, "--from", "nope", NULL};
     rc = pc_run_capture(argv3, &out);
     is_int(rc, 1, "cli: an API error exits 1");
     free(out);
