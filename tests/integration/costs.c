@@ -313,10 +313,10 @@ static void test_budget_stop(void)
     ok(count_q("SELECT COUNT(*) FROM heartbeat_runs WHERE agent_id='%s'", ag) == 1,
        "no second run exists");
 
-    /* Setting the status back without raising the budget: the runtime's
-     * check before the claim pauses it again and the run waits. */
-    r = req("PATCH", "{\"status\":\"idle\"}", "/api/agents/%s", ag);
-    is_int(r.status, 200, "board sets the status back");
+    /* A resume without raising the budget: the runtime's check before the
+     * claim pauses it again and the run waits. */
+    r = req("POST", "{}", "/api/agents/%s/resume", ag);
+    is_int(r.status, 200, "board resumes the agent");
     pc_http_res_free(&r);
     free(run);
     run = hb_wake(ag, NULL);
