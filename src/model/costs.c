@@ -321,10 +321,10 @@ json_t *pc_costs_by_project(pc_app *app, const char *company_id, const char *fro
 {
     json_t *rows = NULL;
     if (pc_db_query_s(app->db,
-                      "SELECT ce.project_id, NULL AS project_name, " TOKEN_SUMS
-                      " FROM cost_events ce WHERE ce.company_id=? AND ce.project_id IS NOT NULL "
-                      "AND " RANGE_SQL " GROUP BY ce.project_id "
-                      "ORDER BY cost_cents DESC, ce.project_id",
+                      "SELECT ce.project_id, p.name AS project_name, " TOKEN_SUMS
+                      " FROM cost_events ce JOIN projects p ON p.id=ce.project_id AND "
+                      "p.company_id=ce.company_id WHERE ce.company_id=? AND " RANGE_SQL
+                      " GROUP BY ce.project_id, p.name ORDER BY cost_cents DESC, ce.project_id",
                       json_pack("[s,s?,s?,s?,s?]", company_id, from, from, to, to), &rows, err) < 0)
         return NULL;
     return pc_rows_map(rows, by_project_from_row);

@@ -74,7 +74,8 @@ void pc_cost_month_window(char start[PC_ISO_LEN + 1], char end[PC_ISO_LEN + 1]);
  *                 subscriptionRunCount, subscriptionCachedInputTokens,
  *                 subscriptionInputTokens, subscriptionOutputTokens}]
  *   by project: [{projectId, projectName, costCents, inputTokens,
- *                 cachedInputTokens, outputTokens}] (events with a project)
+ *                 cachedInputTokens, outputTokens}] (events naming a
+ *                 project of the company)
  * Lists are ordered by costCents, highest first. */
 json_t *pc_costs_summary(pc_app *app, const char *company_id, const char *from, const char *to,
                          pc_error_t *err);

@@ -125,7 +125,11 @@ static void test_summaries(const char *claude)
     pc_http_res_free(&r);
 
     char body[600];
-    const char *proj = "0195f0c0-0000-7000-8000-0000000000aa";
+    r = req("POST", "{\"name\":\"Cost project\"}", "/api/companies/%s/projects", cid);
+    is_int(r.status, 201, "a project to charge");
+    char proj[64];
+    snprintf(proj, sizeof proj, "%s", pc_res_str(&r, "id"));
+    pc_http_res_free(&r);
     snprintf(body, sizeof body,
              "{\"agentId\":\"%s\",\"projectId\":\"%s\",\"provider\":\"anthropic\","
              "\"model\":\"claude-opus\",\"billingType\":\"metered_api\",\"inputTokens\":10,"
@@ -164,6 +168,7 @@ static void test_summaries(const char *claude)
     ok(json_array_size(r.json) == 1 && !strcmp(js(json_array_get(r.json, 0), "projectId"), proj) &&
            ji(json_array_get(r.json, 0), "costCents") == 30,
        "by-project: the one event with a project");
+    is_str(js(json_array_get(r.json, 0), "projectName"), "Cost project", "by-project: projectName");
     pc_http_res_free(&r);
     json_t *row = by_agent_row(claude);
     ok(row && ji(row, "costCents") == 32 && ji(row, "apiRunCount") == 0,
