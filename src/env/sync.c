@@ -479,8 +479,7 @@ static int r_pax(reader *r, uint64_t n, char **path, char **link, uint64_t *size
 
 static void mark_seen(reader *r, const char *path)
 {
-    char tmp[MAX_PATH_LEN + 8];
-    snprintf(tmp, sizeof tmp, "%s", path);
+    _cleanup_free_ char *tmp = pc_xstrdup(path);
     for (;;) {
         json_object_set_new(r->seen, tmp, json_true());
         char *sl = strrchr(tmp, '/');
