@@ -173,12 +173,15 @@ try {
   const gone = await api("GET", `/api/agents/${doomed.json.id}`);
   ok(gone.json?.status === "terminated", "the agent is terminated", gone.text);
 
-  // Dashboard: spend against budget, and live runs.
+  // Dashboard: spend against budget (84 % spent: the bar warns), and live runs.
+  const cost = await api("POST", `/api/companies/${cid}/cost-events`, { agentId: budgeted.json.id, provider: "test",
+    model: "m", costCents: 2100, occurredAt: new Date().toISOString() });
+  ok(cost.status === 201, "a cost event is recorded", cost.text);
   await page.goto(`${base}/companies/${cid}`);
   const card = page.locator(".card[data-agent=Budgeted]");
   await card.waitFor();
   const cardText = await card.textContent();
-  ok(cardText.includes("$0.00 of $25.00 this month") && await card.locator("[role=meter]").count() === 1,
+  ok(cardText.includes("$21.00 of $25.00 this month") && await card.locator(".meter.near[role=meter]").count() === 1,
     "the dashboard shows an agent's spend against its budget", cardText);
   const freeText = await page.locator(".card[data-agent=Free]").textContent();
   ok(freeText.includes("no budget") && await page.locator(".card[data-agent=Free] [role=meter]").count() === 0,
