@@ -22,11 +22,11 @@ static const char issue_usage[] =
 
 static void print_issues(pc_cli *cli, json_t *r)
 {
-    (void)cli;
     static const char *const keys[] = {"identifier", "id", "status", "priority",
-                                       "assigneeAgentId", "title", NULL};
-    static const char *const heads[] = {"KEY", "ID", "STATUS", "PRIORITY", "ASSIGNEE", "TITLE",
-                                        NULL};
+                                       "assigneeAgentName", "assigneeAgentId", "title", NULL};
+    static const char *const heads[] = {"KEY", "ID", "STATUS", "PRIORITY", "ASSIGNEE",
+                                        "ASSIGNEE ID", "TITLE", NULL};
+    pc_cli_add_names(cli, r, "assigneeAgentId", "assigneeAgentName");
     pc_cli_table(r, keys, heads);
 }
 
@@ -70,9 +70,14 @@ int pc_cli_issue(pc_cli *cli, int argc, char **argv)
     bool help = false;
     for (int i = 1; i < argc; i++)
         help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-    if (argc < 3 || help) {
-        fputs(issue_usage, help ? stdout : stderr);
-        return help ? 0 : 2;
+    if (help) {
+        pc_cli_help("issue", "list, create, get, update and comment on issues", issue_usage,
+                    "'list' shows each issue's assignee name beside its id.");
+        return 0;
+    }
+    if (argc < 3) {
+        fputs(issue_usage, stderr);
+        return 2;
     }
     const char *sub = argv[1];
     _cleanup_free_ char *id = pc_cli_urlencode(argv[2]);
