@@ -125,9 +125,6 @@ int main(int argc, char **argv)
     /* Offline commands work on local files, not through the API. */
     if (!strcmp(cmd, "auth"))
         return pc_daemon_auth(argc - i, argv + i);
-    if (!strcmp(cmd, "plugin") && argc - i == 3 && !strcmp(argv[i + 1], "check") &&
-        strcmp(argv[i + 2], "--help") != 0 && strcmp(argv[i + 2], "-h") != 0)
-        return pc_daemon_plugin_check(argc - i, argv + i);
     /* Global options may also follow the command (`company list --json`):
      * they are taken out here so commands only see their own arguments. A
      * lone "--" ends option parsing, so a literal "--json" can still be
@@ -154,6 +151,12 @@ int main(int argc, char **argv)
         args[n++] = argv[k];
     }
     int rc = -1;
+    if (!strcmp(cmd, "plugin") && n == 3 && !strcmp(args[1], "check") &&
+        strcmp(args[2], "--help") != 0 && strcmp(args[2], "-h") != 0) {
+        rc = pc_daemon_plugin_check(n, args);
+        free(args);
+        return rc;
+    }
     for (const pc_cli_command *c = commands; c->name; c++)
         if (!strcmp(c->name, cmd))
             rc = c->fn(&cli, n, args);
