@@ -378,3 +378,24 @@ void pc_cli_add_names(pc_cli *cli, json_t *rows, const char *id_key, const char 
     }
     json_decref(names);
 }
+
+void pc_cli_check_enum(const char *flag, const char *v, const char *const *allowed, bool list)
+{
+    const char *p = v;
+    for (;;) {
+        size_t n = list ? strcspn(p, ",") : strlen(p);
+        bool known = false;
+        for (size_t k = 0; allowed[k] && !known; k++)
+            known = strlen(allowed[k]) == n && !strncmp(allowed[k], p, n);
+        if (!known) {
+            fprintf(stderr, "paperclip: %s must be %s", flag, list ? "a list of " : "one of ");
+            for (size_t k = 0; allowed[k]; k++)
+                fprintf(stderr, "%s%s", k ? ", " : "", allowed[k]);
+            fprintf(stderr, ", not '%.*s'\n", (int)n, p);
+            exit(2);
+        }
+        if (!list || !p[n])
+            return;
+        p += n + 1;
+    }
+}

@@ -60,6 +60,10 @@ char *pc_cli_urlencode(const char *s);
  * prints "paperclip: FLAG must be an integer from MIN to MAX" and exits 2. */
 long long pc_cli_parse_int(const char *flag, const char *v, long long min, long long max);
 
+/* Checks a flag value against the allowed words (list: a comma-separated
+ * list of them); on anything else prints the allowed words and exits 2. */
+void pc_cli_check_enum(const char *flag, const char *v, const char *const *allowed, bool list);
+
 /* Prints a command's manual page on stdout: NAME, SYNOPSIS (the command lines
  * of usage), DESCRIPTION (description, then usage's other lines), GLOBAL
  * OPTIONS and EXIT STATUS. description may be NULL. */

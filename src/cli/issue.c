@@ -20,6 +20,10 @@ static const char issue_usage[] =
     "Priorities: critical high medium low. An issue created or moved to todo with\n"
     "an agent assignee wakes that agent.\n";
 
+static const char *const issue_statuses[] = {"backlog", "todo",    "in_progress", "in_review",
+                                             "done",    "blocked", "cancelled",   NULL};
+static const char *const issue_priorities[] = {"critical", "high", "medium", "low", NULL};
+
 static void print_issues(pc_cli *cli, json_t *r)
 {
     static const char *const keys[] = {"identifier", "id", "status", "priority",
@@ -45,10 +49,13 @@ static int issue_flags(int argc, char **argv, int start, json_t *body)
             json_object_set_new(body, "title", json_string(v));
         else if ((v = pc_cli_flag_value(argc, argv, &i, "--description")))
             json_object_set_new(body, "description", json_string(v));
-        else if ((v = pc_cli_flag_value(argc, argv, &i, "--status")))
+        else if ((v = pc_cli_flag_value(argc, argv, &i, "--status"))) {
+            pc_cli_check_enum("--status", v, issue_statuses, false);
             json_object_set_new(body, "status", json_string(v));
-        else if ((v = pc_cli_flag_value(argc, argv, &i, "--priority")))
+        } else if ((v = pc_cli_flag_value(argc, argv, &i, "--priority"))) {
+            pc_cli_check_enum("--priority", v, issue_priorities, false);
             json_object_set_new(body, "priority", json_string(v));
+        }
         else if ((v = pc_cli_flag_value(argc, argv, &i, "--assignee")))
             json_object_set_new(body, "assigneeAgentId",
                                 strcmp(v, "none") ? json_string(v) : json_null());
@@ -86,9 +93,10 @@ int pc_cli_issue(pc_cli *cli, int argc, char **argv)
     if (!strcmp(sub, "list")) {
         const char *status = NULL, *assignee = NULL, *v;
         for (int i = 3; i < argc; i++) {
-            if ((v = pc_cli_flag_value(argc, argv, &i, "--status")))
+            if ((v = pc_cli_flag_value(argc, argv, &i, "--status"))) {
+                pc_cli_check_enum("--status", v, issue_statuses, true);
                 status = v;
-            else if ((v = pc_cli_flag_value(argc, argv, &i, "--assignee")))
+            } else if ((v = pc_cli_flag_value(argc, argv, &i, "--assignee")))
                 assignee = v;
             else {
                 fprintf(stderr, "paperclip: unexpected argument '%s'\n%s", argv[i], issue_usage);

@@ -12,6 +12,9 @@
 #include "lib/common.h"
 #include "lib/json.h"
 
+static const char *const project_statuses[] = {"backlog", "planned", "in_progress", "completed",
+                                               "cancelled", NULL};
+
 static const char project_usage[] =
     "usage: paperclip project list COMPANY_ID\n"
     "       paperclip project show PROJECT_ID\n"
@@ -108,6 +111,8 @@ static int project_flags(int argc, char **argv, int start, json_t *body)
             usage_error("project", project_usage, "unexpected argument", argv[i]);
             return -1;
         }
+        if (!strcmp(map[m].flag, "--status"))
+            pc_cli_check_enum("--status", v, project_statuses, false);
         if (map[m].kind && !strcmp(v, "none")) {
             json_object_set_new(body, map[m].key, json_null());
         } else if (map[m].kind == 2) {

@@ -159,8 +159,13 @@ int pc_cli_run_cmd(pc_cli *cli, int argc, char **argv)
         for (int i = 3; i < argc; i++) {
             if ((v = pc_cli_flag_value(argc, argv, &i, "--agent")))
                 agent = v;
-            else if ((v = pc_cli_flag_value(argc, argv, &i, "--status")))
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--status"))) {
+                static const char *const statuses[] = {
+                    "queued", "scheduled_retry", "running",   "succeeded",
+                    "interrupted", "failed",     "cancelled", "timed_out", NULL};
+                pc_cli_check_enum("--status", v, statuses, false);
                 status = v;
+            }
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--limit"))) {
                 pc_cli_parse_int("--limit", v, 1, 5000);
                 limit = v;

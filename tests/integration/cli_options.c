@@ -115,6 +115,12 @@ static void test_bad_values(void)
         {{"project", "create", "c", "--name", "n", "--workspace-policy", "[1]", NULL},
          "--workspace-policy must be a JSON object"},
         {{"workspace", "list", "c", "--bogus", NULL}, "unexpected argument '--bogus'"},
+        {{"issue", "create", "c", "--title", "t", "--status", "doing", NULL},
+         "--status must be one of backlog, todo"},
+        {{"issue", "list", "c", "--status", "todo,later", NULL}, "not 'later'"},
+        {{"issue", "update", "i", "--priority", "urgent", NULL}, "--priority must be one of"},
+        {{"run", "list", "c", "--status", "done", NULL}, "--status must be one of queued"},
+        {{"project", "update", "p", "--status", "active", NULL}, "--status must be one of"},
         {{"workspace", "archive", "w", NULL}, "bad workspace command"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
