@@ -153,6 +153,8 @@ static const struct method_def methods[] = {
     { "environmentDestroyLease", HOOK(environment_destroy_lease), true },
     { "environmentRealizeWorkspace", HOOK(environment_realize_workspace), true },
     { "environmentExecute", HOOK(environment_execute), true },
+    { "environmentSyncIn", HOOK(environment_sync_in), true },
+    { "environmentSyncOut", HOOK(environment_sync_out), true },
 };
 
 /* Optional methods of the TypeScript SDK this SDK has no hook for: the

@@ -164,6 +164,9 @@ typedef int (*pc_plugin_hook)(pc_plugin_ctx *ctx, json_t *params, json_t **resul
  *  - environment_destroy_lease     "environmentDestroyLease"
  *  - environment_realize_workspace "environmentRealizeWorkspace"
  *  - environment_execute           "environmentExecute"
+ *  - environment_sync_in           "environmentSyncIn"
+ *  - environment_sync_out          "environmentSyncOut"
+ *    (the host uses the two sync hooks only when both are set)
  * An environment method whose hook is NULL is answered with -32004
  * "<method> is not implemented by this plugin". initialize's
  * supportedMethods lists exactly the optional methods whose hook is set.
@@ -186,6 +189,8 @@ typedef struct pc_plugin_hooks {
     pc_plugin_hook environment_destroy_lease;
     pc_plugin_hook environment_realize_workspace;
     pc_plugin_hook environment_execute;
+    pc_plugin_hook environment_sync_in;
+    pc_plugin_hook environment_sync_out;
 } pc_plugin_hooks;
 
 /*

@@ -11,6 +11,7 @@
 #include <paperclip/plugin.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -638,6 +639,73 @@ out:
     return rc;
 }
 
+/* environmentSyncIn / environmentSyncOut: the lease's directories are host
+ * directories, so both directions are plain file copies. Only `file`
+ * mappings are served; the host sends nothing else. */
+static int copy_mapping(json_t *m, json_int_t *bytes, pc_plugin_error *err)
+{
+    const char *src = json_string_value(json_object_get(m, "sourcePath"));
+    const char *dst = json_string_value(json_object_get(m, "targetPath"));
+    const char *kind = json_string_value(json_object_get(m, "kind"));
+    json_t *jmode = json_object_get(m, "mode");
+    if (!src || !dst || src[0] != '/' || dst[0] != '/')
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS,
+                                   "sourcePath and targetPath must be absolute paths");
+    if (!kind || strcmp(kind, "file") != 0)
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "only file mappings are supported");
+    mode_t mode = json_is_integer(jmode) ? (mode_t)(json_integer_value(jmode) & 0777) : 0600;
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return pc_plugin_error_set(err, 0, "cannot open %s: %s", src, strerror(errno));
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (out < 0) {
+        int e = errno;
+        close(in);
+        return pc_plugin_error_set(err, 0, "cannot create %s: %s", dst, strerror(e));
+    }
+    char buf[65536];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        if (write(out, buf, (size_t)n) != n) {
+            rc = pc_plugin_error_set(err, 0, "cannot write %s: %s", dst, strerror(errno));
+            break;
+        }
+        *bytes += n;
+    }
+    if (n < 0 && rc == 0)
+        rc = pc_plugin_error_set(err, 0, "cannot read %s: %s", src, strerror(errno));
+    close(in);
+    close(out);
+    return rc;
+}
+
+static int fake_sync(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
+{
+    (void)ctx;
+    json_t *ops = json_object_get(params, "operations");
+    if (!json_is_array(ops))
+        return pc_plugin_error_set(err, PC_RPC_INVALID_PARAMS, "operations must be an array");
+    json_t *done = json_array();
+    size_t i, j;
+    json_t *op, *m;
+    json_array_foreach(ops, i, op) {
+        json_int_t files = 0, bytes = 0;
+        json_array_foreach(json_object_get(op, "files"), j, m) {
+            if (copy_mapping(m, &bytes, err) < 0) {
+                json_decref(done);
+                return -1;
+            }
+            files++;
+        }
+        json_array_append_new(done, json_pack("{s:O?,s:I,s:I}", "operationId",
+                                              json_object_get(op, "operationId"),
+                                              "filesTransferred", files, "bytesTransferred", bytes));
+    }
+    *result = json_pack("{s:o}", "operations", done);
+    return 0;
+}
+
 static const pc_plugin_hooks hooks = {
     .setup = fake_setup,
     .health = fake_health,
@@ -649,6 +717,8 @@ static const pc_plugin_hooks hooks = {
     .environment_destroy_lease = fake_destroy,
     .environment_realize_workspace = fake_realize,
     .environment_execute = fake_execute,
+    .environment_sync_in = fake_sync,
+    .environment_sync_out = fake_sync,
 };
 
 int main(void)

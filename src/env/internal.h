@@ -118,6 +118,17 @@ char *pc_ssh_remote_command(const char *cwd, json_t *env, const char *command,
 /* Appends s single-quoted for a POSIX shell. */
 void pc_sh_quote(pc_buf *b, const char *s);
 
+/* ---- sandbox provider sync methods (sandbox.c) ---- */
+
+/* Whether the lease's provider serves both environmentSyncIn and
+ * environmentSyncOut. */
+bool pc_sandbox_native_sync(pc_lease *lease);
+/* Calls environmentSyncIn/Out with the given operations (borrowed):
+ * [{operationId, files: [{sourcePath, targetPath, kind, mode}]}]. 409 when
+ * the run was cancelled. */
+int pc_sandbox_sync_call(pc_lease *lease, const char *method, json_t *operations,
+                         pc_error_t *err);
+
 /* ---- plugin-backed leases (sandbox.c; used by sandbox.c and plugin.c) ---- */
 
 /* environmentRealizeWorkspace on the lease's plugin: p (consumed) holds the

@@ -789,6 +789,43 @@ static int pc_sandbox_resume(pc_app *app, json_t *row, json_t *meta, json_t **ne
     return rc == 0 ? 0 : -1;
 }
 
+/* Whether the lease's provider serves environmentSyncIn and
+ * environmentSyncOut (both, as upstream requires; one alone is ignored). */
+bool pc_sandbox_native_sync(pc_lease *l)
+{
+    if (l->drv != &pc_env_driver_sandbox || !l->app->plugins || !l->provider[0])
+        return false;
+    pc_plugin_provider_info info;
+    pc_error_t e = PC_ERROR_INIT;
+    if (pc_plugin_find_sandbox_provider(l->app->plugins, l->provider, &info, &e) < 0) {
+        pc_error_clear(&e);
+        return false;
+    }
+    bool ok = info.running && info.sync_methods_supported;
+    pc_plugin_provider_info_clear(&info);
+    return ok;
+}
+
+int pc_sandbox_sync_call(pc_lease *l, const char *method, json_t *operations, pc_error_t *err)
+{
+    json_t *resolved = pc_sandbox_resolve(l->app, l->company_id, pc_lease_config(l), err);
+    if (!resolved)
+        return -1;
+    json_t *p = pc_sbx_params(l->provider, l->company_id, l->env_id, l->issue_id, resolved);
+    json_decref(resolved);
+    json_object_set(p, "lease", l->plugin_lease);
+    json_object_set(p, "operations", operations);
+    json_t *result = NULL;
+    int r = pc_lease_rpc(l->app, l, l->plugin_key, method, p, 0, &result, err);
+    json_decref(p);
+    json_decref(result);
+    if (r == 1)
+        return pc_error_set(err, 409, "cancelled");
+    if (r < 0)
+        pc_error_prefix(err, "%s", method);
+    return r < 0 ? -1 : 0;
+}
+
 const pc_env_driver pc_env_driver_sandbox = {
     .name = "sandbox",
     .runs = true,

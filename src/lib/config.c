@@ -180,6 +180,7 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
     snprintf(cfg->bind, sizeof cfg->bind, "127.0.0.1");
     cfg->port = 3100;
     cfg->body_limit = PC_DEFAULT_BODY_LIMIT;
+    cfg->workspace_sync_max_bytes = PC_WORKSPACE_SYNC_DEFAULT_MAX;
     cfg->auth_mode = PC_AUTH_LOCAL_TRUSTED;
     cfg->body_budget = PC_DEFAULT_BODY_BUDGET;
     cfg->header_timeout_s = PC_DEFAULT_HEADER_TIMEOUT;
@@ -337,6 +338,15 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
             json_decref(j);
             return -1;
         }
+        if ((v = json_object_get(j, "workspaceSyncMaxBytes"))) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1024 ||
+                json_integer_value(v) > (json_int_t)PC_WORKSPACE_SYNC_MAX_LIMIT) {
+                json_decref(j);
+                return pc_error_set(err, 400, "%s: workspaceSyncMaxBytes must be an integer "
+                                              "1024-1099511627776", path);
+            }
+            cfg->workspace_sync_max_bytes = (size_t)json_integer_value(v);
+        }
         if ((v = json_object_get(j, "allowPrivateFetchTargets"))) {
             if (!json_is_boolean(v)) {
                 json_decref(j);
@@ -403,6 +413,16 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         else
             return pc_error_set(err, 400, "invalid PAPERCLIP_ALLOW_PRIVATE_FETCH '%s' (expected 1 or 0)",
                                 e);
+    }
+    if ((e = getenv("PAPERCLIP_WORKSPACE_SYNC_MAX_BYTES")) && *e) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(e, &end, 10);
+        if (errno || end == e || *end || n < 1024 || n > PC_WORKSPACE_SYNC_MAX_LIMIT)
+            return pc_error_set(err, 400,
+                                "invalid PAPERCLIP_WORKSPACE_SYNC_MAX_BYTES '%s' (bytes, "
+                                "1024-1099511627776)", e);
+        cfg->workspace_sync_max_bytes = (size_t)n;
     }
     if ((e = getenv("PAPERCLIP_MAX_CONCURRENT_RUNS")) && *e &&
         pc_parse_max_runs(e, &cfg->max_concurrent_runs, err) < 0)

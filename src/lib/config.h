@@ -9,12 +9,13 @@
  * PAPERCLIP_ALLOWED_HOSTNAMES, PAPERCLIP_MAX_CONCURRENT_RUNS, PAPERCLIP_AGENT_PORT,
  * PAPERCLIP_AGENT_BIND, PAPERCLIP_BODY_BUDGET, PAPERCLIP_HEADER_TIMEOUT,
  * PAPERCLIP_IDLE_TIMEOUT, PAPERCLIP_MAX_CONNECTIONS,
- * PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS, PAPERCLIP_LEASE_IDLE_TTL_SEC.
+ * PAPERCLIP_MAX_CONNECTIONS_PER_ADDRESS, PAPERCLIP_LEASE_IDLE_TTL_SEC,
+ * PAPERCLIP_WORKSPACE_SYNC_MAX_BYTES.
  * config.json keys: bind, port, logFormat, authMode, bodyLimitBytes,
  * publicUrl, apiUrl, allowedHostnames (array or comma string),
  * allowInsecureBind, maxConcurrentRuns, agentPort, agentBind,
  * bodyBudgetBytes, headerTimeoutSeconds, idleTimeoutSeconds,
- * maxConnections, maxConnectionsPerAddress. After loading, agent_bind is
+ * maxConnections, maxConnectionsPerAddress, workspaceSyncMaxBytes. After loading, agent_bind is
  * never empty.
  */
 #ifndef PC_LIB_CONFIG_H
@@ -51,9 +52,13 @@ typedef struct pc_config {
     /* A reusable sandbox lease idle (no run) for this long is destroyed;
      * 0: only the provider's expiresAt ends an idle lease. */
     int lease_idle_ttl_s;
+    /* Largest tar archive a workspace sync moves either way (default 256 MiB). */
+    size_t workspace_sync_max_bytes;
 } pc_config;
 
 #define PC_MAX_CONCURRENT_RUNS_LIMIT 1024
+#define PC_WORKSPACE_SYNC_DEFAULT_MAX ((size_t)256 << 20)
+#define PC_WORKSPACE_SYNC_MAX_LIMIT ((size_t)1 << 40)
 
 /* Parses `serve` arguments (argv[0] is "serve") into cfg. Returns 0, 1 when
  * --help was printed, or -1 with err (status 400 = usage). */

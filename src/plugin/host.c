@@ -1569,6 +1569,8 @@ static void task_find_provider(pc_loop *loop, void *arg)
         o->config_schema = cs ? json_deep_copy(cs) : json_object();
         o->supports_reusable_leases = pc_json_bool(bestd, "supportsReusableLeases", false);
         o->reuse_methods_supported = reuse_methods(best);
+        o->sync_methods_supported = supports(best, "environmentSyncIn") &&
+                                    supports(best, "environmentSyncOut");
         o->running = best->state == PC_WORKER_RUNNING;
         o->state = best->state;
     }

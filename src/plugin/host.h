@@ -170,6 +170,7 @@ typedef struct pc_plugin_provider_info {
     json_t *config_schema;         /* new reference (a private copy) */
     bool supports_reusable_leases; /* the manifest opts in */
     bool reuse_methods_supported;  /* resume + release + destroy all in supportedMethods */
+    bool sync_methods_supported;   /* environmentSyncIn + environmentSyncOut both supported */
     bool running;                  /* worker state is `running` */
     pc_worker_state state;
 } pc_plugin_provider_info;

@@ -19,6 +19,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "env/sync.h"
 #include "run/internal.h"
 #include "run/jwt.h"
 #include "run/runlog.h"
@@ -286,8 +287,10 @@ static char *default_prompt(run_ctx *c)
         c->issue_id ? c->issue_id : "", c->issue_id ? "." : "");
 }
 
-/* Runs the adapter's command through the lease. */
-static void run_command(run_ctx *c, pc_lease *lease, const char *cwd, json_t *env)
+/* Runs the adapter's command through the lease. On a remote target an
+ * absolute adapterConfig.cwd names the host workspace that was synced into
+ * the realized cwd, so the command runs there. */
+static void run_command(run_ctx *c, pc_lease *lease, const char *cwd, json_t *env, bool remote)
 {
     const char *argv[MAX_ARGS + 8];
     const char *command = NULL;
@@ -300,7 +303,9 @@ static void run_command(run_ctx *c, pc_lease *lease, const char *cwd, json_t *en
         grace_sec = 0;
     _cleanup_free_ char *run_cwd = NULL;
     const char *ccwd = pc_json_str(c->aconf, "cwd");
-    if (ccwd && *ccwd)
+    if (ccwd && *ccwd && ccwd[0] == '/' && remote)
+        run_cwd = pc_xstrdup(cwd);
+    else if (ccwd && *ccwd)
         run_cwd = ccwd[0] == '/' ? pc_xstrdup(ccwd) : pc_xasprintf("%s/%s", cwd, ccwd);
     else
         run_cwd = pc_xstrdup(cwd);
@@ -442,6 +447,76 @@ static void run_http(run_ctx *c)
     }
 }
 
+static bool run_interrupted(const run_ctx *c)
+{
+    return !strcmp(c->status, "cancelled") || !strcmp(c->status, "interrupted") ||
+           cancel_requested(c);
+}
+
+/* A run on another machine: the host workspace goes to the realized cwd
+ * first and what the run changed comes back after it, whatever the
+ * command's outcome (a failed run's partial work is worth having), unless
+ * the run was cancelled. A failed sync fails the run with
+ * workspace_sync_failed and an error that names the step. */
+static void run_remote(run_ctx *c, pc_lease *lease, const char *host_ws, const char *cwd,
+                       json_t *env)
+{
+    pc_error_t err = PC_ERROR_INIT;
+    size_t max = c->app->cfg.workspace_sync_max_bytes ? c->app->cfg.workspace_sync_max_bytes
+                                                      : PC_WORKSPACE_SYNC_DEFAULT_MAX;
+    pc_sync_stats st = {0};
+    _cleanup_json_ json_t *manifest = NULL;
+    if (pc_mkdir_p(host_ws, 0700) < 0) {
+        pc_error_errno(&err, errno, "workspace sync in: cannot create %s", host_ws);
+    } else if (pc_env_sync_in(lease, host_ws, cwd, env, max, &manifest, &st, &err) == 0) {
+        sys_line(c, "[paperclip] workspace synced in: %lld entries, %lld bytes to %s%s",
+                 (long long)st.sent_entries, (long long)st.sent_bytes, cwd,
+                 st.native ? " (provider sync)" : "");
+    }
+    if (pc_error_is_set(&err)) {
+        if (err.status == 409 || cancel_requested(c)) {
+            pc_exec_result none = {0};
+            none.cancelled = true;
+            map_exec_result(c, &none, 0);
+        } else {
+            _cleanup_free_ char *msg = pc_runlog_redact(c->log, err.msg, strlen(err.msg));
+            sys_line(c, "[paperclip] %s", msg);
+            run_fail(c, "failed", "workspace_sync_failed", "%s", msg);
+        }
+        pc_error_clear(&err);
+        return;
+    }
+    run_command(c, lease, cwd, env, true);
+    if (run_interrupted(c))
+        return;
+    if (pc_env_sync_out(lease, host_ws, cwd, env, max, manifest, &st, &err) < 0) {
+        if (err.status == 409 || cancel_requested(c)) {
+            /* Cancelled while the changes came back: the run is cancelled
+             * (its result keeps what the command reported). */
+            if (atomic_load(&c->ar->cancel) == PC_RUN_CANCEL_SHUTDOWN)
+                run_fail(c, "interrupted", "daemon_shutdown",
+                         "Run interrupted: the daemon stopped");
+            else
+                run_fail(c, "cancelled", "cancelled", "Cancelled by request");
+            pc_error_clear(&err);
+            return;
+        }
+        _cleanup_free_ char *msg = pc_runlog_redact(c->log, err.msg, strlen(err.msg));
+        sys_line(c, "[paperclip] %s", msg);
+        if (!strcmp(c->status, "succeeded")) {
+            c->has_exit = false;
+            run_fail(c, "failed", "workspace_sync_failed", "%s", msg);
+        }
+        pc_error_clear(&err);
+        return;
+    }
+    sys_line(c,
+             "[paperclip] workspace synced out: %lld bytes, %lld written, %lld deleted, %lld "
+             "older unsent entries left out, in %s%s",
+             (long long)st.recv_bytes, (long long)st.written, (long long)st.deleted,
+             (long long)st.stale, host_ws, st.native ? " (provider sync)" : "");
+}
+
 static void run_in_environment(run_ctx *c)
 {
     pc_error_t err = PC_ERROR_INIT;
@@ -499,7 +574,14 @@ static void run_in_environment(run_ctx *c)
         pc_error_clear(&err);
     } else {
         json_t *envv = build_env(c, cwd, choose_api_url(c, lease));
-        run_command(c, lease, cwd, envv);
+        const char *drv = pc_lease_driver(lease);
+        bool remote = drv && strcmp(drv, "local") != 0;
+        if (!remote) {
+            run_command(c, lease, cwd, envv, false);
+        } else {
+            const char *ccwd = pc_json_str(c->aconf, "cwd");
+            run_remote(c, lease, ccwd && ccwd[0] == '/' ? ccwd : local_path, cwd, envv);
+        }
         json_decref(envv);
     }
 

@@ -235,8 +235,8 @@ static void test_lifecycle(void)
     json_t *w = json_object_get(r.json, "worker");
     int pid = (int)json_integer_value(json_object_get(w, "pid"));
     ok(pid > 0, "worker pid is reported");
-    ok(json_array_size(json_object_get(w, "supportedMethods")) == 8,
-       "supportedMethods has the 8 environment hooks");
+    ok(json_array_size(json_object_get(w, "supportedMethods")) == 10,
+       "supportedMethods has the 10 environment hooks");
     char id[64];
     snprintf(id, sizeof id, "%s", pc_res_str(&r, "id"));
     pc_http_res_free(&r);

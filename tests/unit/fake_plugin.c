@@ -115,16 +115,17 @@ static void test_initialize_and_protocol(pc_rpc_worker *w)
     static const char *env_methods[] = {
         "environmentValidateConfig", "environmentProbe", "environmentAcquireLease",
         "environmentResumeLease", "environmentReleaseLease", "environmentDestroyLease",
-        "environmentRealizeWorkspace", "environmentExecute",
+        "environmentRealizeWorkspace", "environmentExecute", "environmentSyncIn",
+        "environmentSyncOut",
     };
     int found = 0;
-    for (size_t i = 0; i < 8; i++) {
+    for (size_t i = 0; i < 10; i++) {
         size_t k;
         json_t *v;
         json_array_foreach(sm, k, v) if (!strcmp(json_string_value(v), env_methods[i])) found++;
     }
-    is_int(found, 8, "supportedMethods lists all 8 environment methods");
-    is_int(json_array_size(sm), 8, "and nothing else");
+    is_int(found, 10, "supportedMethods lists all 10 environment methods");
+    is_int(json_array_size(sm), 10, "and nothing else");
     is_int(w->notes, 1, "setup logged 'Fake sandbox provider plugin ready'");
     json_decref(r);
 
