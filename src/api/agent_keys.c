@@ -4,8 +4,9 @@
  *
  * A key is "pcp_" + 48 hex characters (24 random bytes). Only its sha256 is
  * stored; the token is shown once, in the create response
- * {id, name, token, createdAt}. The board manages every agent's keys; an
- * agent may manage its own.
+ * {id, name, token, createdAt}. Only the board mints and revokes keys: a
+ * key outlives every run, so an agent minting one would turn a run token
+ * into a permanent credential. An agent may list its own keys.
  */
 #include <string.h>
 
@@ -20,6 +21,8 @@ static json_t *pc_keys_agent(pc_req *req, pc_error_t *err)
 
 static int pc_keys_create(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
+    if (pc_require_board(req, err) < 0)
+        return -1;
     json_t *a = pc_keys_agent(req, err);
     if (!a)
         return -1;
@@ -75,6 +78,8 @@ static int pc_keys_list(pc_req *req, pc_resp *resp, pc_error_t *err)
 
 static int pc_keys_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
+    if (pc_require_board(req, err) < 0)
+        return -1;
     json_t *a = pc_keys_agent(req, err);
     if (!a)
         return -1;

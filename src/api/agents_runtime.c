@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/authz.h"
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/util.h"
@@ -23,13 +24,27 @@ static int agents_me(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     if (req->actor.type != PC_ACTOR_AGENT)
         return pc_error_set(err, 401, "Agent authentication required");
-    json_t *a = pc_agent_get(req->app, req->actor.agent_id, err);
+    json_t *a = pc_agent_view(req, pc_agent_get(req->app, req->actor.agent_id, err), err);
     return a ? pc_resp_json(resp, 200, a) : -1;
+}
+
+/* The target of a wake: an agent caller wakes itself freely, another agent
+ * only with tasks:assign (waking is how work is handed to an agent). */
+static json_t *wake_target(pc_req *req, pc_error_t *err)
+{
+    json_t *a = pc_agent_load_for(req, NULL, err);
+    if (!a || req->actor.type != PC_ACTOR_AGENT || !strcmp(req->actor.agent_id, pc_json_str(a, "id")))
+        return a;
+    if (pc_actor_require(req, pc_json_str(a, "companyId"), PC_PERM_TASKS_ASSIGN, NULL, err) < 0) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
 }
 
 static int agents_wakeup(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    _cleanup_json_ json_t *a = pc_agent_load_for(req, NULL, err);
+    _cleanup_json_ json_t *a = wake_target(req, err);
     if (!a)
         return -1;
     json_t *b = req->body ? req->body : NULL;
@@ -66,6 +81,11 @@ static int agents_wakeup(pc_req *req, pc_resp *resp, pc_error_t *err)
         if (!row)
             return pc_error_is_set(err) ? -1 : pc_error_set(err, 404, "Issue not found");
     }
+    /* A confined caller may not start a run, its own included, anywhere it
+     * could not choose itself. */
+    if (req->actor.type == PC_ACTOR_AGENT &&
+        pc_actor_may_cause_run(req, pc_json_str(a, "id"), issue, NULL, err) < 0)
+        return -1;
     pc_wakeup_opts o = {.source = source,
                         .trigger_detail = trigger,
                         .reason = reason,
@@ -88,8 +108,11 @@ static int agents_wakeup(pc_req *req, pc_resp *resp, pc_error_t *err)
 
 static int agents_invoke(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
-    _cleanup_json_ json_t *a = pc_agent_load_for(req, NULL, err);
+    _cleanup_json_ json_t *a = wake_target(req, err);
     if (!a)
+        return -1;
+    if (req->actor.type == PC_ACTOR_AGENT &&
+        pc_actor_may_cause_run(req, pc_json_str(a, "id"), NULL, NULL, err) < 0)
         return -1;
     pc_wakeup_opts o = {.source = "on_demand", .trigger_detail = "manual",
                         .reason = "manual_invoke", .actor = &req->actor};

@@ -29,6 +29,7 @@
 
 #include "api/agents.h"
 #include "api/api.h"
+#include "api/authz.h"
 #include "env/internal.h"
 #include "lib/common.h"
 #include "lib/json.h"
@@ -40,34 +41,11 @@ static const char *const env_statuses[] = {"active", "archived", NULL};
 static const char *const lease_statuses[] = {"active",  "released",        "expired", "failed",
                                              "retained", "pending_cleanup", NULL};
 
-static bool pc_grant_listed(json_t *grants)
-{
-    size_t i;
-    json_t *g;
-    json_array_foreach(grants, i, g) {
-        const char *k = json_is_string(g) ? json_string_value(g) : pc_json_str(g, "permissionKey");
-        if (k && !strcmp(k, "environments:manage"))
-            return true;
-    }
-    return false;
-}
 
 /* environments:manage for company_id (0/1), or -1 with err on a store fault. */
 static int pc_env_can_manage(pc_req *req, const char *company_id, pc_error_t *err)
 {
-    if (req->actor.type == PC_ACTOR_BOARD)
-        return 1;
-    if (req->actor.type != PC_ACTOR_AGENT || strcmp(req->actor.company_id, company_id) != 0)
-        return 0;
-    json_t *me = pc_agent_get(req->app, req->actor.agent_id, err);
-    if (!me)
-        return -1;
-    json_t *perms = pc_json_obj(me, "permissions");
-    bool can = json_is_true(json_object_get(perms, "environments:manage")) ||
-               pc_grant_listed(json_object_get(perms, "grants")) ||
-               json_is_true(json_object_get(perms, "canCreateAgents"));
-    json_decref(me);
-    return can ? 1 : 0;
+    return pc_actor_can(req, company_id, PC_PERM_ENVIRONMENTS_MANAGE, err);
 }
 
 int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t *err)
@@ -79,6 +57,22 @@ int pc_env_require_manage(pc_req *req, const char *company_id, pc_error_t *err)
         return -1;
     if (!can)
         return pc_error_set(err, 403, "Missing permission: environments:manage");
+    return 0;
+}
+
+/* environments:manage for a change to an environment. A confined agent
+ * cannot change environments at all even with the permission: rewriting
+ * the one it runs in (its driver or config) would move it out of its own
+ * confinement. */
+static int pc_env_require_change(pc_req *req, const char *company_id, pc_error_t *err)
+{
+    if (pc_env_require_manage(req, company_id, err) < 0)
+        return -1;
+    int confined = pc_actor_confined(req, err);
+    if (confined < 0)
+        return -1;
+    if (confined)
+        return pc_error_set(err, 403, "A confined agent cannot change environments");
     return 0;
 }
 
@@ -256,7 +250,7 @@ static int pc_env_parse_body(json_t *b, bool name_required, pc_env_body *o, pc_e
 static int pc_envs_create(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     const char *cid = pc_company_param(req, err);
-    if (!cid || pc_env_require_manage(req, cid, err) < 0)
+    if (!cid || pc_env_require_change(req, cid, err) < 0)
         return -1;
     pc_env_body b;
     if (pc_env_parse_body(req->body, true, &b, err) < 0)
@@ -361,7 +355,7 @@ static int pc_envs_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     json_t *config = NULL;
     pc_envcfg_ctx cc;
     memset(&cc, 0, sizeof cc);
-    if (pc_env_require_manage(req, cid, err) < 0 || pc_env_parse_body(req->body, false, &b, err) < 0)
+    if (pc_env_require_change(req, cid, err) < 0 || pc_env_parse_body(req->body, false, &b, err) < 0)
         goto out;
     const char *old_driver = pc_json_str(env, "driver");
     const char *driver = b.driver ? b.driver : old_driver;
@@ -590,7 +584,7 @@ static int pc_envs_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
     const char *id = pc_json_str(env, "id"), *cid = pc_json_str(env, "companyId");
     int rc = -1, destroyed = 0;
     json_t *secret_ids = json_array(), *radius = NULL;
-    if (pc_env_require_manage(req, cid, err) < 0)
+    if (pc_env_require_change(req, cid, err) < 0)
         goto out;
     const char *flag = pc_req_query(req, "destroyReusableSandboxLeases");
     if (flag && strcmp(flag, "true") != 0 && strcmp(flag, "false") != 0) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/authz.h"
 #include "api/issues.h"
 #include "env/env.h"
 #include "lib/buf.h"
@@ -53,6 +54,42 @@ static const char *actor_run_id(const pc_req *req)
     if (req->run_id_header && pc_uuid_valid(req->run_id_header))
         return req->run_id_header;
     return NULL;
+}
+
+/* What an agent caller may do to an issue's routing: handing work to
+ * another agent (which wakes it) needs tasks:assign; choosing where the
+ * issue's runs execute needs environments:manage and stays within the
+ * caller's containment. old_assignee is the current assignee on a patch. */
+static int issue_agent_guard(pc_req *req, const char *cid, json_t *b, const char *issue_id,
+                             const char *old_assignee, pc_error_t *err)
+{
+    if (req->actor.type != PC_ACTOR_AGENT)
+        return 0;
+    json_t *ews = json_object_get(b, "executionWorkspaceSettings");
+    if (ews) {
+        const char *env = json_is_object(ews) ? pc_json_str(ews, "environmentId") : NULL;
+        if (pc_actor_require(req, cid, PC_PERM_ENVIRONMENTS_MANAGE, NULL, err) < 0 ||
+            pc_actor_may_select_env(req, env, err) < 0)
+            return -1;
+    }
+    const char *assignee = json_object_get(b, "assigneeAgentId") ? pc_json_str(b, "assigneeAgentId")
+                                                                 : old_assignee;
+    const char *status = pc_json_str(b, "status");
+    bool hands_over = (json_object_get(b, "assigneeAgentId") || (status && !strcmp(status, "todo")));
+    if (!hands_over || !assignee)
+        return 0;
+    if (strcmp(assignee, req->actor.agent_id) != 0 &&
+        pc_actor_require(req, cid, PC_PERM_TASKS_ASSIGN, NULL, err) < 0)
+        return -1;
+    /* The assignment wakes the assignee: a confined caller may not start a
+     * run, its own included, anywhere it could not choose itself. */
+    json_t *override = NULL;
+    if (ews) {
+        override = json_is_object(ews) ? json_object_get(ews, "environmentId") : NULL;
+        if (!override)
+            override = json_null();
+    }
+    return pc_actor_may_cause_run(req, assignee, issue_id, override, err);
 }
 
 static int check_assignee(pc_app *app, const char *cid, const char *aid, pc_error_t *err)
@@ -196,7 +233,8 @@ static int issues_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     if (!c)
         return -1;
     json_decref(c);
-    if (check_assignee(req->app, cid, assignee, err) < 0 ||
+    if (issue_agent_guard(req, cid, b, NULL, NULL, err) < 0 ||
+        check_assignee(req->app, cid, assignee, err) < 0 ||
         check_ews(req->app, cid, ews, assignee, err) < 0)
         return -1;
     if (parent) {
@@ -317,7 +355,8 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_json_check_object(b, "executionWorkspaceSettings", PC_J_NULLABLE, &ews, err) < 0)
         return -1;
 #define HAS(k) (json_object_get(b, k) != NULL)
-    if ((HAS("assigneeAgentId") && check_assignee(req->app, cid, assignee, err) < 0) ||
+    if (issue_agent_guard(req, cid, b, id, pc_json_str(cur, "assigneeAgentId"), err) < 0 ||
+        (HAS("assigneeAgentId") && check_assignee(req->app, cid, assignee, err) < 0) ||
         check_ews(req->app, cid,
                   /* a new assignee is checked against the kept selection */
                   HAS("executionWorkspaceSettings") ? ews

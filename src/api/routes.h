@@ -19,5 +19,8 @@ extern const pc_route pc_routes_issues[];
 extern const pc_route pc_routes_runs[];
 extern const pc_route pc_routes_secrets[];
 extern const pc_route pc_routes_agent_runtime[]; /* before agents: /api/agents/me */
+extern const pc_route pc_routes_agent_lifecycle[];
+extern const pc_route pc_routes_live_runs[];
+extern const pc_route pc_routes_instance[];
 
 #endif

@@ -75,6 +75,9 @@ static int runs_cancel(pc_req *req, pc_resp *resp, pc_error_t *err)
     if (!r)
         return -1;
     const char *id = pc_json_str(r, "id");
+    if (req->actor.type == PC_ACTOR_AGENT &&
+        strcmp(req->actor.agent_id, pc_json_str(r, "agentId") ? pc_json_str(r, "agentId") : "") != 0)
+        return pc_error_set(err, 403, "Agents can only cancel their own runs");
     if (pc_run_cancel(req->app, id, &req->actor, err) < 0)
         return -1;
     json_t *out = pc_run_get(req->app, id, err);

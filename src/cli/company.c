@@ -129,6 +129,7 @@ static const char agent_usage[] =
     "       paperclip agent get AGENT_ID\n"
     "       paperclip agent update AGENT_ID [options]\n"
     "       paperclip agent delete AGENT_ID\n"
+    "       paperclip agent pause|resume|terminate AGENT_ID\n"
     "options: --name NAME --role ROLE --title TITLE --adapter-type TYPE\n"
     "         --adapter-config JSON --runtime-config JSON --permissions JSON\n"
     "         --default-environment ID|none --reports-to ID|none --status STATUS\n";
@@ -214,6 +215,12 @@ int pc_cli_agent(pc_cli *cli, int argc, char **argv)
     } else if ((!strcmp(sub, "get") || !strcmp(sub, "delete")) && argc == 3) {
         path = pc_xasprintf("/api/agents/%s", id);
         rc = pc_cli_run(cli, !strcmp(sub, "get") ? "GET" : "DELETE", path, NULL, pc_print_object);
+    } else if ((!strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "terminate")) &&
+               argc == 3) {
+        /* Board only; terminate is final (docs/heartbeats.md). */
+        body = json_object();
+        path = pc_xasprintf("/api/agents/%s/%s", id, sub);
+        rc = pc_cli_run(cli, "POST", path, body, pc_print_object);
     } else {
         fprintf(stderr, "paperclip: bad agent command\n%s", agent_usage);
     }

@@ -19,6 +19,7 @@ typedef enum {
     PC_RUN_CANCEL_NONE = 0,
     PC_RUN_CANCEL_REQUESTED, /* POST /api/heartbeat-runs/:id/cancel */
     PC_RUN_CANCEL_SHUTDOWN,  /* the daemon is stopping and the grace ran out */
+    PC_RUN_CANCEL_AGENT_PAUSED, /* the board paused or terminated the agent */
 } pc_run_cancel_kind;
 
 /* A claimed run: registered by the scheduler, executed by a pool worker.

@@ -185,6 +185,19 @@ int pc_jwt_auth(pc_jwt_req *req, const char *token, pc_error_t *err)
         return pc_error_set(err, 401, "Agent is not active");
     if (req->run_id_header && *req->run_id_header && strcmp(req->run_id_header, run) != 0)
         return pc_error_set(err, 422, "Run id header does not match the agent token");
+    /* A run token is worth exactly as much as its run: once the run has
+     * ended, whatever it left behind (a copied token in a file, a child that
+     * outlived it) holds no credential, though the signature is good for
+     * 48 hours. Checked on every request. */
+    _cleanup_json_ json_t *run_row = pc_db_query_one_s(
+        req->app->db, "SELECT agent_id, status FROM heartbeat_runs WHERE id=?",
+        json_pack("[s]", run), err);
+    if (!run_row)
+        return pc_error_is_set(err) ? -1 : pc_error_set(err, 401, "Run token is no longer valid");
+    const char *run_status = pc_json_str(run_row, "status");
+    if (strcmp(pc_json_str(run_row, "agent_id"), sub) != 0 || !run_status ||
+        (strcmp(run_status, "queued") != 0 && strcmp(run_status, "running") != 0))
+        return pc_error_set(err, 401, "Run token is no longer valid");
     req->actor.type = PC_ACTOR_AGENT;
     snprintf(req->actor.source, sizeof req->actor.source, "agent_jwt");
     snprintf(req->actor.agent_id, sizeof req->actor.agent_id, "%s", sub);

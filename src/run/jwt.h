@@ -1,7 +1,9 @@
 /*
  * Per-run agent tokens: HS256 JWTs with upstream's claims
  * {sub, company_id, adapter_type, run_id, iat, exp, iss "paperclip",
- *  aud "paperclip-api", instance_id}, valid 48 hours.
+ *  aud "paperclip-api", instance_id}, valid 48 hours; the HTTP verifier
+ *  also refuses a token, on every request, once its run is no longer
+ *  queued or running.
  *
  * The signing secret is 32 random bytes created on first start and kept in
  * <data-dir>/agent-jwt-secret (mode 0600, hex); $PAPERCLIP_AGENT_JWT_SECRET
@@ -42,7 +44,8 @@ typedef struct pc_jwt_req {
 } pc_jwt_req;
 
 /* Checks token as req's credential: signature and claims, the agent (it must
- * exist in the token's company and be active) and the run id header. 0 with
+ * exist in the token's company and be active), the run id header and the
+ * run (it must still be queued or running; 401 otherwise). 0 with
  * req->actor set, or -1 with a 401 (422 when the header names another run). */
 int pc_jwt_auth(pc_jwt_req *req, const char *token, pc_error_t *err);
 

@@ -15,11 +15,12 @@
 #include <time.h>
 
 
+#include "env/sync.h"
 #include "lib/common.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "env/sync.h"
+#include "model/secrets.h"
 #include "run/internal.h"
 #include "run/jwt.h"
 #include "run/runlog.h"
@@ -167,6 +168,21 @@ static json_t *build_env(run_ctx *c, const char *cwd, const char *api_url)
         bool secret = env_key_secretish(k);
         if (json_is_string(v)) {
             val = json_string_value(v);
+        } else if (json_is_object(v) && pc_json_str(v, "type") &&
+                   !strcmp(pc_json_str(v, "type"), "secret_ref")) {
+            /* A sealed value: opened only here, for this run's environment,
+             * and always redacted from its log. */
+            pc_error_t serr = PC_ERROR_INIT;
+            char *opened = pc_secret_resolve(c->app->db, c->company_id,
+                                             pc_json_str(v, "secretId") ? pc_json_str(v, "secretId") : "",
+                                             &serr);
+            pc_error_clear(&serr);
+            if (!opened)
+                continue;
+            json_object_set_new(env, k, json_string(opened));
+            pc_runlog_add_secret(c->log, opened);
+            pc_secret_free(opened);
+            continue;
         } else if (json_is_object(v)) {
             const char *type = pc_json_str(v, "type");
             val = pc_json_str(v, "value");
@@ -238,6 +254,8 @@ static void map_exec_result(run_ctx *c, const pc_exec_result *res, int64_t timeo
     if (res->cancelled || why != PC_RUN_CANCEL_NONE) {
         if (why == PC_RUN_CANCEL_SHUTDOWN)
             run_fail(c, "interrupted", "daemon_shutdown", "Run interrupted: the daemon stopped");
+        else if (why == PC_RUN_CANCEL_AGENT_PAUSED)
+            run_fail(c, "cancelled", "cancelled", "%s", PC_RUN_PAUSE_CANCEL_REASON);
         else
             run_fail(c, "cancelled", "cancelled", "Cancelled by request");
     } else if (res->timed_out) {
@@ -496,6 +514,8 @@ static void run_remote(run_ctx *c, pc_lease *lease, const char *host_ws, const c
             if (atomic_load(&c->ar->cancel) == PC_RUN_CANCEL_SHUTDOWN)
                 run_fail(c, "interrupted", "daemon_shutdown",
                          "Run interrupted: the daemon stopped");
+            else if (atomic_load(&c->ar->cancel) == PC_RUN_CANCEL_AGENT_PAUSED)
+                run_fail(c, "cancelled", "cancelled", "%s", PC_RUN_PAUSE_CANCEL_REASON);
             else
                 run_fail(c, "cancelled", "cancelled", "Cancelled by request");
             pc_error_clear(&err);
@@ -633,7 +653,11 @@ static int run_finalize_tx(run_ctx *c, const char *now, json_t *params, pc_error
     if (pc_db_exec_s(app->db,
                      "UPDATE agent_wakeup_requests SET status=?, finished_at=?, updated_at=? WHERE "
                      "run_id=? AND status IN ('queued','claimed')",
-                     json_pack("[s,s,s,s]", ok ? "completed" : "failed", now, now, c->run_id),
+                     json_pack("[s,s,s,s]",
+                               ok                              ? "completed"
+                               : !strcmp(c->status, "cancelled") ? "cancelled"
+                                                                 : "failed",
+                               now, now, c->run_id),
                      NULL, err) < 0 ||
         pc_db_exec_s(app->db,
                      "UPDATE issues SET execution_run_id=NULL, execution_locked_at=NULL WHERE "

@@ -261,6 +261,59 @@ int pc_run_cancel(pc_app *app, const char *run_id, const pc_actor *actor, pc_err
     return 0;
 }
 
+int pc_run_cancel_for_agent(pc_app *app, const char *agent_id, pc_error_t *err)
+{
+    _cleanup_json_ json_t *rows = NULL;
+    if (pc_db_query_s(app->db,
+                      "SELECT id, company_id FROM heartbeat_runs WHERE agent_id=? AND status IN "
+                      "('queued','running')",
+                      json_pack("[s]", agent_id), &rows, err) < 0)
+        return -1;
+    int n = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        const char *rid = pc_json_str(row, "id");
+        char now[PC_ISO_LEN + 1];
+        pc_iso_now(now);
+        int64_t changes = 0;
+        if (pc_db_exec_s(app->db,
+                         "UPDATE heartbeat_runs SET status='cancelled', finished_at=?, "
+                         "updated_at=?, error=?, error_code='cancelled' WHERE id=? AND "
+                         "status='queued'",
+                         json_pack("[s,s,s,s]", now, now, PC_RUN_PAUSE_CANCEL_REASON, rid),
+                         &changes, err) < 0)
+            return -1;
+        if (changes) {
+            pc_db_exec_s(app->db,
+                         "UPDATE agent_wakeup_requests SET status='cancelled', finished_at=?, "
+                         "updated_at=?, error=? WHERE run_id=? AND status='queued'",
+                         json_pack("[s,s,s,s]", now, now, PC_RUN_PAUSE_CANCEL_REASON, rid), NULL,
+                         err);
+            pc_error_clear(err);
+            pc_run_event(app, pc_json_str(row, "company_id"), agent_id, rid, "lifecycle",
+                         "system", "warn", "run cancelled", NULL);
+            pc_runlog_notify(rid);
+            n++;
+            continue;
+        }
+        /* Running (or claimed between the query and the update): the run
+         * was registered before its claim, so its worker is found here. */
+        pc_runtime *rt = rt_global;
+        if (rt) {
+            pthread_mutex_lock(&rt->mu);
+            pc_active_run *a = pc_rt_find_locked(rt, rid);
+            if (a) {
+                pc_rt_request_cancel_locked(a, PC_RUN_CANCEL_AGENT_PAUSED);
+                n++;
+            }
+            pthread_mutex_unlock(&rt->mu);
+        }
+    }
+    return n;
+}
+
 /* ---- scheduler ---- */
 
 static int64_t env_int(const char *name, int64_t dflt, int64_t min, int64_t max)
@@ -426,7 +479,9 @@ static void rt_dispatch(pc_runtime *rt)
         pc_active_run *ar = pc_orchestrator_register(rt, rid);
         if (pc_db_exec_s(app->db,
                          "UPDATE heartbeat_runs SET status='running', started_at=?, updated_at=? "
-                         "WHERE id=? AND status='queued'",
+                         "WHERE id=? AND status='queued' AND (SELECT status FROM agents WHERE "
+                         "agents.id=heartbeat_runs.agent_id) NOT IN "
+                         "('paused','terminated','pending_approval')",
                          json_pack("[s,s,s]", now, now, rid), &changes, &err) < 0) {
             pc_warn("cannot claim run %s: %s", rid, err.msg);
             pc_error_clear(&err);
@@ -434,7 +489,9 @@ static void rt_dispatch(pc_runtime *rt)
             continue;
         }
         if (changes != 1) {
-            pc_orchestrator_drop(rt, ar); /* cancelled meanwhile */
+            /* cancelled meanwhile, or its agent was paused after the
+             * agents were read */
+            pc_orchestrator_drop(rt, ar);
             continue;
         }
         json_object_set_new(a, "n", json_integer(n + 1));

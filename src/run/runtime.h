@@ -66,6 +66,17 @@ json_t *pc_run_wakeup(pc_app *app, const char *agent_id, const pc_wakeup_opts *o
 /* Cancels a queued or running run. Returns 0 (also when it already ended). */
 int pc_run_cancel(pc_app *app, const char *run_id, const struct pc_actor *actor,
                   pc_error_t *err);
+/* The error a run cancelled by pausing or terminating its agent records
+ * (upstream's wording). */
+#define PC_RUN_PAUSE_CANCEL_REASON "Cancelled due to agent pause"
+
+/* Cancels every queued or running run of an agent the board has just paused
+ * or terminated (the caller has already changed the agent's status, so the
+ * scheduler claims none of its runs any more). Queued runs are cancelled in
+ * place; running ones are stopped by their workers, which record them
+ * cancelled with PC_RUN_PAUSE_CANCEL_REASON. Returns the number of runs
+ * cancelled or asked to stop, or -1 with err. */
+int pc_run_cancel_for_agent(pc_app *app, const char *agent_id, pc_error_t *err);
 /* Run API object (new ref) or NULL with 404 "Heartbeat run not found". */
 json_t *pc_run_get(pc_app *app, const char *run_id, pc_error_t *err);
 bool pc_run_status_final(const char *status);
