@@ -10,10 +10,11 @@ static const char issue_usage[] =
     "usage: paperclip issue list COMPANY_ID [--status S[,S...]] [--assignee AGENT_ID]\n"
     "       paperclip issue create COMPANY_ID --title T [--description D] [--assignee AGENT_ID]\n"
     "                              [--status S] [--priority P] [--environment ENV_ID]\n"
+    "                              [--project PROJECT_ID]\n"
     "       paperclip issue get ISSUE_ID|IDENTIFIER\n"
     "       paperclip issue update ISSUE_ID [--title T] [--description D] [--status S]\n"
     "                              [--priority P] [--assignee AGENT_ID|none]\n"
-    "                              [--environment ENV_ID|none]\n"
+    "                              [--environment ENV_ID|none] [--project PROJECT_ID|none]\n"
     "       paperclip issue comment ISSUE_ID TEXT\n"
     "\n"
     "Statuses: backlog todo in_progress in_review done blocked cancelled.\n"
@@ -59,6 +60,8 @@ static int issue_flags(int argc, char **argv, int start, json_t *body)
         else if ((v = pc_cli_flag_value(argc, argv, &i, "--assignee")))
             json_object_set_new(body, "assigneeAgentId",
                                 strcmp(v, "none") ? json_string(v) : json_null());
+        else if ((v = pc_cli_flag_value(argc, argv, &i, "--project")))
+            json_object_set_new(body, "projectId", strcmp(v, "none") ? json_string(v) : json_null());
         else if ((v = pc_cli_flag_value(argc, argv, &i, "--environment")))
             json_object_set_new(body, "executionWorkspaceSettings",
                                 strcmp(v, "none")
