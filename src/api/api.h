@@ -56,6 +56,14 @@ typedef enum {
 int pc_query_limit(const pc_req *req, int64_t dflt, int64_t max, pc_limit_mode mode, int64_t *out,
                    pc_error_t *err);
 
+/* A reference (field) to a row of table that must belong to company_id: 0
+ * when id is NULL or names such a row; 400 Validation error when it is not
+ * a uuid; 422 `not_found` when it is missing or another company's (the same
+ * answer, so ids of other companies cannot be probed). table is a
+ * constant of the caller, never input. */
+int pc_company_ref_check(pc_app *app, const char *table, const char *field, const char *id,
+                         const char *company_id, const char *not_found, pc_error_t *err);
+
 /* environments:manage for company_id (environments.c): the board, or an
  * agent of that company whose permissions grant it; 403 "Missing
  * permission: environments:manage" otherwise (after the company check). */

@@ -1,8 +1,10 @@
 /* The helpers declared in api.h that belong to no one resource. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "lib/common.h"
 #include "lib/json.h"
 #include "lib/util.h"
 
@@ -61,4 +63,21 @@ const char *pc_param_uuid(const pc_req *req, const char *name, const char *not_f
         return NULL;
     }
     return v;
+}
+
+int pc_company_ref_check(pc_app *app, const char *table, const char *field, const char *id,
+                         const char *company_id, const char *not_found, pc_error_t *err)
+{
+    if (!id)
+        return 0;
+    if (!pc_uuid_valid(id))
+        return pc_error_validation(err, field, "Invalid uuid");
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT company_id FROM %s WHERE id=?", table);
+    _cleanup_json_ json_t *row = pc_db_query_one_s(app->db, sql, json_pack("[s]", id), err);
+    if (!row)
+        return pc_error_is_set(err) ? -1 : pc_error_set(err, 422, "%s", not_found);
+    if (strcmp(pc_json_str(row, "company_id"), company_id) != 0)
+        return pc_error_set(err, 422, "%s", not_found);
+    return 0;
 }

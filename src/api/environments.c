@@ -434,66 +434,60 @@ out:
     return rc;
 }
 
-/* Issues that selected the environment (executionWorkspaceSettings
- * .environmentId) fall back to the agent's default again. The match is done
- * here rather than with JSON SQL functions so the statement stays portable
- * across store backends. */
-static int pc_env_clear_issue_selections(pc_app *app, const char *company_id, const char *env_id,
-                                         pc_error_t *err)
+/* Rows of `table` whose JSON `column` selects env_id as its
+ * "environmentId": issues (execution_workspace_settings), projects
+ * (execution_workspace_policy) and execution workspaces (config). Counts
+ * them, and with `clear` removes the selection so their runs fall back to
+ * the next link of the chain. The match is done here rather than with JSON
+ * SQL functions so the statement stays portable across store backends;
+ * table and column are constants of this file. Returns the count or -1. */
+static int pc_env_selection_scan(pc_app *app, const char *table, const char *column,
+                                 const char *company_id, const char *env_id, bool clear,
+                                 pc_error_t *err)
 {
     json_t *rows = NULL;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT id, %s AS sel FROM %s WHERE company_id=? AND %s LIKE ?",
+             column, table, column);
     char *like = pc_xasprintf("%%%s%%", env_id);
-    int rc = pc_db_query_s(app->db,
-                           "SELECT id, execution_workspace_settings FROM issues WHERE company_id=? "
-                           "AND execution_workspace_settings LIKE ?",
-                           json_pack("[s,s]", company_id, like), &rows, err);
+    int rc = pc_db_query_s(app->db, sql, json_pack("[s,s]", company_id, like), &rows, err);
     free(like);
     if (rc < 0)
         return -1;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_t *ews = pc_json_from_text(pc_json_str(row, "execution_workspace_settings"));
-        const char *sel = pc_json_str(ews, "environmentId");
-        if (sel && !strcmp(sel, env_id)) {
-            json_object_del(ews, "environmentId");
-            if (pc_db_exec_s(app->db, "UPDATE issues SET execution_workspace_settings=? WHERE id=?",
-                             json_pack("[O,s]", ews, pc_json_str(row, "id")), NULL, err) < 0)
-                rc = -1;
-        }
-        json_decref(ews);
-        if (rc < 0)
-            break;
-    }
-    json_decref(rows);
-    return rc;
-}
-
-/* How many issues of the company select env_id (see the function above). */
-static int pc_env_issue_selection_count(pc_app *app, const char *company_id, const char *env_id,
-                                        pc_error_t *err)
-{
-    json_t *rows = NULL;
-    char *like = pc_xasprintf("%%%s%%", env_id);
-    int rc = pc_db_query_s(app->db,
-                           "SELECT execution_workspace_settings FROM issues WHERE company_id=? "
-                           "AND execution_workspace_settings LIKE ?",
-                           json_pack("[s,s]", company_id, like), &rows, err);
-    free(like);
-    if (rc < 0)
-        return -1;
+    snprintf(sql, sizeof sql, "UPDATE %s SET %s=? WHERE id=?", table, column);
     int n = 0;
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) {
-        json_t *ews = pc_json_from_text(pc_json_str(row, "execution_workspace_settings"));
-        const char *sel = pc_json_str(ews, "environmentId");
-        if (sel && !strcmp(sel, env_id))
+        json_t *j = pc_json_from_text(pc_json_str(row, "sel"));
+        const char *sel = pc_json_str(j, "environmentId");
+        if (sel && !strcmp(sel, env_id)) {
             n++;
-        json_decref(ews);
+            json_object_del(j, "environmentId");
+            if (clear && pc_db_exec_s(app->db, sql, json_pack("[O,s]", j, pc_json_str(row, "id")),
+                                      NULL, err) < 0)
+                n = -1;
+        }
+        json_decref(j);
+        if (n < 0)
+            break;
     }
     json_decref(rows);
     return n;
+}
+
+/* Every selection of env_id in the company, cleared (upstream's delete). */
+static int pc_env_clear_selections(pc_app *app, const char *company_id, const char *env_id,
+                                         pc_error_t *err)
+{
+    if (pc_env_selection_scan(app, "issues", "execution_workspace_settings", company_id, env_id,
+                              true, err) < 0 ||
+        pc_env_selection_scan(app, "projects", "execution_workspace_policy", company_id, env_id,
+                              true, err) < 0 ||
+        pc_env_selection_scan(app, "execution_workspaces", "config", company_id, env_id, true,
+                              err) < 0)
+        return -1;
+    return 0;
 }
 
 static json_int_t pc_env_count(pc_app *app, const char *sql, const char *id, pc_error_t *err)
@@ -525,8 +519,13 @@ static json_t *pc_env_blast_radius(pc_app *app, json_t *env, pc_error_t *err)
                                       "SELECT COUNT(*) AS n FROM environment_leases WHERE "
                                       "environment_id=? AND status='pending_cleanup'",
                                       id, err);
-    int issues = pc_env_issue_selection_count(app, cid, id, err);
-    if (agents < 0 || active < 0 || retained < 0 || pending < 0 || issues < 0)
+    int issues = pc_env_selection_scan(app, "issues", "execution_workspace_settings", cid, id,
+                                       false, err);
+    int projects = pc_env_selection_scan(app, "projects", "execution_workspace_policy", cid, id,
+                                         false, err);
+    int ews = pc_env_selection_scan(app, "execution_workspaces", "config", cid, id, false, err);
+    if (agents < 0 || active < 0 || retained < 0 || pending < 0 || issues < 0 || projects < 0 ||
+        ews < 0)
         return NULL;
     json_t *secret_ids = json_array();
     pc_envcfg_secret_ids(app, pc_json_str(env, "driver"), json_object_get(env, "config"),
@@ -543,8 +542,8 @@ static json_t *pc_env_blast_radius(pc_app *app, json_t *env, pc_error_t *err)
         "environmentId", id, "canDelete", json_array_size(reasons) == 0,
         "canDeleteWithDestroyReusableSandboxLeases", active == 0, "deleteBlockedReasons", reasons,
         "staticReferences", "isManagedLocal", 0, "isInstanceDefault", 0, "agentDefaultCount",
-        (json_int_t)agents, "executionWorkspaceSelectionCount", 0, "issueSelectionCount", issues,
-        "projectSelectionCount", 0, "secretBindingCount", (int)json_array_size(secret_ids),
+        (json_int_t)agents, "executionWorkspaceSelectionCount", ews, "issueSelectionCount", issues,
+        "projectSelectionCount", projects, "secretBindingCount", (int)json_array_size(secret_ids),
         "activeRuntimeUse", "activeLeaseCount", (json_int_t)active, "reusableLeaseCount",
         (json_int_t)retained, "pendingCleanupLeaseCount", (json_int_t)pending,
         "activeCustomImageSetupSessionCount", 0, "hasActiveRuntimeUse",
@@ -632,7 +631,7 @@ static int pc_envs_delete(pc_req *req, pc_resp *resp, pc_error_t *err)
                          secret_ids);
     if (pc_db_begin(req->app->db, err) < 0)
         goto out;
-    if (pc_env_clear_issue_selections(req->app, cid, id, err) < 0 ||
+    if (pc_env_clear_selections(req->app, cid, id, err) < 0 ||
         pc_db_exec_s(req->app->db,
                      "UPDATE agents SET default_environment_id=NULL WHERE default_environment_id=?",
                      json_pack("[s]", id), NULL, err) < 0 ||

@@ -72,6 +72,23 @@ static int issue_agent_guard(pc_req *req, const char *cid, json_t *b, const char
             pc_actor_may_select_env(req, env, err) < 0)
             return -1;
     }
+    /* A project's policy decides the issue's workspace and may name its
+     * environment: putting an issue into a project is the same choice. */
+    const char *project = pc_json_str(b, "projectId");
+    if (project && pc_uuid_valid(project)) {
+        if (pc_actor_require(req, cid, PC_PERM_ENVIRONMENTS_MANAGE, NULL, err) < 0)
+            return -1;
+        _cleanup_json_ json_t *p = pc_db_query_one_s(
+            req->app->db, "SELECT execution_workspace_policy FROM projects WHERE id=? AND company_id=?",
+            json_pack("[s,s]", project, cid), err);
+        if (!p && pc_error_is_set(err))
+            return -1;
+        _cleanup_json_ json_t *pol =
+            pc_json_from_text(p ? pc_json_str(p, "execution_workspace_policy") : NULL);
+        const char *penv = pc_json_str(pol, "environmentId");
+        if (penv && pc_actor_may_select_env(req, penv, err) < 0)
+            return -1;
+    }
     const char *assignee = json_object_get(b, "assigneeAgentId") ? pc_json_str(b, "assigneeAgentId")
                                                                  : old_assignee;
     const char *status = pc_json_str(b, "status");
@@ -235,7 +252,10 @@ static int issues_create(pc_req *req, pc_resp *resp, pc_error_t *err)
     json_decref(c);
     if (issue_agent_guard(req, cid, b, NULL, NULL, err) < 0 ||
         check_assignee(req->app, cid, assignee, err) < 0 ||
-        check_ews(req->app, cid, ews, assignee, err) < 0)
+        check_ews(req->app, cid, ews, assignee, err) < 0 ||
+        pc_company_ref_check(req->app, "projects", "projectId", project, cid, "Project not found",
+                             err) < 0 ||
+        pc_company_ref_check(req->app, "goals", "goalId", goal, cid, "Goal not found", err) < 0)
         return -1;
     if (parent) {
         _cleanup_json_ json_t *p = pc_db_query_one_s(
@@ -341,7 +361,8 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
     const char *id = pc_json_str(cur, "id"), *cid = pc_json_str(cur, "companyId");
     json_t *b = req->body;
     const char *title = NULL, *desc = NULL, *status = NULL, *priority = NULL, *assignee = NULL,
-               *assignee_user = NULL, *billing = NULL, *comment = NULL;
+               *assignee_user = NULL, *billing = NULL, *comment = NULL, *project = NULL,
+               *goal = NULL;
     json_t *ews = NULL;
     if (pc_json_check_is_object(b, err) < 0 ||
         pc_json_check_string(b, "title", 0, 1, 500, &title, err) < 0 ||
@@ -352,9 +373,15 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_json_check_string(b, "assigneeUserId", PC_J_NULLABLE, 0, 200, &assignee_user, err) < 0 ||
         pc_json_check_string(b, "billingCode", PC_J_NULLABLE, 0, 200, &billing, err) < 0 ||
         pc_json_check_string(b, "comment", 0, 1, 100000, &comment, err) < 0 ||
+        pc_json_check_string(b, "projectId", PC_J_NULLABLE, 0, 64, &project, err) < 0 ||
+        pc_json_check_string(b, "goalId", PC_J_NULLABLE, 0, 64, &goal, err) < 0 ||
         pc_json_check_object(b, "executionWorkspaceSettings", PC_J_NULLABLE, &ews, err) < 0)
         return -1;
 #define HAS(k) (json_object_get(b, k) != NULL)
+    if (pc_company_ref_check(req->app, "projects", "projectId", project, cid, "Project not found",
+                             err) < 0 ||
+        pc_company_ref_check(req->app, "goals", "goalId", goal, cid, "Goal not found", err) < 0)
+        return -1;
     if (issue_agent_guard(req, cid, b, id, pc_json_str(cur, "assigneeAgentId"), err) < 0 ||
         (HAS("assigneeAgentId") && check_assignee(req->app, cid, assignee, err) < 0) ||
         check_ews(req->app, cid,
@@ -392,13 +419,17 @@ static int issues_patch(pc_req *req, pc_resp *resp, pc_error_t *err)
             "completed_at=CASE WHEN ? THEN ? ELSE completed_at END,"
             "cancelled_at=CASE WHEN ? THEN ? ELSE cancelled_at END,"
             "checkout_run_id=CASE WHEN ? THEN NULL ELSE checkout_run_id END,"
+            "project_id=CASE WHEN ? THEN ? ELSE project_id END,"
+            "goal_id=CASE WHEN ? THEN ? ELSE goal_id END,"
             "updated_at=? WHERE id=?",
-            json_pack("[b,s?,b,s?,b,s?,b,s?,b,s?,b,s?,b,s?,b,O?,b,s,b,s,b,s,b,s,s]", title != NULL,
+            json_pack("[b,s?,b,s?,b,s?,b,s?,b,s?,b,s?,b,s?,b,O?,b,s,b,s,b,s,b,b,s?,b,s?,s,s]",
+                      title != NULL,
                       title, HAS("description"), desc, status != NULL, status, priority != NULL,
                       priority, HAS("assigneeAgentId"), assignee, HAS("assigneeUserId"),
                       assignee_user, HAS("billingCode"), billing, HAS("executionWorkspaceSettings"),
                       ews && !json_is_null(ews) ? ews : NULL, to_progress, ts, to_done, ts,
-                      to_cancel, ts, to_done || to_cancel, ts, id),
+                      to_cancel, ts, to_done || to_cancel, HAS("projectId"), project,
+                      HAS("goalId"), goal, ts, id),
             NULL, err) < 0)
         return -1;
     if (comment) {

@@ -18,6 +18,9 @@ extern const pc_route pc_routes_agent_keys[];
 extern const pc_route pc_routes_issues[];
 extern const pc_route pc_routes_runs[];
 extern const pc_route pc_routes_secrets[];
+extern const pc_route pc_routes_goals[];
+extern const pc_route pc_routes_projects[];
+extern const pc_route pc_routes_execution_workspaces[];
 extern const pc_route pc_routes_agent_runtime[]; /* before agents: /api/agents/me */
 extern const pc_route pc_routes_agent_lifecycle[];
 extern const pc_route pc_routes_live_runs[];

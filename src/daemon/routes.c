@@ -15,6 +15,9 @@ const pc_route *const pc_daemon_routes[] = {
     pc_routes_issues,
     pc_routes_runs,
     pc_routes_secrets,
+    pc_routes_goals,
+    pc_routes_projects,
+    pc_routes_execution_workspaces,
     pc_routes_instance,
     NULL,
 };

@@ -35,6 +35,10 @@ typedef struct pc_env_driver {
      * adapters able to drive a remote target can use it. */
     bool runs;
     bool remote;
+    /* Commands run where the host's addresses may not be reachable, and the
+     * driver has no path back of its own: callback URLs are probed from
+     * inside the lease before a run (pc_lease_needs_callback_probe). */
+    bool probe_callback;
 
     /* Validates input (NULL: none given) merged onto base (the stored
      * config, NULL on create) and returns the config to store, or NULL with

@@ -69,6 +69,7 @@ typedef struct pc_lease_request {
     const char *agent_id;
     const char *issue_id;     /* may be NULL */
     const char *execution_workspace_id; /* may be NULL */
+    const char *workspace_mode; /* "isolated" (NULL) or "shared": the project policy's */
 } pc_lease_request;
 
 pc_lease *pc_lease_acquire(pc_app *app, json_t *env, const pc_lease_request *req,
@@ -141,5 +142,20 @@ const char *pc_lease_driver(const pc_lease *lease);
 /* The API URL runs in this lease should use, when the environment sets one
  * (config.apiUrl / a provider bridge); NULL otherwise. */
 const char *pc_lease_api_url(const pc_lease *lease);
+/* True when the lease's commands may not reach the daemon the way the host
+ * does (their own network namespace, another machine) and the environment
+ * offers no path of its own: the run layer then probes callback candidates
+ * from inside the lease (docs/environments.md, "Callbacks"). */
+bool pc_lease_needs_callback_probe(const pc_lease *lease);
+/* True when the provider says the lease has no network at all (its lease
+ * metadata has `network: "none"`, as the bwrap provider's does): there is
+ * nothing to probe, and no callback is possible by the operator's choice. */
+bool pc_lease_declares_no_network(const pc_lease *lease);
+/* The callback URL a previous run of this reusable lease found reachable,
+ * or NULL. */
+const char *pc_lease_cached_callback_url(const pc_lease *lease);
+/* Records the URL runs in this lease call back on: the lease's API URL from
+ * now on, and `callbackUrl` in the lease row's metadata. */
+void pc_lease_set_callback_url(pc_lease *lease, const char *url);
 
 #endif

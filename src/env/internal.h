@@ -172,6 +172,11 @@ struct pc_lease {
     json_t *plugin_lease; /* {providerLeaseId, metadata, expiresAt} for sandbox */
     char *cwd;
     char *api_url;
+    char *cached_callback_url; /* callbackUrl of the resumed reusable lease */
+    /* The ssh driver's reverse tunnel (0: none): a background ssh in its own
+     * process group, its log file (stderr) and the remote port. */
+    pid_t tunnel_pid;
+    char tunnel_log[1200];
     pc_proc_ctl ctl;
     atomic_int exec_seq;  /* names the pid files of concurrent executes */
     pthread_mutex_t mu;

@@ -245,6 +245,7 @@ static void pc_lease_free(pc_lease *l)
     json_decref(l->plugin_lease);
     free(l->cwd);
     free(l->api_url);
+    free(l->cached_callback_url);
     pc_proc_ctl_destroy(&l->ctl);
     pthread_mutex_destroy(&l->mu);
     free(l);
@@ -533,6 +534,25 @@ int pc_lease_release(pc_lease *l, const char *run_status, pc_error_t *err)
 const char *pc_lease_id(const pc_lease *l) { return l->id; }
 const char *pc_lease_driver(const pc_lease *l) { return l->driver; }
 const char *pc_lease_api_url(const pc_lease *l) { return l->api_url; }
+
+bool pc_lease_needs_callback_probe(const pc_lease *l) { return l->drv->probe_callback; }
+
+const char *pc_lease_cached_callback_url(const pc_lease *l) { return l->cached_callback_url; }
+
+bool pc_lease_declares_no_network(const pc_lease *l)
+{
+    const char *n = pc_json_str(json_object_get(l->plugin_lease, "metadata"), "network");
+    return n && !strcmp(n, "none");
+}
+
+void pc_lease_set_callback_url(pc_lease *l, const char *url)
+{
+    free(l->api_url);
+    l->api_url = pc_xstrdup(url);
+    json_t *m = json_pack("{s:s}", "callbackUrl", url);
+    pc_lease_meta_merge(l->app, l->id, m);
+    json_decref(m);
+}
 
 /* ------------------------------------------------------------ cleanup */
 

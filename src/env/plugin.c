@@ -269,7 +269,8 @@ static int pc_plugin_acquire(pc_lease *l, const pc_lease_request *req, pc_error_
     json_t *p = pc_pdrv_params(dk, l->company_id, l->env_id, l->issue_id,
                                json_object_get(cfg, "driverConfig"));
     json_object_set_new(p, "runId", json_string(l->run_id));
-    json_object_set_new(p, "workspaceMode", json_string("isolated"));
+    json_object_set_new(p, "workspaceMode",
+                        json_string(req->workspace_mode ? req->workspace_mode : "isolated"));
     if (l->agent_id[0])
         json_object_set_new(p, "agentId", json_string(l->agent_id));
     if (req->execution_workspace_id)

@@ -94,11 +94,13 @@ static unsigned long long pc_proc_starttime(int pid)
     return st;
 }
 
-static void pc_proc_record_pid(pc_proc *p)
+static void pc_proc_record_pid(pc_proc *p) { pc_proc_record(p->o->pid_file, p->pid); }
+
+void pc_proc_record(const char *pid_file, int pid)
 {
     char line[64];
-    int n = snprintf(line, sizeof line, "%d %llu\n", p->pid, pc_proc_starttime(p->pid));
-    int fd = open(p->o->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int n = snprintf(line, sizeof line, "%d %llu\n", pid, pc_proc_starttime(pid));
+    int fd = open(pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
     if (write(fd, line, (size_t)n) != n) {

@@ -70,6 +70,9 @@ typedef struct pc_proc_opts {
  * (pid and kernel start time must both match, so a recycled pid is never
  * hit) and removes the file. Returns 1 if a group was killed, else 0. */
 int pc_proc_kill_recorded(const char *pid_file);
+/* Records pid (and its start time) in pid_file, as a command started with
+ * pc_proc_opts.pid_file is recorded, for a process started elsewhere. */
+void pc_proc_record(const char *pid_file, int pid);
 
 /* Runs the command; fills res (initialised here; free with
  * pc_exec_result_free). Returns 0 when the command ran (whatever its exit

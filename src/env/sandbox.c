@@ -11,7 +11,9 @@
  * Config: {provider, reuseLease (false), timeoutMs? 1..86400000, ...}. The
  * built-in "fake" provider is probe-only; plugin providers validate through
  * environmentValidateConfig and we store their normalizedConfig; schema
- * fields with format "secret-ref" are stored as secret ids.
+ * fields with format "secret-ref" are stored as secret ids. The host-level
+ * fields (provider, reuseLease, timeoutMs, apiUrl) are the host's: set from
+ * the validated input whatever the provider's normalizedConfig kept.
  *
  * Leases are ephemeral unless the provider supports reuse and the config
  * asks for it; a reusable lease stays active after its run and the next run
@@ -67,12 +69,28 @@ static int pc_canonical_secret_value(json_t *cfg, const char *field, pc_error_t 
     return 0;
 }
 
-/* Config sent to the provider: the stored config minus `provider`. */
+/* Config sent to the provider: the stored config minus `provider` and
+ * `apiUrl`, which is the host's business alone (a callback candidate,
+ * docs/environments.md "Callbacks"). */
 static json_t *pc_sandbox_driver_config(json_t *config)
 {
     json_t *d = json_deep_copy(config);
     json_object_del(d, "provider");
+    json_object_del(d, "apiUrl");
     return d;
+}
+
+/* apiUrl: an absolute http(s) URL of bounded length, or absent. */
+static int pc_sandbox_check_api_url(json_t *v, pc_error_t *err)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    if (!s || n > 500 || (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) ||
+        strcspn(s, " \t\r\n\"'`$;&|<>()") != n)
+        return pc_error_set(err, 422, "apiUrl must be an absolute http(s) URL.");
+    return 0;
 }
 
 /* Resolves a running provider; 422 with upstream's text otherwise. */
@@ -127,6 +145,8 @@ static json_t *pc_sandbox_normalize(pc_envcfg_ctx *c, json_t *input, json_t *bas
         goto done;
     }
     bool reuse = rl && json_is_true(rl);
+    if (pc_sandbox_check_api_url(json_object_get(m, "apiUrl"), err) < 0)
+        goto done;
     json_t *tv = json_object_get(m, "timeoutMs");
     int64_t timeout = -1;
     if (tv && !json_is_null(tv)) {
@@ -212,10 +232,15 @@ static json_t *pc_sandbox_normalize(pc_envcfg_ctx *c, json_t *input, json_t *bas
     json_object_update(out, json_is_object(norm) ? norm : dcfg);
     json_object_del(out, "provider");
     json_object_set_new(out, "provider", json_string(prov));
-    /* Host-owned flags win over whatever the provider normalized. */
+    /* Host-level fields are the host's: the validated values given win over
+     * whatever the provider normalized, and one it dropped is put back. A
+     * default the provider fills in for a field not given stays. */
     json_object_set_new(out, "reuseLease", json_boolean(reuse));
     if (timeout > 0)
         json_object_set_new(out, "timeoutMs", json_integer(timeout));
+    json_t *api = json_object_get(m, "apiUrl");
+    if (json_is_string(api))
+        json_object_set_new(out, "apiUrl", json_string(json_string_value(api)));
     const char *old;
     json_array_foreach(secret_fields, i, f) {
         const char *field = json_string_value(f);
@@ -501,6 +526,9 @@ static int pc_sandbox_acquire(pc_lease *l, const pc_lease_request *req, pc_error
             /* The resumed lease moves to this row's successor: the old row
              * is closed and the new row carries the provider lease on. */
             resumed = true;
+            const char *cb = pc_json_str(meta, "callbackUrl");
+            if (cb)
+                l->cached_callback_url = pc_xstrdup(cb);
             pc_lease_close_row(app, pc_json_str(reuse_row, "id"), "released", "success",
                                NULL);
         } else {
@@ -566,6 +594,8 @@ static int pc_sandbox_acquire(pc_lease *l, const pc_lease_request *req, pc_error
     json_object_set_new(meta, "pluginId", json_string(plugin_id));
     json_object_set_new(meta, "providerConfig", json_deep_copy(cfg));
     json_object_set_new(meta, "phase", json_string("ready"));
+    if (l->cached_callback_url)
+        json_object_set_new(meta, "callbackUrl", json_string(l->cached_callback_url));
     const char *expires = pc_json_str(result, "expiresAt");
     const char *plid = pc_json_str(result, "providerLeaseId");
     char ts[PC_ISO_LEN + 1];
@@ -830,6 +860,7 @@ const pc_env_driver pc_env_driver_sandbox = {
     .name = "sandbox",
     .runs = true,
     .remote = true,
+    .probe_callback = true,
     .normalize = pc_sandbox_normalize,
     .secret_ids = pc_sandbox_secret_ids,
     .resolve = pc_sandbox_resolve,

@@ -20,15 +20,32 @@
  * all (StrictHostKeyChecking=no, UserKnownHostsFile=/dev/null).
  *
  * The private key is written to a 0600 file under <data-dir>/tmp only for
- * the duration of one ssh invocation and removed right after.
+ * the duration of one ssh invocation (for the tunnel: until it is
+ * established) and removed right after.
+ *
+ * Callbacks: a run on the remote host cannot reach the daemon's loopback
+ * ingress, so each lease opens a reverse tunnel once its workspace exists:
+ * a background `ssh -N -R 127.0.0.1:0:<ingress host>:<ingress port>` with
+ * ExitOnForwardFailure, whose "Allocated port N" (ssh's own log line, on
+ * its stderr, kept in <data-dir>/leases/<lease>.tunnel.log) names the
+ * remote port. The run's PAPERCLIP_API_URL is then http://127.0.0.1:N on
+ * the remote host. The tunnel is its own process group, recorded in
+ * <data-dir>/leases/<lease>.tunnel.pid so start-up reconciliation kills it
+ * after a crash, and is torn down when the lease is released.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "lib/spawn.h"
 
 #include "env/internal.h"
 #include "lib/common.h"
@@ -126,14 +143,25 @@ static int pc_ssh_temp_file(const char *dir, const char *tag, const char *text, 
     return 0;
 }
 
-int pc_ssh_run(pc_app *app, const pc_ssh_target *t, const char *remote_command,
-               const pc_exec_request *req, pc_proc_ctl *ctl, pc_exec_result *res,
-               pc_error_t *err)
+/* The files one ssh invocation needs while it authenticates: the host
+ * keys it trusts and the private key. */
+typedef struct ssh_files {
+    char key_path[1200], kh_tmp[1200];
+    const char *kh_path;
+} ssh_files;
+
+static void ssh_files_drop(ssh_files *f)
 {
-    char key_path[1200] = "", kh_tmp[1200] = "";
-    const char *kh_path = NULL;
-    int rc = -1;
-    memset(res, 0, sizeof *res);
+    if (f->key_path[0])
+        unlink(f->key_path);
+    if (f->kh_tmp[0])
+        unlink(f->kh_tmp);
+    f->key_path[0] = f->kh_tmp[0] = '\0';
+}
+
+static int ssh_files_make(const pc_ssh_target *t, ssh_files *f, pc_error_t *err)
+{
+    memset(f, 0, sizeof *f);
     if (pc_mkdir_p(t->tmp_dir, 0700) < 0)
         return pc_error_errno(err, errno, "cannot create %s", t->tmp_dir);
     if (t->strict) {
@@ -152,57 +180,87 @@ int pc_ssh_run(pc_app *app, const pc_ssh_target *t, const char *remote_command,
             free(body);
             if (w < 0)
                 return pc_error_errno(err, errno, "cannot write %s", t->known_hosts_path);
-            kh_path = t->known_hosts_path;
+            f->kh_path = t->known_hosts_path;
         } else {
-            if (pc_ssh_temp_file(t->tmp_dir, "known-hosts", text, kh_tmp, sizeof kh_tmp, err) < 0)
+            if (pc_ssh_temp_file(t->tmp_dir, "known-hosts", text, f->kh_tmp, sizeof f->kh_tmp,
+                                 err) < 0)
                 return -1;
-            kh_path = kh_tmp;
+            f->kh_path = f->kh_tmp;
         }
     }
     if (t->private_key && *t->private_key &&
-        pc_ssh_temp_file(t->tmp_dir, "ssh-key", t->private_key, key_path, sizeof key_path,
-                         err) < 0)
-        goto out;
+        pc_ssh_temp_file(t->tmp_dir, "ssh-key", t->private_key, f->key_path, sizeof f->key_path,
+                         err) < 0) {
+        ssh_files_drop(f);
+        return -1;
+    }
+    return 0;
+}
 
+/* An ssh command line and the strings it points to. */
+typedef struct ssh_cmd {
+    const char *argv[56];
     char port[16], cto[48], khopt[1300];
-    snprintf(port, sizeof port, "%d", t->port);
-    snprintf(cto, sizeof cto, "ConnectTimeout=%lld", (long long)t->connect_timeout_s);
-    snprintf(khopt, sizeof khopt, "UserKnownHostsFile=%s", kh_path ? kh_path : "/dev/null");
-    const char *argv[48];
+} ssh_cmd;
+
+/* ssh with no user configuration, no agent and only the target's keys.
+ * `pre` (NULL-terminated, may be NULL) goes before the shared options: ssh
+ * keeps the first value an option gets, so these override them. */
+static void ssh_cmd_build(ssh_cmd *c, const pc_ssh_target *t, const ssh_files *f,
+                          const char *const *pre, const char *remote_command)
+{
+    snprintf(c->port, sizeof c->port, "%d", t->port);
+    snprintf(c->cto, sizeof c->cto, "ConnectTimeout=%lld", (long long)t->connect_timeout_s);
+    snprintf(c->khopt, sizeof c->khopt, "UserKnownHostsFile=%s",
+             f->kh_path ? f->kh_path : "/dev/null");
     int a = 0;
-    argv[a++] = "ssh";
-    argv[a++] = "-F";
-    argv[a++] = "/dev/null";
-    argv[a++] = "-T";
-    const char *opts[] = {"BatchMode=yes",        cto,
+    c->argv[a++] = "ssh";
+    c->argv[a++] = "-F";
+    c->argv[a++] = "/dev/null";
+    c->argv[a++] = "-T";
+    for (int i = 0; pre && pre[i] && a < 20; i++)
+        c->argv[a++] = pre[i];
+    const char *opts[] = {"BatchMode=yes",        c->cto,
                           "ServerAliveInterval=15", "ServerAliveCountMax=4",
                           "LogLevel=ERROR",       "IdentitiesOnly=yes",
                           "IdentityAgent=none",   "PasswordAuthentication=no",
                           "KbdInteractiveAuthentication=no",
                           "GlobalKnownHostsFile=/dev/null",
                           t->strict ? "StrictHostKeyChecking=yes" : "StrictHostKeyChecking=no",
-                          khopt,                  NULL};
+                          c->khopt,               NULL};
     for (int i = 0; opts[i]; i++) {
-        argv[a++] = "-o";
-        argv[a++] = opts[i];
+        c->argv[a++] = "-o";
+        c->argv[a++] = opts[i];
     }
-    if (key_path[0]) {
-        argv[a++] = "-i";
-        argv[a++] = key_path;
+    if (f->key_path[0]) {
+        c->argv[a++] = "-i";
+        c->argv[a++] = f->key_path;
     }
-    argv[a++] = "-p";
-    argv[a++] = port;
-    argv[a++] = "-l";
-    argv[a++] = t->user;
-    argv[a++] = "--";
-    argv[a++] = t->host;
-    argv[a++] = remote_command;
-    argv[a] = NULL;
+    c->argv[a++] = "-p";
+    c->argv[a++] = c->port;
+    c->argv[a++] = "-l";
+    c->argv[a++] = t->user;
+    c->argv[a++] = "--";
+    c->argv[a++] = t->host;
+    if (remote_command)
+        c->argv[a++] = remote_command;
+    c->argv[a] = NULL;
+}
 
+int pc_ssh_run(pc_app *app, const pc_ssh_target *t, const char *remote_command,
+               const pc_exec_request *req, pc_proc_ctl *ctl, pc_exec_result *res,
+               pc_error_t *err)
+{
+    memset(res, 0, sizeof *res);
+    ssh_files f;
+    if (ssh_files_make(t, &f, err) < 0)
+        return -1;
+    ssh_cmd c;
+    ssh_cmd_build(&c, t, &f, NULL, remote_command);
     json_t *env = json_pack("{s:s}", "PATH", PC_PROC_DEFAULT_PATH);
     pc_proc_opts po = {
         .file = "ssh",
-        .argv = argv,
+        .argv = c.argv,
         .env = env,
         .stdin_data = req ? req->stdin_data : NULL,
         .stdin_len = req && req->stdin_data ? strlen(req->stdin_data) : 0,
@@ -213,13 +271,9 @@ int pc_ssh_run(pc_app *app, const pc_ssh_target *t, const char *remote_command,
         .ud = req ? req->ud : NULL,
         .pid_file = t->pid_file,
     };
-    rc = pc_proc_run(app->loop, &po, ctl, res, err);
+    int rc = pc_proc_run(app->loop, &po, ctl, res, err);
     json_decref(env);
-out:
-    if (key_path[0])
-        unlink(key_path);
-    if (kh_tmp[0])
-        unlink(kh_tmp);
+    ssh_files_drop(&f);
     return rc;
 }
 
@@ -451,6 +505,164 @@ static json_t *pc_ssh_probe(pc_app *app, const char *company_id, const char *env
 
 /* ------------------------------------------------------------- leases */
 
+static void pc_ssh_tunnel_paths(pc_lease *l, char *pid_file, size_t cap)
+{
+    snprintf(pid_file, cap, "%s/leases/%s.tunnel.pid", l->app->cfg.data_dir, l->id);
+    snprintf(l->tunnel_log, sizeof l->tunnel_log, "%s/leases/%s.tunnel.log",
+             l->app->cfg.data_dir, l->id);
+}
+
+static void pc_ssh_tunnel_close(pc_lease *l)
+{
+    if (l->tunnel_pid > 0) {
+        pc_spawn_kill_group(l->tunnel_pid, SIGTERM);
+        /* ssh exits at once on SIGTERM; SIGKILL if it has not after 5 s. */
+        int st;
+        for (int i = 0; i < 500 && waitpid(l->tunnel_pid, &st, WNOHANG) == 0; i++) {
+            if (i == 499) {
+                pc_spawn_kill_group(l->tunnel_pid, SIGKILL);
+                waitpid(l->tunnel_pid, &st, 0);
+            }
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    l->tunnel_pid = 0;
+    char pid_file[1300];
+    pc_ssh_tunnel_paths(l, pid_file, sizeof pid_file);
+    unlink(pid_file);
+    unlink(l->tunnel_log);
+}
+
+/* Host and port of the agent ingress, as the daemon reaches it itself. */
+static int pc_ingress_target(pc_app *app, char *host, size_t hcap, int *port)
+{
+    const char *u = strstr(app->agent_listen_url, "://");
+    const char *colon = strrchr(app->agent_listen_url, ':');
+    if (!u || !colon || colon < u + 3)
+        return -1;
+    u += 3;
+    snprintf(host, hcap, "%.*s", (int)(colon - u), u);
+    *port = atoi(colon + 1);
+    if (!strcmp(host, "0.0.0.0") || !*host)
+        snprintf(host, hcap, "127.0.0.1");
+    else if (!strcmp(host, "[::]"))
+        snprintf(host, hcap, "[::1]");
+    return *port > 0 ? 0 : -1;
+}
+
+/* Starts the lease's reverse tunnel and waits until ssh reports the remote
+ * port; sets the lease's API URL to it. */
+static int pc_ssh_tunnel_open(pc_lease *l, pc_error_t *err)
+{
+    pc_app *app = l->app;
+    char ihost[300];
+    int iport;
+    if (pc_ingress_target(app, ihost, sizeof ihost, &iport) < 0)
+        return pc_error_set(err, 500, "the agent ingress has no address to tunnel to");
+    json_t *resolved = pc_ssh_resolve(app, l->company_id, pc_lease_config(l), err);
+    if (!resolved)
+        return -1;
+    pc_ssh_target t;
+    pc_ssh_target_from_config(app, resolved, l->env_id, &t);
+    char pid_file[1300], dir[1200];
+    snprintf(dir, sizeof dir, "%s/leases", app->cfg.data_dir);
+    pc_ssh_tunnel_paths(l, pid_file, sizeof pid_file);
+    ssh_files f;
+    int rc = -1, logfd = -1, nullfd = -1;
+    if (pc_mkdir_p(dir, 0700) < 0) {
+        json_decref(resolved);
+        return pc_error_errno(err, errno, "cannot create %s", dir);
+    }
+    if (ssh_files_make(&t, &f, err) < 0) {
+        json_decref(resolved);
+        return -1;
+    }
+    char fwd[400];
+    snprintf(fwd, sizeof fwd, "127.0.0.1:0:%s:%d", ihost, iport);
+    /* INFO: "Allocated port N" is logged at that level. */
+    const char *pre[] = {"-N", "-R", fwd, "-o", "ExitOnForwardFailure=yes", "-o",
+                         "LogLevel=INFO", NULL};
+    ssh_cmd c;
+    ssh_cmd_build(&c, &t, &f, pre, NULL);
+    logfd = open(l->tunnel_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (logfd < 0 || nullfd < 0) {
+        pc_error_errno(err, errno, "cannot open %s", l->tunnel_log);
+        goto out;
+    }
+    char *envp[] = {"PATH=" PC_PROC_DEFAULT_PATH, NULL};
+    pc_spawn_opts so = {.file = "ssh",
+                        .argv = c.argv,
+                        .envp = envp,
+                        .stdin_fd = nullfd,
+                        .stdout_fd = nullfd,
+                        .stderr_fd = logfd};
+    pid_t pid;
+    int e = pc_spawn(&so, &pid, NULL);
+    if (e) {
+        pc_error_errno(err, e, "cannot start ssh for the callback tunnel");
+        goto out;
+    }
+    l->tunnel_pid = pid;
+    pc_proc_record(pid_file, pid);
+    /* Authentication is bounded by ConnectTimeout; the forward request
+     * follows at once. Poll ssh's log for its answer. */
+    int remote_port = 0;
+    bool exited = false;
+    for (int i = 0; i < (int)(t.connect_timeout_s + 20) * 20 && !remote_port && !exited; i++) {
+        char *log = NULL;
+        size_t n = 0;
+        if (pc_read_file(l->tunnel_log, 64 * 1024, &log, &n) == 0 && log) {
+            const char *p = strstr(log, "Allocated port ");
+            if (p)
+                remote_port = atoi(p + 15);
+        }
+        free(log);
+        int st;
+        if (!remote_port && waitpid(pid, &st, WNOHANG) == pid) {
+            exited = true;
+            l->tunnel_pid = 0;
+        }
+        if (!remote_port && !exited) {
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (remote_port <= 0 || remote_port > 65535) {
+        char *log = NULL;
+        size_t n = 0;
+        pc_read_file(l->tunnel_log, 4096, &log, &n);
+        pc_error_set(err, 502, "cannot open the callback tunnel to %s: %s", t.host,
+                     log && *log ? log : exited ? "ssh exited" : "no port allocated in time");
+        free(log);
+        pc_ssh_tunnel_close(l);
+        goto out;
+    }
+    free(l->api_url);
+    l->api_url = pc_xasprintf("http://127.0.0.1:%d", remote_port);
+    json_t *m = json_pack("{s:i,s:s}", "tunnelRemotePort", remote_port, "callbackUrl", l->api_url);
+    pc_lease_meta_merge(app, l->id, m);
+    json_decref(m);
+    rc = 0;
+out:
+    if (logfd >= 0)
+        close(logfd);
+    if (nullfd >= 0)
+        close(nullfd);
+    ssh_files_drop(&f);
+    json_decref(resolved);
+    return rc;
+}
+
+static int pc_ssh_release(pc_lease *l, bool *retain, pc_error_t *err)
+{
+    (void)err;
+    *retain = false;
+    pc_ssh_tunnel_close(l);
+    return 0;
+}
+
 static int pc_ssh_acquire(pc_lease *l, const pc_lease_request *req, pc_error_t *err)
 {
     (void)req;
@@ -495,6 +707,8 @@ static int pc_ssh_realize(pc_lease *l, const char *local_path, char **out, pc_er
         rc = pc_error_set(err, 502, "cannot create %s over ssh: %.300s", dir,
                           res.err.data ? res.err.data : "");
     pc_exec_result_free(&res);
+    if (rc == 0 && !l->tunnel_pid)
+        rc = pc_ssh_tunnel_open(l, err);
     if (rc < 0) {
         pc_error_prefix(err, "workspace_realization_failed");
         free(dir);
@@ -534,6 +748,7 @@ const pc_env_driver pc_env_driver_ssh = {
     .acquire = pc_ssh_acquire,
     .realize = pc_ssh_realize,
     .execute = pc_ssh_execute,
+    .release = pc_ssh_release,
     /* The ssh client of a command is our child: killing its recorded
      * process group ends the remote command with it. */
     .reconcile = pc_lease_kill_processes,

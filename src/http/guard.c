@@ -99,6 +99,8 @@ bool pc_http_host_allowed(const pc_config *cfg, const char *host_header)
     if (!pc_is_wildcard(cfg->agent_bind) && pc_host_name(cfg->agent_bind, b, sizeof b) &&
         !strcmp(b, h))
         return true;
+    if (pc_in_list(cfg->agent_bind_extra, h))
+        return true;
     const char *p = strstr(cfg->public_url, "://");
     if (p && pc_host_name(p + 3, b, sizeof b) && !strcmp(b, h))
         return true;

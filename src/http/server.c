@@ -59,6 +59,8 @@
  * (431 otherwise), and body bytes pass through it in pieces. */
 #define PC_HTTP_CONN_MEMORY (32u * 1024)
 
+#define PC_AGENT_BIND_EXTRA_MAX 4
+
 typedef struct pc_listener {
     struct pc_http *srv;
     struct MHD_Daemon *mhd;
@@ -80,6 +82,9 @@ typedef struct pc_conn_watch {
 struct pc_http {
     pc_app *app;
     pc_listener op, ag;
+    /* Further agent ingress listeners (cfg.agent_bind_extra), on ag's port. */
+    pc_listener ag_extra[PC_AGENT_BIND_EXTRA_MAX];
+    int n_ag_extra;
     atomic_int inflight;
     atomic_size_t body_held; /* bytes reserved by in-flight request bodies */
     pthread_mutex_t mu;      /* guards watch */
@@ -690,6 +695,24 @@ pc_http *pc_http_start(pc_app *app, pc_error_t *err)
         pc_error_prefix(err, "agent ingress");
         goto fail;
     }
+    if (app->cfg.agent_bind_extra[0]) {
+        char list[sizeof app->cfg.agent_bind_extra];
+        snprintf(list, sizeof list, "%s", app->cfg.agent_bind_extra);
+        for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (srv->n_ag_extra == PC_AGENT_BIND_EXTRA_MAX) {
+                pc_error_set(err, 400, "agent ingress: at most %d extra addresses",
+                             PC_AGENT_BIND_EXTRA_MAX);
+                goto fail;
+            }
+            pc_listener *x = &srv->ag_extra[srv->n_ag_extra];
+            x->listen_fd = -1;
+            if (pc_listener_start(srv, x, t, srv->ag.port, true, err) < 0) {
+                pc_error_prefix(err, "agent ingress");
+                goto fail;
+            }
+            srv->n_ag_extra++;
+        }
+    }
     if (pthread_create(&srv->watchdog, NULL, pc_watchdog_main, srv) != 0) {
         pc_error_set(err, 500, "cannot start the HTTP watchdog thread");
         goto fail;
@@ -705,6 +728,8 @@ fail:
         MHD_stop_daemon(srv->ag.mhd);
     if (srv->ag.listen_fd >= 0)
         close(srv->ag.listen_fd);
+    for (int i = 0; i < srv->n_ag_extra; i++)
+        MHD_stop_daemon(srv->ag_extra[i].mhd);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
     return NULL;
@@ -720,10 +745,14 @@ void pc_http_stop(pc_http *srv)
     /* Stop accepting first, then give in-flight requests up to 30 s. */
     pc_listener_quiesce(&srv->op);
     pc_listener_quiesce(&srv->ag);
+    for (int i = 0; i < srv->n_ag_extra; i++)
+        pc_listener_quiesce(&srv->ag_extra[i]);
     for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++)
         usleep(10 * 1000);
     MHD_stop_daemon(srv->op.mhd);
     MHD_stop_daemon(srv->ag.mhd);
+    for (int i = 0; i < srv->n_ag_extra; i++)
+        MHD_stop_daemon(srv->ag_extra[i].mhd);
     atomic_store(&srv->stop, true);
     if (srv->watchdog_started)
         pthread_join(srv->watchdog, NULL);

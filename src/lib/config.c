@@ -153,7 +153,7 @@ static void pc_usage(void)
            "Agent ingress: a second listener for runs' callbacks. Runs get its URL as\n"
            "PAPERCLIP_API_URL; it accepts only agent credentials (run token, agent key).\n"
            "  --agent-port N      agent ingress port (default 0: a free port)\n"
-           "  --agent-bind ADDR   agent ingress address (default: the --bind address)\n"
+           "  --agent-bind ADDR   agent ingress address(es), comma-separated (default: the --bind address)\n"
            "\n"
            "HTTP limits (per listener unless noted; see docs/security.md):\n"
            "  --body-budget BYTES bytes all in-flight request bodies may hold together,\n"
@@ -172,6 +172,37 @@ static void pc_usage(void)
            "Flags override PAPERCLIP_* environment variables, which override\n"
            "<data-dir>/config.json. The bound URLs are written to <data-dir>/daemon.json\n"
            "(apiUrl, agentApiUrl).\n");
+}
+
+/* "a, b, c" in agent_bind: the first address stays in agent_bind (the
+ * ingress URL names it), the others go to agent_bind_extra. */
+static int pc_split_agent_bind(pc_config *cfg, pc_error_t *err)
+{
+    char all[sizeof cfg->agent_bind];
+    snprintf(all, sizeof all, "%s", cfg->agent_bind);
+    cfg->agent_bind[0] = cfg->agent_bind_extra[0] = '\0';
+    size_t off = 0;
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(all, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        size_t l = strlen(t);
+        while (l && t[l - 1] == ' ')
+            t[--l] = '\0';
+        if (!l)
+            continue;
+        if (n++ == 0) {
+            snprintf(cfg->agent_bind, sizeof cfg->agent_bind, "%s", t);
+            continue;
+        }
+        if (n > 5)
+            return pc_error_set(err, 400, "agentBind: at most 5 addresses");
+        off += (size_t)snprintf(cfg->agent_bind_extra + off, sizeof cfg->agent_bind_extra - off,
+                                "%s%s", off ? "," : "", t);
+    }
+    if (!n)
+        snprintf(cfg->agent_bind, sizeof cfg->agent_bind, "%s", cfg->bind);
+    return 0;
 }
 
 int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
@@ -314,6 +345,21 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         cfg->allow_insecure_bind = pc_json_bool(j, "allowInsecureBind", false);
         if ((s = pc_json_str(j, "agentBind")))
             snprintf(cfg->agent_bind, sizeof cfg->agent_bind, "%s", s);
+        if (json_is_array(v = json_object_get(j, "agentBind"))) {
+            /* A list is kept as its comma-separated text, split below. */
+            size_t i, off = 0;
+            json_t *a;
+            cfg->agent_bind[0] = '\0';
+            json_array_foreach(v, i, a) {
+                if (!json_is_string(a) || off + json_string_length(a) + 2 > sizeof cfg->agent_bind) {
+                    json_decref(j);
+                    return pc_error_set(err, 400, "%s: agentBind must be an address or a list of "
+                                        "addresses", path);
+                }
+                off += (size_t)snprintf(cfg->agent_bind + off, sizeof cfg->agent_bind - off,
+                                        "%s%s", off ? "," : "", json_string_value(a));
+            }
+        }
         if ((v = json_object_get(j, "bodyBudgetBytes"))) {
             if (!json_is_integer(v) || json_integer_value(v) < 65536 ||
                 json_integer_value(v) > (1ll << 40)) {
@@ -466,6 +512,8 @@ int pc_config_load(pc_config *cfg, int argc, char **argv, pc_error_t *err)
         return -1;
     if (!cfg->agent_bind[0])
         snprintf(cfg->agent_bind, sizeof cfg->agent_bind, "%s", cfg->bind);
+    if (pc_split_agent_bind(cfg, err) < 0)
+        return -1;
     if (cfg->body_budget < cfg->body_limit)
         return pc_error_set(err, 400,
                             "body budget %zu is below the body limit %zu: no large body could "

@@ -43,6 +43,11 @@ typedef struct pc_config {
     /* HTTP limits (docs/security.md, "HTTP limits"). */
     int agent_port;             /* agent ingress port (0 = ephemeral) */
     char agent_bind[256];       /* agent ingress address (the bind address when not set) */
+    /* Further agent ingress addresses, comma-separated, all on the ingress
+     * port: agentBind may list several ("127.0.0.1,10.200.0.1") so that runs
+     * in other network namespaces reach the ingress on an address of theirs
+     * without exposing it on every interface. */
+    char agent_bind_extra[512];
     size_t body_budget;         /* bytes all in-flight request bodies may hold together */
     int header_timeout_s;       /* a request's headers must arrive within this */
     int idle_timeout_s;         /* a connection with no traffic for this long is closed */

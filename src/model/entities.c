@@ -258,3 +258,128 @@ json_t *pc_lease_from_row(json_t *row)
 {
     return pc_row_map(pc_lease_fields, row);
 }
+
+const pc_field pc_goal_fields[] = {
+    {"id", "id", PC_FIELD_COPY},
+    {"companyId", "company_id", PC_FIELD_COPY},
+    {"title", "title", PC_FIELD_COPY},
+    {"description", "description", PC_FIELD_COPY},
+    {"level", "level", PC_FIELD_COPY},
+    {"status", "status", PC_FIELD_COPY},
+    {"parentId", "parent_id", PC_FIELD_COPY},
+    {"ownerAgentId", "owner_agent_id", PC_FIELD_COPY},
+    {"createdAt", "created_at", PC_FIELD_COPY},
+    {"updatedAt", "updated_at", PC_FIELD_COPY},
+    {NULL, NULL, 0},
+};
+
+json_t *pc_goal_from_row(json_t *row)
+{
+    return pc_row_map(pc_goal_fields, row);
+}
+
+const pc_field pc_project_fields[] = {
+    {"id", "id", PC_FIELD_COPY},
+    {"companyId", "company_id", PC_FIELD_COPY},
+    {"goalId", "goal_id", PC_FIELD_COPY},
+    {"name", "name", PC_FIELD_COPY},
+    {"description", "description", PC_FIELD_COPY},
+    {"status", "status", PC_FIELD_COPY},
+    {"leadAgentId", "lead_agent_id", PC_FIELD_COPY},
+    {"targetDate", "target_date", PC_FIELD_COPY},
+    {"color", "color", PC_FIELD_COPY},
+    {"env", "env", PC_FIELD_JSON_TEXT},
+    {"executionWorkspacePolicy", "execution_workspace_policy", PC_FIELD_JSON_TEXT},
+    {"archivedAt", "archived_at", PC_FIELD_COPY},
+    {"createdAt", "created_at", PC_FIELD_COPY},
+    {"updatedAt", "updated_at", PC_FIELD_COPY},
+    {NULL, NULL, 0},
+};
+
+json_t *pc_project_from_row(json_t *row)
+{
+    json_t *p = pc_row_map(pc_project_fields, row);
+    json_t *g = json_object_get(p, "goalId");
+    json_object_set_new(p, "goalIds", json_is_string(g) ? json_pack("[O]", g) : json_array());
+    return p;
+}
+
+const pc_field pc_project_workspace_fields[] = {
+    {"id", "id", PC_FIELD_COPY},
+    {"companyId", "company_id", PC_FIELD_COPY},
+    {"projectId", "project_id", PC_FIELD_COPY},
+    {"name", "name", PC_FIELD_COPY},
+    {"sourceType", "source_type", PC_FIELD_COPY},
+    {"cwd", "cwd", PC_FIELD_COPY},
+    {"repoUrl", "repo_url", PC_FIELD_COPY},
+    {"repoRef", "repo_ref", PC_FIELD_COPY},
+    {"defaultRef", "default_ref", PC_FIELD_COPY},
+    {"metadata", "metadata", PC_FIELD_JSON_TEXT},
+    {"isPrimary", "is_primary", PC_FIELD_BOOL},
+    {"createdAt", "created_at", PC_FIELD_COPY},
+    {"updatedAt", "updated_at", PC_FIELD_COPY},
+    {NULL, NULL, 0},
+};
+
+json_t *pc_project_workspace_from_row(json_t *row)
+{
+    return pc_row_map(pc_project_workspace_fields, row);
+}
+
+const pc_field pc_exec_workspace_fields[] = {
+    {"id", "id", PC_FIELD_COPY},
+    {"companyId", "company_id", PC_FIELD_COPY},
+    {"projectId", "project_id", PC_FIELD_COPY},
+    {"projectWorkspaceId", "project_workspace_id", PC_FIELD_COPY},
+    {"sourceIssueId", "source_issue_id", PC_FIELD_COPY},
+    {"mode", "mode", PC_FIELD_COPY},
+    {"strategyType", "strategy_type", PC_FIELD_COPY},
+    {"name", "name", PC_FIELD_COPY},
+    {"status", "status", PC_FIELD_COPY},
+    {"cwd", "cwd", PC_FIELD_COPY},
+    {"repoUrl", "repo_url", PC_FIELD_COPY},
+    {"baseRef", "base_ref", PC_FIELD_COPY},
+    {"branchName", "branch_name", PC_FIELD_COPY},
+    {"providerType", "provider_type", PC_FIELD_COPY},
+    {"providerRef", "provider_ref", PC_FIELD_COPY},
+    {"config", "config", PC_FIELD_JSON_TEXT},
+    {"lastUsedAt", "last_used_at", PC_FIELD_COPY},
+    {"openedAt", "opened_at", PC_FIELD_COPY},
+    {"closedAt", "closed_at", PC_FIELD_COPY},
+    {"cleanupEligibleAt", "cleanup_eligible_at", PC_FIELD_COPY},
+    {"cleanupReason", "cleanup_reason", PC_FIELD_COPY},
+    {"metadata", "metadata", PC_FIELD_JSON_TEXT},
+    {"createdAt", "created_at", PC_FIELD_COPY},
+    {"updatedAt", "updated_at", PC_FIELD_COPY},
+    {NULL, NULL, 0},
+};
+
+json_t *pc_exec_workspace_from_row(json_t *row)
+{
+    return pc_row_map(pc_exec_workspace_fields, row);
+}
+
+const pc_field pc_workspace_op_fields[] = {
+    {"id", "id", PC_FIELD_COPY},
+    {"companyId", "company_id", PC_FIELD_COPY},
+    {"executionWorkspaceId", "execution_workspace_id", PC_FIELD_COPY},
+    {"heartbeatRunId", "heartbeat_run_id", PC_FIELD_COPY},
+    {"phase", "phase", PC_FIELD_COPY},
+    {"command", "command", PC_FIELD_COPY},
+    {"cwd", "cwd", PC_FIELD_COPY},
+    {"status", "status", PC_FIELD_COPY},
+    {"exitCode", "exit_code", PC_FIELD_COPY},
+    {"stdoutExcerpt", "stdout_excerpt", PC_FIELD_COPY},
+    {"stderrExcerpt", "stderr_excerpt", PC_FIELD_COPY},
+    {"metadata", "metadata", PC_FIELD_JSON_TEXT},
+    {"startedAt", "started_at", PC_FIELD_COPY},
+    {"finishedAt", "finished_at", PC_FIELD_COPY},
+    {"createdAt", "created_at", PC_FIELD_COPY},
+    {"updatedAt", "updated_at", PC_FIELD_COPY},
+    {NULL, NULL, 0},
+};
+
+json_t *pc_workspace_op_from_row(json_t *row)
+{
+    return pc_row_map(pc_workspace_op_fields, row);
+}

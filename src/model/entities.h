@@ -44,5 +44,20 @@ json_t *pc_env_from_row(json_t *row);
 /* environment_leases */
 extern const pc_field pc_lease_fields[];
 json_t *pc_lease_from_row(json_t *row);
+/* goals */
+extern const pc_field pc_goal_fields[];
+json_t *pc_goal_from_row(json_t *row);
+/* projects (goalIds is derived from goal_id: one goal per project here) */
+extern const pc_field pc_project_fields[];
+json_t *pc_project_from_row(json_t *row);
+/* project_workspaces */
+extern const pc_field pc_project_workspace_fields[];
+json_t *pc_project_workspace_from_row(json_t *row);
+/* execution_workspaces */
+extern const pc_field pc_exec_workspace_fields[];
+json_t *pc_exec_workspace_from_row(json_t *row);
+/* workspace_operations (the log itself only through its own route) */
+extern const pc_field pc_workspace_op_fields[];
+json_t *pc_workspace_op_from_row(json_t *row);
 
 #endif

@@ -156,6 +156,10 @@ struct pc_plugin_host {
     char tz_env[256];
     char node_path_env[4096];
     plugin *plugins;
+    /* Plugins whose timer handle is not closed yet. A plugin leaves the list
+     * before its close callback runs; the host may only be freed once every
+     * callback has run, so stopping waits for this count, not the list. */
+    int open_plugins;
     bool stopping;
     pc_waiter *stop_waiter;
 };
@@ -1120,7 +1124,8 @@ static void plugin_closed(uv_handle_t *h)
     free(pl->dir);
     free(pl->worker);
     free(pl);
-    if (host->stopping && !host->plugins && host->stop_waiter) {
+    host->open_plugins--;
+    if (host->stopping && host->open_plugins == 0 && host->stop_waiter) {
         pc_waiter *w = host->stop_waiter;
         host->stop_waiter = NULL;
         pc_waiter_signal(w);
@@ -1333,6 +1338,7 @@ static void task_add(pc_loop *loop, void *arg)
     pl->timer.data = pl;
     pl->next = h->plugins;
     h->plugins = pl;
+    h->open_plugins++;
     if (t->wait_ms > 0) {
         waiter_node *n = pc_xcalloc(1, sizeof *n);
         n->w = &t->w;
@@ -1370,7 +1376,7 @@ static void task_stop_all(pc_loop *loop, void *arg)
     task *t = arg;
     pc_plugin_host *h = t->host;
     h->stopping = true;
-    if (!h->plugins) {
+    if (h->open_plugins == 0) {
         pc_waiter_signal(&t->w);
         return;
     }

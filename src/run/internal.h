@@ -128,4 +128,12 @@ void pc_adapter_stream_free(pc_adapter_stream *s);
 /* A session id safe to pass back as an argument: [A-Za-z0-9._:-], 1..128. */
 bool pc_adapter_session_id_valid(const char *id);
 
+/* Callback reachability (callback.c). The URLs a run inside a lease may
+ * reach the agent ingress on, in the order they are tried (new ref). */
+json_t *pc_callback_candidates(pc_app *app, const char *env_api_url);
+/* Tries candidates from inside the lease; url receives the first reachable
+ * one. -1 with err naming every candidate when none answers. */
+int pc_callback_probe(pc_lease *lease, json_t *candidates, const char *token, char *url,
+                      size_t cap, pc_error_t *err);
+
 #endif

@@ -25,6 +25,7 @@
 #include "run/jwt.h"
 #include "run/runlog.h"
 #include "run/runtime.h"
+#include "run/workspace.h"
 
 #define RUN_PATH_DEFAULT "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_ARGS 256
@@ -223,6 +224,39 @@ static json_t *build_env(run_ctx *c, const char *cwd, const char *api_url)
         free(p);
     }
     return env;
+}
+
+/* For a lease whose commands may not reach the daemon like the host does:
+ * the callback URL a reusable lease already found (while still offered), or
+ * the first candidate reachable from inside the lease, which becomes the
+ * lease's API URL. A lease its provider declares without any network is
+ * the operator's choice of a run that cannot call back, not a failure. */
+static int resolve_callback(run_ctx *c, pc_lease *lease, pc_error_t *err)
+{
+    if (pc_lease_declares_no_network(lease)) {
+        /* Nothing to probe: the run gets the ingress URL as a local run
+         * would and works without calling back. */
+        sys_line(c, "[paperclip] the sandbox has no network (network \"none\"): callbacks are "
+                    "not possible from this run");
+        return 0;
+    }
+    _cleanup_json_ json_t *cands = pc_callback_candidates(c->app, pc_lease_api_url(lease));
+    const char *cached = pc_lease_cached_callback_url(lease);
+    size_t i;
+    json_t *v;
+    json_array_foreach(cands, i, v) {
+        if (cached && !strcmp(cached, json_string_value(v))) {
+            sys_line(c, "[paperclip] callback URL %s (kept by the reused lease)", cached);
+            pc_lease_set_callback_url(lease, cached);
+            return 0;
+        }
+    }
+    char url[600];
+    if (pc_callback_probe(lease, cands, c->jwt, url, sizeof url, err) < 0)
+        return -1;
+    sys_line(c, "[paperclip] callback URL %s (reachable from inside the environment)", url);
+    pc_lease_set_callback_url(lease, url);
+    return 0;
 }
 
 /* The URL the run calls back on: the environment's own (an SSH tunnel, a
@@ -541,21 +575,21 @@ static void run_in_environment(run_ctx *c)
 {
     pc_error_t err = PC_ERROR_INIT;
     char code[PC_ENV_CODE_LEN] = "";
-    const char *issue_env = NULL;
-    _cleanup_json_ json_t *issue = NULL, *ews = NULL;
-    if (c->issue_id) {
-        issue = pc_db_query_one_s(c->app->db,
-                                  "SELECT execution_workspace_settings FROM issues WHERE id=?",
-                                  json_pack("[s]", c->issue_id), &err);
+    pc_run_workspace ws;
+    if (pc_run_workspace_prepare(c->app, c->company_id, c->issue_id, &ws, &err) < 0) {
+        sys_line(c, "[paperclip] workspace realization failed: %s", err.msg);
+        run_fail(c, "failed", "workspace_realization_failed", "%s", err.msg);
         pc_error_clear(&err);
-        if (issue) {
-            ews = pc_json_from_text(pc_json_str(issue, "execution_workspace_settings"));
-            issue_env = pc_json_str(ews, "environmentId");
-        }
+        return;
     }
+    if (ws.id[0])
+        sys_line(c, "[paperclip] execution workspace %s (%s, %s) at %s", ws.id, ws.mode,
+                 ws.strategy, ws.cwd);
+    /* The chain: workspace config, issue and project policy (ws.env_id),
+     * then the agent's default, then the company's Local environment. */
     const char *agent_env = pc_json_str(c->agent, "default_environment_id");
-    _cleanup_json_ json_t *env =
-        pc_env_resolve_for_run(c->app, c->company_id, issue_env, agent_env, code, &err);
+    _cleanup_json_ json_t *env = pc_env_resolve_for_run(
+        c->app, c->company_id, ws.env_id[0] ? ws.env_id : NULL, agent_env, code, &err);
     if (!env) {
         sys_line(c, "[paperclip] %s", err.msg);
         run_fail(c, "failed", code[0] ? code : "environment_not_found", "%s", err.msg);
@@ -563,7 +597,19 @@ static void run_in_environment(run_ctx *c)
         return;
     }
     snprintf(c->env_id, sizeof c->env_id, "%s", pc_json_str(env, "id") ? pc_json_str(env, "id") : "");
-    pc_lease_request lr = {.run_id = c->run_id, .agent_id = c->agent_id, .issue_id = c->issue_id};
+    const char *env_driver = pc_json_str(env, "driver");
+    if (pc_run_workspace_realize(c->app, c->company_id, c->run_id, &ws,
+                                 env_driver && strcmp(env_driver, "local") != 0, &err) < 0) {
+        sys_line(c, "[paperclip] workspace realization failed: %s", err.msg);
+        run_fail(c, "failed", "workspace_realization_failed", "%s", err.msg);
+        pc_error_clear(&err);
+        return;
+    }
+    pc_lease_request lr = {.run_id = c->run_id,
+                           .agent_id = c->agent_id,
+                           .issue_id = c->issue_id,
+                           .execution_workspace_id = ws.id[0] ? ws.id : NULL,
+                           .workspace_mode = ws.id[0] ? ws.mode : NULL};
     pc_lease *lease = pc_lease_acquire(c->app, env, &lr, &err);
     if (!lease) {
         sys_line(c, "[paperclip] lease acquisition failed: %s", err.msg);
@@ -580,7 +626,11 @@ static void run_in_environment(run_ctx *c)
              pc_lease_driver(lease) ? pc_lease_driver(lease) : "?");
 
     char local_path[1400], cwd[1400];
-    snprintf(local_path, sizeof local_path, "%s/workspaces/%s", c->app->cfg.data_dir, c->agent_id);
+    if (ws.cwd[0])
+        snprintf(local_path, sizeof local_path, "%s", ws.cwd);
+    else
+        snprintf(local_path, sizeof local_path, "%s/workspaces/%s", c->app->cfg.data_dir,
+                 c->agent_id);
     if (cancelled) {
         pc_exec_result none = {0};
         none.cancelled = true;
@@ -592,8 +642,19 @@ static void run_in_environment(run_ctx *c)
         sys_line(c, "[paperclip] workspace realization failed: %s", err.msg);
         run_fail(c, "failed", "workspace_realization_failed", "%s", err.msg);
         pc_error_clear(&err);
+    } else if (pc_lease_needs_callback_probe(lease) && resolve_callback(c, lease, &err) < 0) {
+        if (cancel_requested(c)) {
+            pc_exec_result none = {0};
+            none.cancelled = true;
+            map_exec_result(c, &none, 0);
+        } else {
+            sys_line(c, "[paperclip] %s", err.msg);
+            run_fail(c, "failed", "callback_unreachable", "%s", err.msg);
+        }
+        pc_error_clear(&err);
     } else {
         json_t *envv = build_env(c, cwd, choose_api_url(c, lease));
+        pc_run_workspace_env(&ws, cwd, envv);
         const char *drv = pc_lease_driver(lease);
         bool remote = drv && strcmp(drv, "local") != 0;
         if (!remote) {
@@ -603,6 +664,11 @@ static void run_in_environment(run_ctx *c)
             run_remote(c, lease, ccwd && ccwd[0] == '/' ? ccwd : local_path, cwd, envv);
         }
         json_decref(envv);
+        if (pc_run_workspace_finish(c->app, c->company_id, c->run_id, &ws, &err) < 0) {
+            sys_line(c, "[paperclip] branch not handed back to the project repository: %s",
+                     err.msg);
+            pc_error_clear(&err);
+        }
     }
 
     pthread_mutex_lock(&c->rt->mu);

@@ -178,6 +178,13 @@ void pc_runtime_url_compute(pc_app *app)
     json_t *arr = pc_runtime_url_build("", app->cfg.api_url, app->cfg.allowed_hostnames,
                                        app->cfg.agent_bind, port, true, primary_url,
                                        sizeof primary_url);
+    /* The ingress's further addresses (agentBind as a list) come last. */
+    char extra[sizeof app->cfg.agent_bind_extra], buf[700];
+    snprintf(extra, sizeof extra, "%s", app->cfg.agent_bind_extra);
+    for (char *save = NULL, *t = strtok_r(extra, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        origin_of(buf, sizeof buf, "http:", t, port);
+        add_unique(arr, buf);
+    }
     free(candidates_text);
     candidates_text = pc_json_dumps(arr);
     json_decref(arr);

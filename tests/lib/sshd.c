@@ -1,7 +1,10 @@
 /* The loopback sshd fixture of sshd.h. */
 #include "sshd.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +28,39 @@ static int write_config(const pc_test_sshd *s, const char *conf)
     if (!f)
         return -1;
     fprintf(f,
-            "Port %d\nListenAddress 127.0.0.1\nHostKey %s/host_key\n"
+            "Port %d\nListenAddress %s\nHostKey %s/host_key\n"
             "AuthorizedKeysFile %s/authorized_keys\nStrictModes no\nPidFile %s/sshd.pid\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nUsePAM no\nPubkeyAuthentication yes\n"
             "LogLevel ERROR\n",
-            s->port, s->dir, s->dir, s->dir);
+            s->port, s->addr, s->dir, s->dir, s->dir);
     return fclose(f) == 0 ? 0 : -1;
 }
 
 int pc_test_sshd_start(pc_test_sshd *s, const char *dir)
 {
+    return pc_test_sshd_start_in(s, dir, NULL, "127.0.0.1");
+}
+
+/* True once addr:port accepts a TCP connection. */
+static bool port_open_at(const char *addr, int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+        return false;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+int pc_test_sshd_start_in(pc_test_sshd *s, const char *dir, const char *netns, const char *addr)
+{
     memset(s, 0, sizeof(*s));
     snprintf(s->dir, sizeof s->dir, "%s", dir);
+    snprintf(s->addr, sizeof s->addr, "%s", addr);
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "ssh-keygen -q -t ed25519 -N '' -f %s/host_key && "
@@ -59,12 +82,16 @@ int pc_test_sshd_start(pc_test_sshd *s, const char *dir)
     if (pid == 0) {
         if (!freopen(log, "w", stderr))
             _exit(126);
-        execl(SSHD, SSHD, "-D", "-e", "-f", conf, (char *)NULL);
+        if (netns)
+            execl("/usr/sbin/ip", "ip", "netns", "exec", netns, SSHD, "-D", "-e", "-f", conf,
+                  (char *)NULL);
+        else
+            execl(SSHD, SSHD, "-D", "-e", "-f", conf, (char *)NULL);
         _exit(127);
     }
     s->pid = pid;
     for (int i = 0; i < 200; i++) {
-        if (pc_test_port_open(s->port))
+        if (port_open_at(s->addr, s->port))
             return 0;
         pc_test_sleep_ms(25);
     }
@@ -105,7 +132,7 @@ char *pc_test_sshd_known_hosts_json(const pc_test_sshd *s)
     snprintf(path, sizeof path, "%s/host_key.pub", s->dir);
     char *pub = pc_test_read_file(path, 65536);
     char line[2048];
-    snprintf(line, sizeof line, "[127.0.0.1]:%d %s", s->port, pub);
+    snprintf(line, sizeof line, "[%s]:%d %s", s->addr, s->port, pub);
     free(pub);
     return pc_test_json_quote(line);
 }

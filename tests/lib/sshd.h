@@ -16,6 +16,7 @@
 
 typedef struct pc_test_sshd {
     char dir[512]; /* a copy of the directory given to start */
+    char addr[64]; /* the address sshd listens on (127.0.0.1 by default) */
     int port;
     pid_t pid; /* 0 when not running */
 } pc_test_sshd;
@@ -25,6 +26,10 @@ bool pc_test_sshd_available(void);
 /* Makes the keys and config in dir, starts sshd and waits up to 5 s for it
  * to accept connections; 0, or -1 (see sshd.log). */
 int pc_test_sshd_start(pc_test_sshd *s, const char *dir);
+/* Like pc_test_sshd_start, but sshd runs inside the network namespace
+ * `netns` (`ip netns exec`) listening on addr, an address of that namespace
+ * the caller can reach. */
+int pc_test_sshd_start_in(pc_test_sshd *s, const char *dir, const char *netns, const char *addr);
 /* SIGTERM and wait; safe on a server that never started. */
 void pc_test_sshd_stop(pc_test_sshd *s);
 /* Prints sshd.log as a TAP diagnostic. */

@@ -13,6 +13,7 @@ static void test_host(void)
     pc_config cfg = {0};
     snprintf(cfg.bind, sizeof cfg.bind, "0.0.0.0");
     snprintf(cfg.agent_bind, sizeof cfg.agent_bind, "10.0.0.5");
+    snprintf(cfg.agent_bind_extra, sizeof cfg.agent_bind_extra, "10.200.0.1,fd00::1");
     snprintf(cfg.allowed_hostnames, sizeof cfg.allowed_hostnames, "box.lan, Other.Example");
     snprintf(cfg.public_url, sizeof cfg.public_url, "https://pc.example.com/app");
     ok(pc_http_host_allowed(&cfg, "127.0.0.1:3100"), "127.0.0.1 with a port");
@@ -23,6 +24,9 @@ static void test_host(void)
     ok(pc_http_host_allowed(&cfg, "other.example"), "allowed hostnames compare without case");
     ok(pc_http_host_allowed(&cfg, "pc.example.com"), "the public URL's host");
     ok(pc_http_host_allowed(&cfg, "10.0.0.5:41000"), "the ingress bind address");
+    ok(pc_http_host_allowed(&cfg, "10.200.0.1:41000"), "a further ingress address");
+    ok(pc_http_host_allowed(&cfg, "[fd00::1]:41000"), "a further IPv6 ingress address");
+    ok(!pc_http_host_allowed(&cfg, "10.200.0.2:41000"), "not every address of that network");
     ok(!pc_http_host_allowed(&cfg, "0.0.0.0"), "a wildcard bind is not a hostname");
     ok(!pc_http_host_allowed(&cfg, "evil.example"), "a foreign name");
     ok(!pc_http_host_allowed(&cfg, "127.0.0.1.evil.example"), "a name that starts like 127/8");

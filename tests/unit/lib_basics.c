@@ -171,6 +171,34 @@ static void test_config(void)
     ok(pc_config_load(&cfg, 3, argv1, &err) < 0 && strstr(err.msg, "maxConcurrentRuns"),
        "a non-integer maxConcurrentRuns is a clear error");
     pc_error_clear(&err);
+    /* agentBind as a list: the first address names the ingress, the rest
+     * are further listeners; a JSON array is the same list. */
+    f = fopen(path, "w");
+    fputs("{}", f);
+    fclose(f);
+    char *argv8[] = {"serve", "--data-dir", dir, "--agent-bind", " 127.0.0.1, 10.200.0.1 ,::1", NULL};
+    ok(pc_config_load(&cfg, 5, argv8, &err) == 0, "--agent-bind takes a list");
+    is_str(cfg.agent_bind, "127.0.0.1", "the first agentBind address names the ingress");
+    is_str(cfg.agent_bind_extra, "10.200.0.1,::1", "the others are further ingress addresses");
+    f = fopen(path, "w");
+    fputs("{\"agentBind\": [\"127.0.0.1\", \"10.200.0.5\"]}", f);
+    fclose(f);
+    ok(pc_config_load(&cfg, 3, argv1, &err) == 0 && !strcmp(cfg.agent_bind, "127.0.0.1") &&
+           !strcmp(cfg.agent_bind_extra, "10.200.0.5"),
+       "agentBind as a JSON array in config.json");
+    f = fopen(path, "w");
+    fputs("{\"agentBind\": [\"127.0.0.1\", 5]}", f);
+    fclose(f);
+    ok(pc_config_load(&cfg, 3, argv1, &err) < 0 && strstr(err.msg, "agentBind"),
+       "a non-string agentBind entry is a clear error");
+    pc_error_clear(&err);
+    f = fopen(path, "w");
+    fputs("{}", f);
+    fclose(f);
+    char *argv9[] = {"serve", "--data-dir", dir, "--agent-bind", "127.0.0.1,a,b,c,d,e", NULL};
+    ok(pc_config_load(&cfg, 5, argv9, &err) < 0 && strstr(err.msg, "at most 5"),
+       "more than five agentBind addresses refused");
+    pc_error_clear(&err);
     f = fopen(path, "w");
     fputs("{not json", f);
     fclose(f);
