@@ -1,6 +1,12 @@
 /* The CLI as a new user types it: global options anywhere on the line, names
  * beside ids in tables, man-style --help for every command, exit code 2 with a
  * clear message for bad option values, and the project/workspace commands. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
 #include "cli_common.h"
 
 #define S(x) ((x) ? (x) : "")
@@ -157,36 +163,76 @@ static void test_help(void)
     free(out);
 }
 
-/* project and workspace against the daemon: the full round trip where the
- * routes exist, else the clear message for a route the daemon lacks. */
+/* A one-shot loopback server that answers every request with upstream's 404
+ * for an unknown route, standing in for a daemon older than the CLI. */
+typedef struct {
+    int fd;
+    atomic_int served; /* counted before answering, so the client sees it */
+} old_daemon;
+
+static void *old_daemon_serve(void *ud)
+{
+    old_daemon *o = ud;
+    for (;;) {
+        int c = accept(o->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char buf[8192];
+        ssize_t n = read(c, buf, sizeof buf);
+        (void)n;
+        atomic_fetch_add(&o->served, 1);
+        static const char resp[] = "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                                   "Content-Length: 31\r\nConnection: close\r\n\r\n"
+                                   "{\"error\":\"API route not found\"}";
+        if (write(c, resp, sizeof resp - 1) < 0)
+            tap_diag("old daemon: write failed");
+        close(c);
+    }
+}
+
+static void test_route_missing(void)
+{
+    old_daemon o = {socket(AF_INET, SOCK_STREAM, 0), 0};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (o.fd < 0 || bind(o.fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(o.fd, 8) < 0 ||
+        getsockname(o.fd, (struct sockaddr *)&a, &al) < 0) {
+        ok(0, "a loopback listener for the old daemon");
+        return;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    pthread_t th;
+    pthread_create(&th, NULL, old_daemon_serve, &o);
+    char *out = NULL, *err = NULL;
+    is_int(cli_run(&out, &err, "project", "list", "c1", "--api-url", url, NULL), 1,
+           "project list against a daemon without the route exits 1");
+    ok(err && strstr(err, "does not serve GET /api/companies/c1/projects (HTTP 404)"),
+       "and says the daemon lacks the route: %s", S(err));
+    free(out);
+    free(err);
+    is_int(cli_run(&out, &err, "workspace", "show", "w1", "--api-url", url, NULL), 1,
+           "workspace show against it exits 1");
+    ok(err && strstr(err, "does not serve GET /api/execution-workspaces/w1"), "and says so: %s",
+       S(err));
+    free(out);
+    free(err);
+    int served = atomic_load(&o.served);
+    ok(served == 2, "both requests reached the stand-in (%d)", served);
+    /* shutdown() makes the blocked accept() fail, which ends the thread. */
+    shutdown(o.fd, SHUT_RDWR);
+    pthread_join(th, NULL);
+    close(o.fd);
+}
+
+/* project and workspace against the daemon's routes. */
 static void test_projects(void)
 {
     pc_http_res r = pc_http(&d, "GET", "/api/companies", NULL);
     char *cid = strdup(cli_str(json_array_get(r.json, 0), "id"));
     pc_http_res_free(&r);
     char path[256];
-    snprintf(path, sizeof path, "/api/companies/%s/projects", cid);
-    r = pc_http(&d, "GET", path, NULL);
-    bool have = r.status == 200;
-    pc_http_res_free(&r);
     char *out = NULL, *err = NULL;
-    if (!have) {
-        is_int(cli_run(&out, &err, "project", "list", cid, "--api-url", d.url, NULL), 1,
-               "project list without the route exits 1");
-        ok(err && strstr(err, "does not serve GET /api/companies/") &&
-               strstr(err, "/projects (HTTP 404)"),
-           "and says the daemon lacks the route: %s", S(err));
-        free(out);
-        free(err);
-        is_int(cli_run(&out, &err, "workspace", "show", "w1", "--api-url", d.url, NULL), 1,
-               "workspace show without the route exits 1");
-        ok(err && strstr(err, "does not serve GET /api/execution-workspaces/w1"),
-           "and says so: %s", S(err));
-        free(out);
-        free(err);
-        free(cid);
-        return;
-    }
     snprintf(path, sizeof path, "/api/companies/%s/agents", cid);
     r = pc_http(&d, "GET", path, NULL);
     const char *lead = cli_str(json_array_get(r.json, 0), "id");
@@ -203,8 +249,8 @@ static void test_projects(void)
     free(err);
     is_int(cli_run(&out, NULL, "project", "list", cid, "--api-url", d.url, NULL), 0,
            "project list exits 0");
-    ok(out && strstr(out, "Apollo") && strstr(out, lead_name),
-       "projects table names the lead: %s", S(out));
+    ok(out && strstr(out, "Apollo") && strstr(out, lead_name) && strstr(out, lead),
+       "projects table names the lead beside its id: %s", S(out));
     free(out);
     is_int(cli_run(&out, NULL, "project", "update", pid, "--status", "in_progress", "--api-url",
                    d.url, NULL),
@@ -215,17 +261,32 @@ static void test_projects(void)
            "project show exits 0");
     ok(out && strstr(out, "name: Apollo"), "show prints the project");
     free(out);
+        pc_http_res g = pc_http(&d, "GET", "/api/companies", NULL);
+    pc_http_res_free(&g);
+    snprintf(path, sizeof path, "/api/projects/%s", pid);
+    g = pc_http(&d, "GET", path, NULL);
+    is_str(cli_str(g.json, "status"), "in_progress", "the daemon kept the update");
+    pc_http_res_free(&g);
     is_int(cli_run(&out, &err, "project", "show", "00000000-0000-7000-8000-000000000000",
                    "--api-url", d.url, NULL),
            1, "an unknown project exits 1");
-    ok(err && strstr(err, "HTTP 404"), "with the daemon's 404: %s", S(err));
+    ok(err && strstr(err, "HTTP 404") && !strstr(err, "does not serve"),
+       "with the daemon's own 404: %s", S(err));
     free(out);
     free(err);
-    is_int(cli_run(&out, NULL, "workspace", "list", cid, "--project", pid, "--api-url", d.url,
-                   NULL),
-           0, "workspace list exits 0");
-    ok(out && strstr(out, "STATUS"), "workspace list prints a table: %s", S(out));
+    is_int(cli_run(&out, NULL, "workspace", "list", cid, "--project", pid, "--status", "active",
+                   "--api-url", d.url, NULL),
+           0, "workspace list with filters exits 0");
+    ok(out && strstr(out, "STATUS") && strstr(out, "PROJECT"), "workspace list prints a table: %s",
+       S(out));
     free(out);
+    is_int(cli_run(&out, &err, "workspace", "show", "00000000-0000-7000-8000-000000000000",
+                   "--api-url", d.url, NULL),
+           1, "an unknown workspace exits 1");
+    ok(err && strstr(err, "HTTP 404") && !strstr(err, "does not serve"),
+       "with the daemon's own 404: %s", S(err));
+    free(out);
+    free(err);
     pc_http_res_free(&r);
     free(pid);
     free(cid);
@@ -242,6 +303,7 @@ int main(void)
     test_bad_values();
     test_help();
     test_projects();
+    test_route_missing();
     if (tap_failures())
         pc_daemon_dump_log(&d);
     pc_daemon_stop(&d);
