@@ -567,12 +567,8 @@ static int pc_agents_permissions(pc_req *req, pc_resp *resp, pc_error_t *err)
                           json_pack("[o,s,s]", perms, ts, id), NULL, err);
     if (rc < 0)
         return -1;
-    pc_activity_log_steal(req->app, &req->actor, pc_json_str(a, "companyId"),
-                          "agent.permissions_updated", "agent", id,
-                          json_pack("{s:o}", "changedFields", pc_changed_fields(b)), err);
-    pc_error_clear(err);
-    json_t *out = pc_agent_get(req->app, id, err);
-    return out ? pc_resp_json(resp, 200, out) : -1;
+    return pc_agent_answer_logged(req, resp, a, "agent.permissions_updated",
+                                  json_pack("{s:o}", "changedFields", pc_changed_fields(b)), err);
 }
 
 /* POST /api/agents/:agentId/approve: the board lets a pending hire run. */
@@ -583,19 +579,31 @@ static int pc_agents_approve(pc_req *req, pc_resp *resp, pc_error_t *err)
     _cleanup_json_ json_t *a = pc_agent_load_for(req, NULL, err);
     if (!a)
         return -1;
-    const char *id = pc_json_str(a, "id");
-    char ts[PC_ISO_LEN + 1];
-    pc_iso_now(ts);
     int64_t changes = 0;
-    if (pc_db_exec_s(req->app->db,
-                     "UPDATE agents SET status='idle', updated_at=? WHERE id=? AND "
-                     "status='pending_approval'",
-                     json_pack("[s,s]", ts, id), &changes, err) < 0)
+    if (pc_agent_update_now(req->app, pc_json_str(a, "id"),
+                            "UPDATE agents SET status='idle', updated_at=?1 WHERE id=?2 AND "
+                            "status='pending_approval'",
+                            &changes, err) < 0)
         return -1;
     if (changes == 0)
         return pc_error_set(err, 409, "Only pending approval agents can be approved");
-    pc_activity_log(req->app, &req->actor, pc_json_str(a, "companyId"), "agent.approved", "agent",
-                    id, NULL, err);
+    return pc_agent_answer_logged(req, resp, a, "agent.approved", NULL, err);
+}
+
+int pc_agent_update_now(pc_app *app, const char *agent_id, const char *sql, int64_t *changes,
+                        pc_error_t *err)
+{
+    char ts[PC_ISO_LEN + 1];
+    pc_iso_now(ts);
+    return pc_db_exec_s(app->db, sql, json_pack("[s,s]", ts, agent_id), changes, err);
+}
+
+int pc_agent_answer_logged(pc_req *req, pc_resp *resp, json_t *a, const char *action,
+                           json_t *details, pc_error_t *err)
+{
+    const char *id = pc_json_str(a, "id");
+    pc_activity_log_steal(req->app, &req->actor, pc_json_str(a, "companyId"), action, "agent", id,
+                          details, err);
     pc_error_clear(err);
     json_t *out = pc_agent_get(req->app, id, err);
     return out ? pc_resp_json(resp, 200, out) : -1;

@@ -25,42 +25,29 @@ static json_t *lifecycle_agent(pc_req *req, pc_error_t *err)
     return pc_agent_load_for(req, NULL, err);
 }
 
-/* Logs the action and answers the agent as it is now. */
-static int lifecycle_done(pc_req *req, pc_resp *resp, json_t *a, const char *action,
-                          json_t *details, pc_error_t *err)
-{
-    const char *id = pc_json_str(a, "id");
-    pc_activity_log_steal(req->app, &req->actor, pc_json_str(a, "companyId"), action, "agent", id,
-                          details, err);
-    pc_error_clear(err);
-    json_t *out = pc_agent_get(req->app, id, err);
-    return out ? pc_resp_json(resp, 200, out) : -1;
-}
-
 static int agents_pause(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     _cleanup_json_ json_t *a = lifecycle_agent(req, err);
     if (!a)
         return -1;
     const char *id = pc_json_str(a, "id");
-    char ts[PC_ISO_LEN + 1];
-    pc_iso_now(ts);
     int64_t changes = 0;
     /* The status test is part of the update so a concurrent terminate is
      * never turned back into a pause. */
-    if (pc_db_exec_s(req->app->db,
-                     "UPDATE agents SET status='paused', pause_reason='manual', paused_at=?, "
-                     "error_reason=NULL, updated_at=? WHERE id=? AND status <> 'terminated'",
-                     json_pack("[s,s,s]", ts, ts, id), &changes, err) < 0)
+    if (pc_agent_update_now(req->app, id,
+                            "UPDATE agents SET status='paused', pause_reason='manual', "
+                            "paused_at=?1, error_reason=NULL, updated_at=?1 WHERE id=?2 AND "
+                            "status <> 'terminated'",
+                            &changes, err) < 0)
         return -1;
     if (changes != 1)
         return pc_error_set(err, 409, "Cannot pause terminated agent");
     int n = pc_run_cancel_for_agent(req->app, id, err);
     if (n < 0)
         return -1;
-    return lifecycle_done(req, resp, a, "agent.paused",
-                          json_pack("{s:s,s:i}", "pauseReason", "manual", "cancelledRuns", n),
-                          err);
+    return pc_agent_answer_logged(
+        req, resp, a, "agent.paused",
+        json_pack("{s:s,s:i}", "pauseReason", "manual", "cancelledRuns", n), err);
 }
 
 static int agents_resume(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -69,14 +56,12 @@ static int agents_resume(pc_req *req, pc_resp *resp, pc_error_t *err)
     if (!a)
         return -1;
     const char *id = pc_json_str(a, "id");
-    char ts[PC_ISO_LEN + 1];
-    pc_iso_now(ts);
     int64_t changes = 0;
-    if (pc_db_exec_s(req->app->db,
-                     "UPDATE agents SET status='idle', pause_reason=NULL, paused_at=NULL, "
-                     "error_reason=NULL, updated_at=? WHERE id=? AND status NOT IN "
-                     "('terminated','pending_approval')",
-                     json_pack("[s,s]", ts, id), &changes, err) < 0)
+    if (pc_agent_update_now(req->app, id,
+                            "UPDATE agents SET status='idle', pause_reason=NULL, paused_at=NULL, "
+                            "error_reason=NULL, updated_at=?1 WHERE id=?2 AND status NOT IN "
+                            "('terminated','pending_approval')",
+                            &changes, err) < 0)
         return -1;
     if (changes != 1) {
         _cleanup_json_ json_t *now = pc_agent_get(req->app, id, err);
@@ -86,7 +71,7 @@ static int agents_resume(pc_req *req, pc_resp *resp, pc_error_t *err)
             return pc_error_set(err, 409, "Pending approval agents cannot be resumed");
         return pc_error_set(err, 409, "Cannot resume terminated agent");
     }
-    return lifecycle_done(req, resp, a, "agent.resumed", NULL, err);
+    return pc_agent_answer_logged(req, resp, a, "agent.resumed", NULL, err);
 }
 
 static int agents_terminate(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -114,8 +99,8 @@ static int agents_terminate(pc_req *req, pc_resp *resp, pc_error_t *err)
     int n = pc_run_cancel_for_agent(req->app, id, err);
     if (n < 0)
         return -1;
-    return lifecycle_done(req, resp, a, "agent.terminated",
-                          json_pack("{s:i}", "cancelledRuns", n), err);
+    return pc_agent_answer_logged(req, resp, a, "agent.terminated",
+                                  json_pack("{s:i}", "cancelledRuns", n), err);
 }
 
 const pc_route pc_routes_agent_lifecycle[] = {

@@ -34,6 +34,14 @@ json_t *pc_agent_get(pc_app *app, const char *agent_id, pc_error_t *err);
  * for another agent is refused with 403 self_only, after the 404 and before
  * the company check. */
 json_t *pc_agent_load_for(pc_req *req, const char *self_only, pc_error_t *err);
+/* Runs sql, an UPDATE of one agent with ?1 bound to now and ?2 to agent_id;
+ * *changes (may be NULL) gets the number of rows it changed. */
+int pc_agent_update_now(pc_app *app, const char *agent_id, const char *sql, int64_t *changes,
+                        pc_error_t *err);
+/* Logs action on agent a (details stolen, may be NULL) and answers 200 with
+ * the agent as it is now; a failed log does not fail the request. */
+int pc_agent_answer_logged(pc_req *req, pc_resp *resp, json_t *a, const char *action,
+                           json_t *details, pc_error_t *err);
 
 /* Takes ownership of obj (an API object with "companyId"; NULL passes
  * through) and returns it when the caller may access its company; otherwise

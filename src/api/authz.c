@@ -76,6 +76,16 @@ typedef struct exec_place {
     char driver[16]; /* "local" for the host; "" when the environment vanished */
 } exec_place;
 
+/* The issue's parsed executionWorkspaceSettings; NULL when it has none or
+ * the issue is gone, and NULL with err set on a store error. */
+static json_t *issue_settings(pc_req *req, const char *issue_id, pc_error_t *err)
+{
+    _cleanup_json_ json_t *issue = pc_db_query_one_s(
+        req->app->db, "SELECT execution_workspace_settings FROM issues WHERE id=?",
+        json_pack("[s]", issue_id), err);
+    return issue ? pc_json_from_text(pc_json_str(issue, "execution_workspace_settings")) : NULL;
+}
+
 /* Where the calling agent's own code runs: for a run token, the run's
  * issue environment when it has one, else the agent's default environment;
  * for an agent key, the default environment. */
@@ -90,7 +100,7 @@ static int actor_place(pc_req *req, exec_place *p, pc_error_t *err)
     if (!agent && pc_error_is_set(err))
         return -1;
     env_id = pc_json_str(agent, "default_environment_id");
-    _cleanup_json_ json_t *run = NULL, *ctx = NULL, *issue = NULL, *ews = NULL;
+    _cleanup_json_ json_t *run = NULL, *ctx = NULL, *ews = NULL;
     if (req->actor.run_id[0]) {
         run = pc_db_query_one_s(req->app->db,
                                 "SELECT context_snapshot FROM heartbeat_runs WHERE id=?",
@@ -100,12 +110,9 @@ static int actor_place(pc_req *req, exec_place *p, pc_error_t *err)
         ctx = pc_json_from_text(pc_json_str(run, "context_snapshot"));
         const char *issue_id = pc_json_str(ctx, "issueId");
         if (issue_id) {
-            issue = pc_db_query_one_s(req->app->db,
-                                      "SELECT execution_workspace_settings FROM issues WHERE id=?",
-                                      json_pack("[s]", issue_id), err);
-            if (!issue && pc_error_is_set(err))
+            ews = issue_settings(req, issue_id, err);
+            if (!ews && pc_error_is_set(err))
                 return -1;
-            ews = pc_json_from_text(pc_json_str(issue, "execution_workspace_settings"));
             if (pc_json_str(ews, "environmentId"))
                 env_id = pc_json_str(ews, "environmentId");
         }
@@ -166,16 +173,13 @@ int pc_actor_may_cause_run(pc_req *req, const char *agent_id, const char *issue_
     if (confined <= 0)
         return confined;
     const char *env_id = NULL;
-    _cleanup_json_ json_t *issue = NULL, *ews = NULL, *agent = NULL;
+    _cleanup_json_ json_t *ews = NULL, *agent = NULL;
     if (issue_env_override) {
         env_id = json_string_value(issue_env_override);
     } else if (issue_id) {
-        issue = pc_db_query_one_s(req->app->db,
-                                  "SELECT execution_workspace_settings FROM issues WHERE id=?",
-                                  json_pack("[s]", issue_id), err);
-        if (!issue && pc_error_is_set(err))
+        ews = issue_settings(req, issue_id, err);
+        if (!ews && pc_error_is_set(err))
             return -1;
-        ews = pc_json_from_text(pc_json_str(issue, "execution_workspace_settings"));
         env_id = pc_json_str(ews, "environmentId");
     }
     if (!env_id && agent_id) {

@@ -167,6 +167,15 @@ static int issue_active_run(pc_req *req, pc_resp *resp, pc_error_t *err)
     return pc_resp_json(resp, 200, run);
 }
 
+/* One entry of a run's issue list, from an issues row. */
+static json_t *run_issue_entry(json_t *row)
+{
+    return json_pack("{s:O,s:O,s:O,s:O,s:O}", "issueId", json_object_get(row, "id"),
+                     "identifier", json_object_get(row, "identifier"), "title",
+                     json_object_get(row, "title"), "status", json_object_get(row, "status"),
+                     "priority", json_object_get(row, "priority"));
+}
+
 static int run_issues(pc_req *req, pc_resp *resp, pc_error_t *err)
 {
     const char *id = pc_param_uuid(req, "runId", "Heartbeat run not found", err);
@@ -194,12 +203,7 @@ static int run_issues(pc_req *req, pc_resp *resp, pc_error_t *err)
     {
         if (ctx_issue && !strcmp(ctx_issue, pc_json_str(row, "id")))
             has_ctx = true;
-        json_array_append_new(out, json_pack("{s:O,s:O,s:O,s:O,s:O}", "issueId",
-                                             json_object_get(row, "id"), "identifier",
-                                             json_object_get(row, "identifier"), "title",
-                                             json_object_get(row, "title"), "status",
-                                             json_object_get(row, "status"), "priority",
-                                             json_object_get(row, "priority")));
+        json_array_append_new(out, run_issue_entry(row));
     }
     if (ctx_issue && !has_ctx) {
         _cleanup_json_ json_t *ir = pc_db_query_one_s(
@@ -212,12 +216,7 @@ static int run_issues(pc_req *req, pc_resp *resp, pc_error_t *err)
             return -1;
         }
         if (ir)
-            json_array_append_new(out, json_pack("{s:O,s:O,s:O,s:O,s:O}", "issueId",
-                                                 json_object_get(ir, "id"), "identifier",
-                                                 json_object_get(ir, "identifier"), "title",
-                                                 json_object_get(ir, "title"), "status",
-                                                 json_object_get(ir, "status"), "priority",
-                                                 json_object_get(ir, "priority")));
+            json_array_append_new(out, run_issue_entry(ir));
     }
     return pc_resp_json(resp, 200, out);
 }

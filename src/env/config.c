@@ -171,6 +171,26 @@ int pc_envcfg_opt_str(json_t *obj, const char *key, char **out, pc_error_t *err)
     return 0;
 }
 
+int pc_envcfg_plugin_verdict(json_t *result, const char *kind, const char *name,
+                             pc_error_t *err)
+{
+    if (json_is_true(json_object_get(result, "ok")))
+        return 0;
+    json_t *errors = json_object_get(result, "errors");
+    const char *first = json_string_value(json_array_get(errors, 0));
+    if (first)
+        pc_error_set(err, 422, "%s", first);
+    else
+        pc_error_set(err, 422, "%s \"%s\" rejected its config.", kind, name);
+    json_t *warnings = json_object_get(result, "warnings");
+    pc_error_details(err, json_pack("{s:o,s:o}", "errors",
+                                    json_is_array(errors) ? json_incref(errors) : json_array(),
+                                    "warnings",
+                                    json_is_array(warnings) ? json_incref(warnings)
+                                                            : json_array()));
+    return -1;
+}
+
 bool pc_envcfg_key_valid(const char *s)
 {
     if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))

@@ -82,6 +82,11 @@ int pc_envcfg_req_str(json_t *obj, const char *key, const char *msg, char **out,
 int pc_envcfg_opt_str(json_t *obj, const char *key, char **out, pc_error_t *err);
 /* Lowercase key syntax shared by provider and driver keys. */
 bool pc_envcfg_key_valid(const char *s);
+/* Reads a plugin's environmentValidateConfig answer: 0 when it is ok;
+ * otherwise 422 with its first error (or `<kind> "<name>" rejected its
+ * config.`) and {errors, warnings} as details. */
+int pc_envcfg_plugin_verdict(json_t *result, const char *kind, const char *name,
+                             pc_error_t *err);
 /* Whether a company secret with this id exists in company_id. */
 bool pc_envcfg_secret_exists(pc_app *app, const char *company_id, const char *id);
 /* Stores value as a new company secret named after the environment, driver
@@ -190,6 +195,11 @@ json_t *pc_lease_config(const pc_lease *lease);
  * pc_lease_cancel(). Returns 0 with *result, -1 with err, 1 if cancelled. */
 int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
                  json_t *params, int64_t timeout_ms, json_t **result, pc_error_t *err);
+/* pc_lease_rpc() for a lifecycle call on a stored lease row (destroy,
+ * resume), which no run can cancel: 0 or -1 with err; *metadata (may be
+ * NULL) gets the answer's metadata object, if any. params stay the caller's. */
+int pc_lease_rpc_stored(pc_app *app, const char *plugin_key, const char *method, json_t *params,
+                        json_t **metadata, pc_error_t *err);
 /* Like pc_lease_rpc(), for environmentExecute: output the provider streams
  * (execute.log) goes to on_output on the loop thread while the call is in
  * flight, and *streamed (may be NULL) says whether any arrived. Needs a

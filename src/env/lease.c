@@ -126,6 +126,22 @@ int pc_lease_rpc(pc_app *app, pc_lease *lease, const char *plugin_key, const cha
                                NULL, result, err);
 }
 
+int pc_lease_rpc_stored(pc_app *app, const char *plugin_key, const char *method, json_t *params,
+                        json_t **metadata, pc_error_t *err)
+{
+    if (metadata)
+        *metadata = NULL;
+    json_t *result = NULL;
+    int rc = pc_lease_rpc(app, NULL, plugin_key, method, params, 0, &result, err);
+    if (rc == 0 && metadata) {
+        json_t *m = json_object_get(result, "metadata");
+        if (json_is_object(m))
+            *metadata = json_incref(m);
+    }
+    json_decref(result);
+    return rc == 0 ? 0 : -1;
+}
+
 int pc_lease_rpc_stream(pc_app *app, pc_lease *lease, const char *plugin_key, const char *method,
                         json_t *params, int64_t timeout_ms, pc_output_fn on_output,
                         void *output_ud, bool *streamed, json_t **result, pc_error_t *err)

@@ -145,19 +145,8 @@ static int pc_plugin_validate(pc_app *app, json_t *cfg, pc_error_t *err)
         pc_error_clear(&e);
         goto done;
     }
-    if (!json_is_true(json_object_get(result, "ok"))) {
-        json_t *errors = json_object_get(result, "errors");
-        const char *first = json_string_value(json_array_get(errors, 0));
-        if (first)
-            pc_error_set(err, 422, "%s", first);
-        else
-            pc_error_set(err, 422, "Plugin environment driver \"%s\" rejected its config.", label);
-        json_t *warnings = json_object_get(result, "warnings");
-        pc_error_details(err, json_pack("{s:O,s:O}", "errors",
-                                        json_is_array(errors) ? errors : json_array(), "warnings",
-                                        json_is_array(warnings) ? warnings : json_array()));
+    if (pc_envcfg_plugin_verdict(result, "Plugin environment driver", label, err) < 0)
         goto done;
-    }
     json_t *norm = json_object_get(result, "normalizedConfig");
     if (json_is_object(norm))
         json_object_set(cfg, "driverConfig", norm);
@@ -392,11 +381,9 @@ static int pc_plugin_destroy(pc_app *app, json_t *row, json_t *meta, pc_error_t 
     json_t *p = pc_plugin_row_params(app, row, meta, &pk, err);
     if (!p)
         return -1;
-    json_t *result = NULL;
-    int rc = pc_lease_rpc(app, NULL, pk, "environmentDestroyLease", p, 0, &result, err);
-    json_decref(result);
+    int rc = pc_lease_rpc_stored(app, pk, "environmentDestroyLease", p, NULL, err);
     json_decref(p);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 /* Plugin leases are ephemeral, so the lease manager never resumes one at
@@ -415,16 +402,12 @@ static int pc_plugin_resume(pc_app *app, json_t *row, json_t *meta, json_t **new
     json_t *p = pc_plugin_row_params(app, row, meta, &pk, err);
     if (!p)
         return -1;
-    json_t *result = NULL;
-    int rc = pc_lease_rpc(app, NULL, pk, "environmentResumeLease", p, 0, &result, err);
+    json_t *rm = NULL;
+    int rc = pc_lease_rpc_stored(app, pk, "environmentResumeLease", p, &rm, err);
     json_decref(p);
-    if (rc == 0) {
-        json_t *rm = json_object_get(result, "metadata");
-        if (json_is_object(rm))
-            *new_meta = json_pack("{s:O}", "providerMetadata", rm);
-    }
-    json_decref(result);
-    return rc == 0 ? 0 : -1;
+    if (rm)
+        *new_meta = json_pack("{s:o}", "providerMetadata", rm);
+    return rc;
 }
 
 const pc_env_driver pc_env_driver_plugin = {

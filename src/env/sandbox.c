@@ -213,19 +213,8 @@ static json_t *pc_sandbox_normalize(pc_envcfg_ctx *c, json_t *input, json_t *bas
             goto done;
         }
     }
-    if (!json_is_true(json_object_get(result, "ok"))) {
-        json_t *errors = json_object_get(result, "errors");
-        const char *first = json_string_value(json_array_get(errors, 0));
-        if (first)
-            pc_error_set(err, 422, "%s", first);
-        else
-            pc_error_set(err, 422, "Sandbox provider \"%s\" rejected its config.", prov);
-        json_t *warnings = json_object_get(result, "warnings");
-        pc_error_details(err, json_pack("{s:o,s:o}", "errors",
-                                        errors ? json_incref(errors) : json_array(), "warnings",
-                                        warnings ? json_incref(warnings) : json_array()));
+    if (pc_envcfg_plugin_verdict(result, "Sandbox provider", prov, err) < 0)
         goto done;
-    }
     json_t *norm = json_object_get(result, "normalizedConfig");
     out = json_object();
     json_object_set_new(out, "provider", json_string(prov));
@@ -764,26 +753,39 @@ static int pc_sandbox_release(pc_lease *l, bool *retain, pc_error_t *err)
     return 0;
 }
 
-/* Calls environmentDestroyLease for one lease row; 0 on success. */
-static int pc_sandbox_destroy(pc_app *app, json_t *row, json_t *meta, pc_error_t *err)
+/* Params for a lifecycle call on a stored lease row (its provider record in
+ * meta); *plugin_key points into meta. NULL with err when the record is
+ * incomplete or its secrets do not resolve. */
+static json_t *pc_sandbox_row_params(pc_app *app, json_t *row, json_t *meta,
+                                     const char **plugin_key, pc_error_t *err)
 {
     const char *cid = pc_json_str(row, "company_id"), *prov = pc_json_str(row, "provider");
-    const char *plugin_key = pc_json_str(meta, "pluginKey");
     json_t *cfg = json_object_get(meta, "providerConfig");
-    if (!plugin_key || !prov || !cfg)
-        return pc_error_set(err, 500, "lease %s has no provider record", pc_json_str(row, "id"));
+    *plugin_key = pc_json_str(meta, "pluginKey");
+    if (!*plugin_key || !prov || !cfg) {
+        pc_error_set(err, 500, "lease %s has no provider record", pc_json_str(row, "id"));
+        return NULL;
+    }
     json_t *resolved = pc_sandbox_resolve(app, cid, cfg, err);
     if (!resolved)
-        return -1;
+        return NULL;
     json_t *p = pc_sbx_params(prov, cid, pc_json_str(row, "environment_id"),
                               pc_json_str(row, "issue_id"), resolved);
     json_decref(resolved);
     const char *plid = pc_json_str(row, "provider_lease_id");
     json_object_set_new(p, "providerLeaseId", plid ? json_string(plid) : json_null());
     json_object_set(p, "leaseMetadata", meta);
-    json_t *result = NULL;
-    int rc = pc_lease_rpc(app, NULL, plugin_key, "environmentDestroyLease", p, 0, &result, err);
-    json_decref(result);
+    return p;
+}
+
+/* Calls environmentDestroyLease for one lease row; 0 on success. */
+static int pc_sandbox_destroy(pc_app *app, json_t *row, json_t *meta, pc_error_t *err)
+{
+    const char *plugin_key;
+    json_t *p = pc_sandbox_row_params(app, row, meta, &plugin_key, err);
+    if (!p)
+        return -1;
+    int rc = pc_lease_rpc_stored(app, plugin_key, "environmentDestroyLease", p, NULL, err);
     json_decref(p);
     return rc;
 }
@@ -793,30 +795,13 @@ static int pc_sandbox_resume(pc_app *app, json_t *row, json_t *meta, json_t **ne
                              pc_error_t *err)
 {
     *new_meta = NULL;
-    const char *cid = pc_json_str(row, "company_id"), *prov = pc_json_str(row, "provider");
-    const char *plugin_key = pc_json_str(meta, "pluginKey");
-    json_t *cfg = json_object_get(meta, "providerConfig");
-    if (!plugin_key || !prov || !cfg)
-        return pc_error_set(err, 500, "lease %s has no provider record", pc_json_str(row, "id"));
-    json_t *resolved = pc_sandbox_resolve(app, cid, cfg, err);
-    if (!resolved)
+    const char *plugin_key;
+    json_t *p = pc_sandbox_row_params(app, row, meta, &plugin_key, err);
+    if (!p)
         return -1;
-    json_t *p = pc_sbx_params(prov, cid, pc_json_str(row, "environment_id"),
-                              pc_json_str(row, "issue_id"), resolved);
-    json_decref(resolved);
-    const char *plid = pc_json_str(row, "provider_lease_id");
-    json_object_set_new(p, "providerLeaseId", plid ? json_string(plid) : json_null());
-    json_object_set(p, "leaseMetadata", meta);
-    json_t *result = NULL;
-    int rc = pc_lease_rpc(app, NULL, plugin_key, "environmentResumeLease", p, 0, &result, err);
+    int rc = pc_lease_rpc_stored(app, plugin_key, "environmentResumeLease", p, new_meta, err);
     json_decref(p);
-    if (rc == 0) {
-        json_t *rm = json_object_get(result, "metadata");
-        if (json_is_object(rm))
-            *new_meta = json_incref(rm);
-    }
-    json_decref(result);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 /* Whether the lease's provider serves environmentSyncIn and

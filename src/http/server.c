@@ -367,23 +367,37 @@ static bool pc_is_json_type(const char *ct)
            (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
 }
 
+/* Whether url is under /api, the only part that takes bodies and auth. */
+static bool pc_is_api_path(const char *url)
+{
+    return pc_str_has_prefix(url, "/api/") || !strcmp(url, "/api");
+}
+
+/* A request before auth: who is calling is resolved later. */
+static void pc_req_init(pc_req *req, pc_http *srv, struct MHD_Connection *c, const char *method,
+                        const char *url)
+{
+    *req = (pc_req){0};
+    req->app = srv->app;
+    req->method = method;
+    req->path = url;
+    req->conn = c;
+    req->run_id_header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Paperclip-Run-Id");
+}
+
 static void pc_handle(pc_listener *l, struct MHD_Connection *c, const char *url,
                       const char *method, pc_conn_ctx *ctx, pc_resp *resp)
 {
     pc_http *srv = l->srv;
     pc_error_t err = PC_ERROR_INIT;
-    pc_req req = {0};
-    req.app = srv->app;
-    req.method = method;
-    req.path = url;
-    req.conn = c;
-    req.run_id_header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Paperclip-Run-Id");
+    pc_req req;
+    pc_req_init(&req, srv, c, method, url);
 
     if (ctx->rejected) {
         pc_http_error_response(&ctx->reject, resp);
         return;
     }
-    if (!pc_str_has_prefix(url, "/api/") && strcmp(url, "/api") != 0) {
+    if (!pc_is_api_path(url)) {
         if (!l->agent && (!strcmp(method, "GET") || !strcmp(method, "HEAD")) &&
             pc_serve_ui(url, resp))
             return;
@@ -449,18 +463,14 @@ static int pc_admit(pc_listener *l, struct MHD_Connection *c, const char *url, c
                                 MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site"),
                                 host))
         return pc_error_set(err, 403, "Board mutation requires trusted browser origin");
-    if (!pc_str_has_prefix(url, "/api/") && strcmp(url, "/api") != 0) {
+    if (!pc_is_api_path(url)) {
         /* Only the API takes bodies; the UI is for reading. */
         if (has_body)
             return pc_error_set(err, 404, "Not found");
         return 0;
     }
-    pc_req req = {0};
-    req.app = srv->app;
-    req.method = method;
-    req.path = url;
-    req.conn = c;
-    req.run_id_header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Paperclip-Run-Id");
+    pc_req req;
+    pc_req_init(&req, srv, c, method, url);
     if (pc_auth_resolve(&req, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
                         !l->agent, err) < 0)
         return -1;

@@ -89,6 +89,53 @@ static char *pc_b64(const unsigned char *p, size_t n)
     return s;
 }
 
+/* Encrypts vlen bytes of value under key with a fresh nonce; *n64 and *c64
+ * get the nonce and the ciphertext in base64 (caller frees both). */
+static void pc_box_seal(const unsigned char key[crypto_secretbox_KEYBYTES], const char *value,
+                        size_t vlen, char **n64, char **c64)
+{
+    unsigned char nonce[crypto_secretbox_NONCEBYTES];
+    randombytes_buf(nonce, sizeof nonce);
+    size_t clen = vlen + crypto_secretbox_MACBYTES;
+    unsigned char *cipher = pc_xmalloc(clen);
+    crypto_secretbox_easy(cipher, (const unsigned char *)value, vlen, nonce, key);
+    *n64 = pc_b64(nonce, sizeof nonce);
+    *c64 = pc_b64(cipher, clen);
+    free(cipher);
+}
+
+/* Opens what pc_box_seal() made: the base64 nonce is the first n64len chars
+ * of n64. The plaintext (NUL-terminated, caller frees) or NULL, with
+ * *corrupt telling a malformed box from one the key does not open. */
+static char *pc_box_open(const unsigned char key[crypto_secretbox_KEYBYTES], const char *n64,
+                         size_t n64len, const char *c64, bool *corrupt)
+{
+    unsigned char nonce[crypto_secretbox_NONCEBYTES];
+    size_t nlen = 0, clen = 0, ccap = strlen(c64);
+    unsigned char *cipher = pc_xmalloc(ccap + 1);
+    char *plain = NULL;
+    *corrupt = true;
+    if (sodium_base642bin(nonce, sizeof nonce, n64, n64len, NULL, &nlen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        nlen != sizeof nonce ||
+        sodium_base642bin(cipher, ccap, c64, ccap, NULL, &clen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        clen < crypto_secretbox_MACBYTES)
+        goto out;
+    *corrupt = false;
+    size_t plen = clen - crypto_secretbox_MACBYTES;
+    plain = pc_xmalloc(plen + 1);
+    if (crypto_secretbox_open_easy((unsigned char *)plain, cipher, clen, nonce, key) != 0) {
+        free(plain);
+        plain = NULL;
+        goto out;
+    }
+    plain[plen] = '\0';
+out:
+    free(cipher);
+    return plain;
+}
+
 int pc_secret_create(pc_db *db, const char *company_id, const char *name,
                      const char *description, const char *value, bool environment_managed,
                      char id_out[PC_SECRET_ID_LEN + 1], pc_error_t *err)
@@ -101,15 +148,11 @@ int pc_secret_create(pc_db *db, const char *company_id, const char *name,
     char id[PC_UUID_LEN + 1], ts[PC_ISO_LEN + 1];
     pc_uuid_v4(id);
     pc_iso_now(ts);
-    unsigned char key[crypto_secretbox_KEYBYTES], nonce[crypto_secretbox_NONCEBYTES];
+    unsigned char key[crypto_secretbox_KEYBYTES];
     pc_secret_row_key(id, company_id, key);
-    randombytes_buf(nonce, sizeof nonce);
-    size_t clen = vlen + crypto_secretbox_MACBYTES;
-    unsigned char *cipher = pc_xmalloc(clen);
-    crypto_secretbox_easy(cipher, (const unsigned char *)value, vlen, nonce, key);
+    char *nonce64, *cipher64;
+    pc_box_seal(key, value, vlen, &nonce64, &cipher64);
     sodium_memzero(key, sizeof key);
-    char *nonce64 = pc_b64(nonce, sizeof nonce), *cipher64 = pc_b64(cipher, clen);
-    free(cipher);
     int rc = pc_db_exec_s(db,
                           "INSERT INTO company_secrets(id,company_id,name,provider,description,"
                           "latest_version,nonce,ciphertext,environment_managed,created_at,"
@@ -141,36 +184,20 @@ char *pc_secret_resolve(pc_db *db, const char *company_id, const char *secret_id
         return NULL;
     }
     const char *n64 = pc_json_str(row, "nonce"), *c64 = pc_json_str(row, "ciphertext");
-    unsigned char nonce[crypto_secretbox_NONCEBYTES];
-    size_t nlen = 0, clen = 0;
-    size_t ccap = c64 ? strlen(c64) : 0;
-    unsigned char *cipher = pc_xmalloc(ccap + 1);
     char *plain = NULL;
-    if (!n64 || !c64 ||
-        sodium_base642bin(nonce, sizeof nonce, n64, strlen(n64), NULL, &nlen, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        nlen != sizeof nonce ||
-        sodium_base642bin(cipher, ccap, c64, ccap, NULL, &clen, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        clen < crypto_secretbox_MACBYTES) {
-        pc_error_set(err, 500, "secret %s is corrupt", secret_id);
-        goto out;
-    }
-    unsigned char key[crypto_secretbox_KEYBYTES];
-    pc_secret_row_key(secret_id, company_id, key);
-    size_t plen = clen - crypto_secretbox_MACBYTES;
-    plain = pc_xmalloc(plen + 1);
-    if (crypto_secretbox_open_easy((unsigned char *)plain, cipher, clen, nonce, key) != 0) {
+    bool corrupt = true;
+    if (n64 && c64) {
+        unsigned char key[crypto_secretbox_KEYBYTES];
+        pc_secret_row_key(secret_id, company_id, key);
+        plain = pc_box_open(key, n64, strlen(n64), c64, &corrupt);
         sodium_memzero(key, sizeof key);
-        free(plain);
-        plain = NULL;
-        pc_error_set(err, 500, "cannot decrypt secret %s (wrong master key?)", secret_id);
-        goto out;
     }
-    sodium_memzero(key, sizeof key);
-    plain[plen] = '\0';
-out:
-    free(cipher);
+    if (!plain) {
+        if (corrupt)
+            pc_error_set(err, 500, "secret %s is corrupt", secret_id);
+        else
+            pc_error_set(err, 500, "cannot decrypt secret %s (wrong master key?)", secret_id);
+    }
     json_decref(row);
     return plain;
 }
@@ -312,15 +339,11 @@ char *pc_secret_seal(const char *context, const char *value, pc_error_t *err)
         pc_error_set(err, 422, "Secret value is too large");
         return NULL;
     }
-    unsigned char key[crypto_secretbox_KEYBYTES], nonce[crypto_secretbox_NONCEBYTES];
+    unsigned char key[crypto_secretbox_KEYBYTES];
     pc_sealed_key(context, key);
-    randombytes_buf(nonce, sizeof nonce);
-    size_t clen = vlen + crypto_secretbox_MACBYTES;
-    unsigned char *cipher = pc_xmalloc(clen);
-    crypto_secretbox_easy(cipher, (const unsigned char *)value, vlen, nonce, key);
+    char *n64, *c64;
+    pc_box_seal(key, value, vlen, &n64, &c64);
     sodium_memzero(key, sizeof key);
-    char *n64 = pc_b64(nonce, sizeof nonce), *c64 = pc_b64(cipher, clen);
-    free(cipher);
     char *out = pc_xasprintf(PC_SEALED_PREFIX "%s:%s", n64, c64);
     free(n64);
     free(c64);
@@ -339,35 +362,20 @@ char *pc_secret_unseal(const char *context, const char *sealed, pc_error_t *err)
     }
     const char *n64 = sealed + strlen(PC_SEALED_PREFIX);
     const char *colon = strchr(n64, ':');
-    const char *c64 = colon ? colon + 1 : NULL;
-    unsigned char nonce[crypto_secretbox_NONCEBYTES];
-    size_t nlen = 0, clen = 0, ccap = c64 ? strlen(c64) : 0;
-    unsigned char *cipher = pc_xmalloc(ccap + 1);
     char *plain = NULL;
-    if (!c64 ||
-        sodium_base642bin(nonce, sizeof nonce, n64, (size_t)(colon - n64), NULL, &nlen, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        nlen != sizeof nonce ||
-        sodium_base642bin(cipher, ccap, c64, ccap, NULL, &clen, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        clen < crypto_secretbox_MACBYTES) {
-        pc_error_set(err, 500, "sealed value for %s is corrupt", context);
-        goto out;
+    bool corrupt = true;
+    if (colon) {
+        unsigned char key[crypto_secretbox_KEYBYTES];
+        pc_sealed_key(context, key);
+        plain = pc_box_open(key, n64, (size_t)(colon - n64), colon + 1, &corrupt);
+        sodium_memzero(key, sizeof key);
     }
-    unsigned char key[crypto_secretbox_KEYBYTES];
-    pc_sealed_key(context, key);
-    size_t plen = clen - crypto_secretbox_MACBYTES;
-    plain = pc_xmalloc(plen + 1);
-    if (crypto_secretbox_open_easy((unsigned char *)plain, cipher, clen, nonce, key) != 0) {
-        free(plain);
-        plain = NULL;
-        pc_error_set(err, 500, "cannot decrypt the sealed value for %s (wrong master key?)",
-                     context);
-    } else {
-        plain[plen] = '\0';
+    if (!plain) {
+        if (corrupt)
+            pc_error_set(err, 500, "sealed value for %s is corrupt", context);
+        else
+            pc_error_set(err, 500, "cannot decrypt the sealed value for %s (wrong master key?)",
+                         context);
     }
-    sodium_memzero(key, sizeof key);
-out:
-    free(cipher);
     return plain;
 }

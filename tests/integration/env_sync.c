@@ -77,7 +77,8 @@ static void seed(const char *hws)
     snprintf(cmd, sizeof cmd,
              "rm -rf '%s' && mkdir -p '%s/sub' && cd '%s' && printf old > edit.txt && "
              "echo keep > keep.txt && echo bye > gone.txt && echo deep > sub/deep.txt && "
-             "touch -d '2020-01-01 00:00:00' edit.txt keep.txt gone.txt sub/deep.txt",
+             "printf aaaa > same.txt && "
+             "touch -d '2020-01-01 00:00:00' edit.txt keep.txt gone.txt sub/deep.txt same.txt",
              hws, hws, hws);
     if (pc_test_sh(cmd) != 0)
         tap_diag("cannot seed %s", hws);
@@ -129,7 +130,8 @@ static json_t *run_agent(const char *label, const char *env_id, const char *hws,
     "test \"$(cat sub/deep.txt)\" = deep || exit 4; "                                         \
     "test \"$(wc -c < blob.bin)\" -eq 1500000 || exit 5; "                                     \
     "echo new > edit.txt && echo created > new.txt && rm gone.txt && mkdir -p made/dir && "   \
-    "echo x > made/dir/f && echo edits done"
+    "echo x > made/dir/f && "                                                                 \
+    "printf bbbb > same.txt && touch -d '2020-01-01 00:00:00' same.txt && echo edits done"
 
 static void good_run(const char *label, const char *env_id, bool provider_sync)
 {
@@ -162,6 +164,10 @@ static void good_run(const char *label, const char *env_id, bool provider_sync)
     s = file(hws, "keep.txt");
     is_str(s ? s : "(missing)", "keep\n", "%s: an untouched file is unchanged", label);
     free(s);
+    s = file(hws, "same.txt");
+    is_str(s ? s : "(missing)", "bbbb",
+           "%s: a rewrite with the same size and mtime second came back", label);
+    free(s);
     char p[1200];
     snprintf(p, sizeof p, "%s/gone.txt", hws);
     ok(!exists(p), "%s: the deleted file is gone from the host", label);
@@ -173,8 +179,8 @@ static void good_run(const char *label, const char *env_id, bool provider_sync)
     ok((strstr(log, "(provider sync)") != NULL) == provider_sync,
        "%s: moved by %s", label,
        provider_sync ? "the provider's environmentSyncIn/Out" : "chunks through execute");
-    ok(strstr(log, "5 written, 1 deleted") != NULL,
-       "%s: only the changed entries were written (5) and one deleted", label);
+    ok(strstr(log, "6 written, 1 deleted") != NULL,
+       "%s: only the changed entries were written (6) and one deleted", label);
     free(log);
     json_decref(j);
 }
