@@ -58,7 +58,7 @@ HARNESS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/*.c))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-EMBED_FILES := $(sort $(wildcard ui/*) $(wildcard src/store/migrations/*.sql))
+EMBED_FILES := $(sort $(shell find ui -type f ! -name ".*") $(wildcard src/store/migrations/*.sql))
 
 # Objects of test programs are intermediates of a pattern rule; keep them.
 .PRECIOUS: $(BUILD)/%.o

@@ -5,6 +5,21 @@
  */
 #include <stdio.h>
 
+/* Paths come from the source tree (nested ui/ directories included); a quote,
+ * backslash or control byte in a name must not break the generated C. */
+static void put_c_string(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\%03o", c);
+        else
+            putchar(c);
+    }
+}
+
 int main(int argc, char **argv)
 {
     printf("#include <stddef.h>\n#include \"lib/embedded.h\"\n\n");
@@ -32,7 +47,9 @@ int main(int argc, char **argv)
             len = ftell(f);
             fclose(f);
         }
-        printf("    {\"%s\", file_%d, %ld},\n", argv[i], i, len);
+        printf("    {\"");
+        put_c_string(argv[i]);
+        printf("\", file_%d, %ld},\n", i, len);
     }
     printf("    {NULL, NULL, 0}\n};\n");
     return 0;

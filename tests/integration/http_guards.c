@@ -150,7 +150,7 @@ static void test_ingress_auth(const char *cid, const char *agent, char *agent_ke
              "'0190a000-0000-7000-8000-000000000001','board','t','%s','2026-01-01T00:00:00.000Z')",
              hash);
     is_int(pc_test_db_exec(&d, sql), 0, "board key stored");
-    char board_auth[128], agent_auth[256];
+    char board_auth[128], agent_auth[320];
     snprintf(board_auth, sizeof board_auth, "Authorization: Bearer %s", board_key);
     snprintf(agent_auth, sizeof agent_auth, "Authorization: Bearer %s", agent_key);
 
@@ -187,7 +187,7 @@ static void test_ingress_auth(const char *cid, const char *agent, char *agent_ke
 
 static void test_host_guard(const char *agent_key)
 {
-    char agent_auth[256], h[64];
+    char agent_auth[320], h[64];
     snprintf(agent_auth, sizeof agent_auth, "Authorization: Bearer %s", agent_key);
     pc_http_res r = hreq(d.url, "GET", "/api/companies", NULL, "Host: evil.example", NULL);
     is_int(r.status, 403, "Host: evil.example is refused");
@@ -218,7 +218,7 @@ static void test_host_guard(const char *agent_key)
 
 static void test_origin_guard(const char *agent, const char *agent_key)
 {
-    char path[128], same[96], agent_auth[256];
+    char path[128], same[96], agent_auth[320];
     snprintf(path, sizeof path, "/api/agents/%s/wakeup", agent);
     snprintf(agent_auth, sizeof agent_auth, "Authorization: Bearer %s", agent_key);
     long companies = db_count("SELECT count(*) FROM companies");
