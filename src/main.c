@@ -17,6 +17,7 @@ static const pc_cli_command commands[] = {
     {"agent", pc_cli_agent_main, "list, create, get, update, delete and wake agents"},
     {"env", pc_cli_env, "manage environments (local, ssh, sandbox) and their leases"},
     {"secret", pc_cli_secret, "list, create and delete company secrets (values are write-only)"},
+    {"cost", pc_cli_cost, "show a company's spend: summary, by agent, by project"},
     {"issue", pc_cli_issue, "list, create, get, update and comment on issues"},
     {"run", pc_cli_run_cmd, "list, get, cancel and read the log of heartbeat runs"},
     {"plugin", pc_cli_plugin, "install, list, inspect, enable/disable, uninstall and check plugins"},

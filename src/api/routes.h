@@ -18,6 +18,7 @@ extern const pc_route pc_routes_agent_keys[];
 extern const pc_route pc_routes_issues[];
 extern const pc_route pc_routes_runs[];
 extern const pc_route pc_routes_secrets[];
+extern const pc_route pc_routes_costs[];
 extern const pc_route pc_routes_goals[];
 extern const pc_route pc_routes_projects[];
 extern const pc_route pc_routes_execution_workspaces[];

@@ -83,6 +83,7 @@ int pc_cli_company(pc_cli *cli, int argc, char **argv);
 int pc_cli_agent(pc_cli *cli, int argc, char **argv);
 int pc_cli_env(pc_cli *cli, int argc, char **argv);
 int pc_cli_secret(pc_cli *cli, int argc, char **argv);
+int pc_cli_cost(pc_cli *cli, int argc, char **argv);
 int pc_cli_issue(pc_cli *cli, int argc, char **argv);
 int pc_cli_run_cmd(pc_cli *cli, int argc, char **argv);
 int pc_cli_agent_main(pc_cli *cli, int argc, char **argv); /* agent wake, else pc_cli_agent */

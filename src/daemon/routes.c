@@ -19,5 +19,6 @@ const pc_route *const pc_daemon_routes[] = {
     pc_routes_projects,
     pc_routes_execution_workspaces,
     pc_routes_instance,
+    pc_routes_costs,
     NULL,
 };

@@ -47,6 +47,17 @@ static void set_session(pc_adapter_stream *s, const char *id)
         snprintf(s->session, sizeof s->session, "%s", id);
 }
 
+static void set_model(pc_adapter_stream *s, const char *model)
+{
+    size_t n = model ? strlen(model) : 0;
+    if (n == 0 || n >= sizeof s->model)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)model[i] < 0x20 || (unsigned char)model[i] >= 0x7f)
+            return;
+    memcpy(s->model, model, n + 1);
+}
+
 static void set_summary(pc_adapter_stream *s, const char *text)
 {
     if (!text)
@@ -66,6 +77,24 @@ static void set_usage(pc_adapter_stream *s, json_t *u, const char *cached_key)
                          (json_int_t)pc_json_int(u, "output_tokens", 0));
 }
 
+/* Codex's session events (`event_msg` payloads in its rollout format, `msg`
+ * in the older exec stream): token_count carries the cumulative usage of the
+ * session in info.total_token_usage, so the newest one wins. */
+static void codex_event_msg(pc_adapter_stream *s, json_t *p)
+{
+    const char *pt = pc_json_str(p, "type");
+    if (!pt)
+        return;
+    if (!strcmp(pt, "token_count")) {
+        json_t *info = json_object_get(p, "info");
+        json_t *total = json_object_get(info, "total_token_usage");
+        set_usage(s, json_is_object(total) ? total : json_object_get(info, "last_token_usage"),
+                  "cached_input_tokens");
+    } else if (!strcmp(pt, "agent_message")) {
+        set_summary(s, pc_json_str(p, "message"));
+    }
+}
+
 static void handle_line(pc_adapter_stream *s, const char *line, size_t n)
 {
     if (n == 0 || line[0] != '{')
@@ -78,6 +107,8 @@ static void handle_line(pc_adapter_stream *s, const char *line, size_t n)
         return;
     }
     const char *type = pc_json_str(ev, "type");
+    if (!type && s->kind == PC_ADAPTER_CODEX && json_is_object(json_object_get(ev, "msg")))
+        type = "msg";
     if (!type) {
         json_decref(ev);
         return;
@@ -85,6 +116,8 @@ static void handle_line(pc_adapter_stream *s, const char *line, size_t n)
     if (s->kind == PC_ADAPTER_CLAUDE) {
         if (!strcmp(type, "system") || !strcmp(type, "result"))
             set_session(s, pc_json_str(ev, "session_id"));
+        if (!strcmp(type, "system"))
+            set_model(s, pc_json_str(ev, "model"));
         if (!strcmp(type, "result")) {
             set_usage(s, json_object_get(ev, "usage"), "cache_read_input_tokens");
             json_t *cost = json_object_get(ev, "total_cost_usd");
@@ -100,6 +133,10 @@ static void handle_line(pc_adapter_stream *s, const char *line, size_t n)
             set_session(s, pc_json_str(ev, "thread_id"));
         else if (!strcmp(type, "turn.completed"))
             set_usage(s, json_object_get(ev, "usage"), "cached_input_tokens");
+        else if (!strcmp(type, "event_msg") || !strcmp(type, "msg"))
+            codex_event_msg(s, json_object_get(ev, !strcmp(type, "msg") ? "msg" : "payload"));
+        else if (!strcmp(type, "turn_context"))
+            set_model(s, pc_json_str(json_object_get(ev, "payload"), "model"));
         else if (!strcmp(type, "item.completed")) {
             json_t *item = json_object_get(ev, "item");
             const char *it = pc_json_str(item, "type");

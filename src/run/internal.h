@@ -105,8 +105,9 @@ int pc_adapter_http_invoke(json_t *config, json_t *body, bool allow_private,
 /* Stream-json output of the local CLI adapters (adapter_cli.c): claude's
  * `--output-format stream-json` and codex's `exec --json` events, parsed line
  * by line as stdout arrives (lines bounded at 1 MiB; longer ones are
- * skipped). What is kept: the session/thread id, token usage, cost and the
- * final summary. */
+ * skipped). What is kept: the session/thread id, the model, token usage,
+ * cost and the final summary. Codex usage comes from `turn.completed` or from
+ * `token_count` session events (cumulative totals, the newest wins). */
 typedef enum { PC_ADAPTER_CLAUDE = 1, PC_ADAPTER_CODEX = 2 } pc_adapter_cli_kind;
 
 typedef struct pc_adapter_stream {
@@ -115,6 +116,7 @@ typedef struct pc_adapter_stream {
     size_t len;
     bool skipping;         /* inside an over-long line */
     char session[129];     /* "" if none seen */
+    char model[129];       /* the model the CLI reported ("" if none) */
     json_t *usage;         /* {inputTokens, cachedInputTokens, outputTokens} or NULL */
     double cost_usd;
     bool has_cost;

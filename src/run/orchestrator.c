@@ -20,6 +20,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "model/costs.h"
 #include "model/secrets.h"
 #include "run/internal.h"
 #include "run/jwt.h"
@@ -682,6 +683,47 @@ static void run_in_environment(run_ctx *c)
     }
 }
 
+/* A CLI adapter that reported usage or a cost leaves a cost event (inside
+ * the finalizing transaction), which also updates the month spend and
+ * pauses the agent once it reaches its budget. An API key in the adapter's
+ * environment means metered billing; without one the CLI runs on the
+ * user's subscription. */
+static int record_run_cost(run_ctx *c, pc_error_t *err)
+{
+    pc_adapter_stream *s = c->cli;
+    if (!s || (!s->usage && !s->has_cost))
+        return 0;
+    bool claude = s->kind == PC_ADAPTER_CLAUDE;
+    json_t *env = pc_json_obj(c->aconf, "env");
+    bool api_key = json_object_get(env, claude ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY") != NULL;
+    const char *model = s->model[0] ? s->model : pc_json_str(c->aconf, "model");
+    double usd = s->has_cost && s->cost_usd > 0 ? s->cost_usd : 0;
+    pc_cost_input in = {
+        .company_id = c->company_id,
+        .agent_id = c->agent_id,
+        .issue_id = c->issue_id,
+        .run_id = c->run_id,
+        .provider = claude ? "anthropic" : "openai",
+        .model = model && *model ? model : "unknown",
+        .billing_type = api_key ? "metered_api" : "subscription_included",
+        .input_tokens = pc_json_int(s->usage, "inputTokens", 0),
+        .cached_input_tokens = pc_json_int(s->usage, "cachedInputTokens", 0),
+        .output_tokens = pc_json_int(s->usage, "outputTokens", 0),
+        .cost_cents = usd > 1e12 ? (int64_t)1e14 : (int64_t)(usd * 100.0 + 0.5),
+    };
+    /* The issue's project at the end of the run, for the by-project view. */
+    _cleanup_json_ json_t *issue = NULL;
+    if (c->issue_id) {
+        issue = pc_db_query_one_s(c->app->db, "SELECT project_id FROM issues WHERE id=?",
+                                  json_pack("[s]", c->issue_id), err);
+        if (pc_error_is_set(err))
+            return -1;
+        in.project_id = pc_json_str(issue, "project_id");
+    }
+    char id[PC_UUID_LEN + 1];
+    return pc_cost_event_record(c->app, &in, id, err);
+}
+
 /* One attempt at recording the end of a run: the run row, its wakeup
  * request, the issue's execution lock, the agent's status and the `run
  * finished` event, in one transaction, so no reader ever sees a finished run
@@ -736,7 +778,8 @@ static int run_finalize_tx(run_ctx *c, const char *now, json_t *params, pc_error
                      json_pack("[s,s,s,s]",
                                ok || !strcmp(c->status, "cancelled") ? "idle" : "error", now,
                                c->agent_id, c->agent_id),
-                     NULL, err) < 0)
+                     NULL, err) < 0 ||
+        record_run_cost(c, err) < 0)
         goto fail;
     if (pc_rt_event_insert(app, c->company_id, c->agent_id, c->run_id, "lifecycle", "system",
                            ok ? "info" : "error", "run finished", ev, err) < 0 ||

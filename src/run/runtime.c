@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "model/activity.h"
+#include "model/costs.h"
 #include "model/rows.h"
 #include "lib/common.h"
 #include "lib/json.h"
@@ -395,6 +396,23 @@ static int64_t agent_max_concurrency(json_t *agents, const char *aid)
     return json_integer_value(json_object_get(a, "max"));
 }
 
+/* The budget gate before a claim: an agent (or company) whose month spend
+ * has reached its budget starts nothing and is paused by the check. It runs
+ * outside a transaction, since it usually only reads and the scheduler
+ * should not hold the store's write lock for it. A store error lets the run
+ * start rather than wedging the queue. */
+static bool agent_over_budget(pc_app *app, const char *agent_id)
+{
+    pc_error_t err = PC_ERROR_INIT;
+    bool blocked = false;
+    if (pc_budget_evaluate_agent(app, agent_id, &blocked, &err) < 0) {
+        pc_warn("budget check for agent %s: %s", agent_id, err.msg);
+        pc_error_clear(&err);
+        return false;
+    }
+    return blocked;
+}
+
 /* Claims queued runs within each agent's free slots and starts a worker for
  * each. A queued run whose task already has a running run waits: issue
  * execution is serialised. */
@@ -430,6 +448,8 @@ static void rt_dispatch(pc_runtime *rt)
         const char *st = pc_json_str(row, "status");
         if (!strcmp(st, "paused") || !strcmp(st, "terminated") || !strcmp(st, "pending_approval"))
             maxc = 0;
+        else if (agent_over_budget(app, pc_json_str(row, "id")))
+            maxc = 0; /* paused by the check; its runs wait for a resume */
         json_object_set_new(agents, pc_json_str(row, "id"),
                             json_pack("{s:I,s:i}", "max", (json_int_t)maxc, "n", 0));
     }

@@ -348,26 +348,46 @@ int pc_run_workspace_prepare(pc_app *app, const char *company_id, const char *is
                 snprintf(dir, sizeof dir, "%s/execution-workspaces/%s", app->cfg.data_dir, id);
             char name[300];
             snprintf(name, sizeof name, "%s", git ? branch : pc_json_str(pw, "name"));
+            /* Insert only if no live workspace of this kind exists, in one
+             * statement: two runs racing to make a project's first workspace
+             * end up sharing one row, the loser reusing the winner's. */
+            const char *wmode = isolated ? "isolated_workspace" : "shared_workspace";
+            int64_t inserted = 0;
             if (pc_db_exec_s(
                     app->db,
                     "INSERT INTO execution_workspaces(id,company_id,project_id,"
                     "project_workspace_id,source_issue_id,mode,strategy_type,name,status,cwd,"
                     "repo_url,base_ref,branch_name,provider_type,last_used_at,opened_at,"
-                    "created_at,updated_at) VALUES(?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?,?,?,?)",
-                    json_pack("[s,s,s,s,s?,s,s,s,s,s?,s?,s?,s,s,s,s,s]", id, company_id,
+                    "created_at,updated_at) SELECT ?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?,?,?,? "
+                    "WHERE NOT EXISTS (SELECT 1 FROM execution_workspaces WHERE project_id=? "
+                    "AND mode=? AND (? IS NULL OR source_issue_id=?) AND "
+                    "status NOT IN ('archived','cleanup_failed'))",
+                    json_pack("[s,s,s,s,s?,s,s,s,s,s?,s?,s?,s,s,s,s,s,s,s,s?,s?]", id, company_id,
                               project_id, pc_json_str(pw, "id"), isolated ? issue_id : NULL,
-                              isolated ? "isolated_workspace" : "shared_workspace",
-                              git ? "git_worktree" : "project_primary", name, dir, url,
+                              wmode, git ? "git_worktree" : "project_primary", name, dir, url,
                               git ? base : NULL, git ? branch : NULL,
-                              git ? "git_worktree" : "local_fs", ts, ts, ts, ts),
-                    NULL, err) < 0)
+                              git ? "git_worktree" : "local_fs", ts, ts, ts, ts, project_id,
+                              wmode, isolated ? issue_id : NULL, isolated ? issue_id : NULL),
+                    &inserted, err) < 0)
                 return -1;
-            ew = first_row(app, "SELECT * FROM execution_workspaces WHERE id=?",
-                           json_pack("[s]", id), err);
+            if (inserted == 0)
+                ew = first_row(app,
+                               "SELECT * FROM execution_workspaces WHERE project_id=? AND mode=? "
+                               "AND (? IS NULL OR source_issue_id=?) AND "
+                               "status NOT IN ('archived','cleanup_failed') "
+                               "ORDER BY created_at DESC LIMIT 1",
+                               json_pack("[s,s,s?,s?]", project_id, wmode,
+                                         isolated ? issue_id : NULL, isolated ? issue_id : NULL),
+                               err);
+            else
+                ew = first_row(app, "SELECT * FROM execution_workspaces WHERE id=?",
+                               json_pack("[s]", id), err);
             if (!ew)
                 return pc_error_is_set(err) ? -1 : pc_error_set(err, 500, "workspace vanished");
-            out->pending = !in_place;
-            copy(out->src, sizeof out->src, src);
+            if (inserted) {
+                out->pending = !in_place;
+                copy(out->src, sizeof out->src, src);
+            }
         }
         copy(out->id, sizeof out->id, pc_json_str(ew, "id"));
         copy(out->mode, sizeof out->mode, isolated ? "isolated" : "shared");

@@ -275,7 +275,9 @@ static void test_ssh_ref(void)
            "ssh-user-key", "secret-refs: with its metadata");
     ok(!strstr(r.body, "PRIVATE KEY"), "secret-refs: no key material");
     pc_http_res_free(&r);
-    char *rk = make_key(make_agent(cid, "Ref reader", NULL));
+    char *reader = make_agent(cid, "Ref reader", NULL);
+    char *rk = make_key(reader);
+    free(reader);
     r = areq(rk, "GET", NULL, "/api/environments/%s/secret-refs", env);
     is_int(r.status, 403, "secret-refs without environments:manage: 403");
     pc_http_res_free(&r);
