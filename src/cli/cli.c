@@ -250,8 +250,11 @@ static void pc_cli_indent(FILE *out, const char *text)
 {
     while (*text) {
         size_t n = strcspn(text, "\n");
-        bool heading = n >= 2 && text[0] >= 'A' && text[0] <= 'Z' && text[1] >= 'A' &&
-                       text[1] <= 'Z';
+        /* A line of capitals ("OPTIONS", "OPTIONS (create)") is a section
+         * heading and stays at the margin. */
+        bool heading = n >= 2 && text[0] >= 'A' && text[0] <= 'Z';
+        for (size_t k = 0; k < n && text[k] != '(' && heading; k++)
+            heading = (text[k] >= 'A' && text[k] <= 'Z') || text[k] == ' ';
         if (n)
             fprintf(out, "%s%.*s\n", heading ? "" : "    ", (int)n, text);
         else

@@ -147,7 +147,8 @@ static void test_bad_values(void)
 static void test_help(void)
 {
     static const char *const cmds[] = {"health", "company", "agent",   "env",     "secret",
-                                       "issue",  "run",     "plugin",  "project", "workspace"};
+                                       "issue",  "run",     "plugin",  "project", "workspace",
+                                       "cost"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char *out = NULL;
         is_int(cli_run(&out, NULL, cmds[i], "--help", NULL), 0, "%s --help exits 0", cmds[i]);
