@@ -18,12 +18,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
 static char out_seen[2][256];
 static size_t out_len[2];
-static int health_rc = 0;
+/* Written by the worker's hook thread, read by the test's main thread. */
+static atomic_int health_rc = 0;
 
 static void collect(void *arg, int stream, const char *data, size_t len)
 {
@@ -39,7 +41,7 @@ static void collect(void *arg, int stream, const char *data, size_t len)
 static int health(pc_plugin_ctx *ctx, json_t *params, json_t **result, pc_plugin_error *err)
 {
     (void)params, (void)err;
-    health_rc = pc_plugin_execute_log(ctx, "stdout", "x", 1);
+    atomic_store(&health_rc, pc_plugin_execute_log(ctx, "stdout", "x", 1));
     *result = json_pack("{s:s}", "status", "ok");
     return 0;
 }
@@ -128,7 +130,7 @@ int main(void)
        "a NULL ctx and an unknown stream name are refused");
     ok(json_is_true(json_object_get(result, "sameAsCaptured")),
        "on_output pieces add up to the captured output");
-    is_int(health_rc, -1, "refused outside environmentExecute");
+    is_int(atomic_load(&health_rc), -1, "refused outside environmentExecute");
     json_decref(result);
     free(line);
     close(to_worker[1]);
