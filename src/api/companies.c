@@ -1,11 +1,17 @@
 /*
  * Companies: GET/POST /api/companies, GET/PATCH/DELETE /api/companies/:id.
- * The issue prefix is derived from the name as upstream does — the first
- * three letters, upper-cased ("Peer Co" -> "PEE", no letters -> "CMP") — with
- * "A", "AA", ... appended until it is unique.
+ * The issue prefix starts from the name as upstream does — the first three
+ * letters, upper-cased ("Peer Co" -> "PEE", no letters -> "CMP"). When that
+ * is taken the smallest free number from 2 up is appended (PEE2, PEE3, ...):
+ * prefixes stay short and deterministic however many companies share a name,
+ * where upstream's growing "A" suffixes get long and stop after a fixed count.
+ * The unique index on issue_prefix is the arbiter: an insert that loses a race
+ * (another writer took the candidate first) is retried with a fresh look.
  */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api.h"
 #include "lib/common.h"
@@ -31,6 +37,53 @@ static void pc_issue_prefix_base(const char *name, char out[4])
     out[n] = '\0';
     if (n == 0)
         strcpy(out, "CMP");
+}
+
+/* Retries of an insert that lost the race for its prefix. Each retry sees the
+ * winner's row, so this only bounds pathological contention. */
+#define PC_PREFIX_RETRIES 64
+
+/* Writes the first free prefix of the sequence base, base2, base3, ... into
+ * out. Reads every taken prefix that starts with base once, so the cost is one
+ * query however long the sequence already is. */
+static int pc_issue_prefix_pick(pc_db *db, const char *base, char *out, size_t outsz,
+                                pc_error_t *err)
+{
+    _cleanup_json_ json_t *rows = NULL;
+    /* base is only A-Z, so it needs no LIKE escaping. */
+    char pattern[8];
+    snprintf(pattern, sizeof pattern, "%s%%", base);
+    if (pc_db_query_s(db, "SELECT issue_prefix FROM companies WHERE issue_prefix LIKE ?",
+                      json_pack("[s]", pattern), &rows, err) < 0)
+        return -1;
+    size_t blen = strlen(base), n = json_array_size(rows);
+    /* taken[k] marks the number k as used (1 stands for the bare base); a
+     * number beyond the row count cannot be the smallest free one. */
+    _cleanup_free_ bool *taken = pc_xcalloc(n + 2, sizeof *taken);
+    for (size_t r = 0; r < n; r++) {
+        const char *p = pc_json_str(json_array_get(rows, r), "issue_prefix");
+        if (!p || strncasecmp(p, base, blen) != 0)
+            continue;
+        const char *tail = p + blen;
+        if (!*tail) {
+            taken[1] = true;
+            continue;
+        }
+        if (*tail < '1' || *tail > '9' || strlen(tail) > 9)
+            continue;
+        char *end = NULL;
+        long k = strtol(tail, &end, 10);
+        if (*end == '\0' && k >= 2 && (size_t)k <= n + 1)
+            taken[k] = true;
+    }
+    size_t k = 1;
+    while (k <= n && taken[k])
+        k++;
+    if (k == 1)
+        snprintf(out, outsz, "%s", base);
+    else
+        snprintf(out, outsz, "%s%zu", base, k);
+    return 0;
 }
 
 static int pc_companies_list(pc_req *req, pc_resp *resp, pc_error_t *err)
@@ -66,44 +119,48 @@ static int pc_companies_create(pc_req *req, pc_resp *resp, pc_error_t *err)
         pc_json_check_string(req->body, "brandColor", PC_J_NULLABLE, 0, 32, &brand, err) < 0)
         return -1;
 
-    char id[PC_UUID_LEN + 1], ts[PC_ISO_LEN + 1], base[4], prefix[64];
+    char id[PC_UUID_LEN + 1], ts[PC_ISO_LEN + 1], base[4], prefix[32];
     pc_uuid_v7(id);
     pc_iso_now(ts);
     pc_issue_prefix_base(name, base);
     pc_db *db = req->app->db;
-    if (pc_db_begin(db, err) < 0)
-        return -1;
-    for (int attempt = 1;; attempt++) {
-        if (attempt > 50) {
-            pc_db_rollback(db);
-            return pc_error_set(err, 409, "Unable to allocate unique issue prefix");
-        }
-        snprintf(prefix, sizeof prefix, "%s", base);
-        for (int a = 1; a < attempt; a++)
-            strcat(prefix, "A");
-        json_t *taken = pc_db_query_one_s(db, "SELECT id FROM companies WHERE issue_prefix=?",
-                                          json_pack("[s]", prefix), err);
-        if (pc_error_is_set(err)) {
+    for (int attempt = 0;; attempt++) {
+        if (pc_db_begin(db, err) < 0)
+            return -1;
+        if (pc_issue_prefix_pick(db, base, prefix, sizeof prefix, err) < 0) {
             pc_db_rollback(db);
             return -1;
         }
-        if (!taken)
-            break;
-        json_decref(taken);
-    }
-    _cleanup_json_ json_t *created = json_pack("{s:s,s:s}", "name", name, "issuePrefix", prefix);
-    if (pc_db_exec_s(db,
-                     "INSERT INTO companies(id,name,description,issue_prefix,budget_monthly_cents,"
-                     "require_board_approval_for_new_agents,brand_color,created_at,updated_at) "
-                     "VALUES(?,?,?,?,?,?,?,?,?)",
-                     json_pack("[s,s,s?,s,I,b,s?,s,s]", id, name, description, prefix,
-                               (json_int_t)budget, approval, brand, ts, ts),
-                     NULL, err) < 0 ||
-        pc_activity_log(req->app, &req->actor, id, "company.created", "company", id, created,
-                        err) < 0 ||
-        pc_db_commit(db, err) < 0) {
-        pc_db_rollback(db);
-        return -1;
+        _cleanup_json_ json_t *created =
+            json_pack("{s:s,s:s}", "name", name, "issuePrefix", prefix);
+        if (pc_db_exec_s(db,
+                         "INSERT INTO companies(id,name,description,issue_prefix,"
+                         "budget_monthly_cents,require_board_approval_for_new_agents,brand_color,"
+                         "created_at,updated_at) VALUES(?,?,?,?,?,?,?,?,?)",
+                         json_pack("[s,s,s?,s,I,b,s?,s,s]", id, name, description, prefix,
+                                   (json_int_t)budget, approval, brand, ts, ts),
+                         NULL, err) < 0) {
+            pc_db_rollback(db);
+            /* Only a lost race for the prefix is retried; the bound is on
+             * retries under contention, not on how many prefixes exist. */
+            if (err->status == 409 && strstr(err->msg, "issue_prefix") &&
+                attempt < PC_PREFIX_RETRIES) {
+                pc_error_clear(err);
+                continue;
+            }
+            if (err->status == 409 && strstr(err->msg, "issue_prefix")) {
+                pc_error_clear(err);
+                return pc_error_set(err, 409, "Unable to allocate unique issue prefix");
+            }
+            return -1;
+        }
+        if (pc_activity_log(req->app, &req->actor, id, "company.created", "company", id, created,
+                            err) < 0 ||
+            pc_db_commit(db, err) < 0) {
+            pc_db_rollback(db);
+            return -1;
+        }
+        break;
     }
     json_t *c = pc_company_get(req->app, id, err);
     if (!c)

@@ -4,6 +4,8 @@
  * cannot exhaust the client's memory.
  */
 #include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,7 +106,15 @@ int pc_cli_run(pc_cli *cli, const char *method, const char *path, json_t *body,
             print_fn(cli, out);
     } else {
         const char *msg = out ? pc_json_str(out, "error") : NULL;
-        fprintf(stderr, "error: %s (HTTP %ld)\n", msg ? msg : "request failed", status);
+        if (status == 404 && msg && !strcmp(msg, "API route not found"))
+            /* The daemon does not know the route at all: say so rather than
+             * suggest that the object is missing. */
+            fprintf(stderr,
+                    "error: the daemon at %s does not serve %s %s (HTTP 404); it may be older "
+                    "than this command\n",
+                    cli->api_url, method, path);
+        else
+            fprintf(stderr, "error: %s (HTTP %ld)\n", msg ? msg : "request failed", status);
         json_t *d = out ? json_object_get(out, "details") : NULL;
         if (d) {
             char *s = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -220,4 +230,175 @@ char *pc_cli_urlencode(const char *s)
     }
     *o = '\0';
     return out;
+}
+
+long long pc_cli_parse_int(const char *flag, const char *v, long long min, long long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || errno || n < min || n > max) {
+        fprintf(stderr, "paperclip: %s must be an integer from %lld to %lld, not '%s'\n", flag,
+                min, max, v);
+        exit(2);
+    }
+    return n;
+}
+
+/* Prints text with every line indented by four spaces. */
+static void pc_cli_indent(FILE *out, const char *text)
+{
+    while (*text) {
+        size_t n = strcspn(text, "\n");
+        /* A line of capitals ("OPTIONS", "OPTIONS (create)") is a section
+         * heading and stays at the margin. */
+        bool heading = n >= 2 && text[0] >= 'A' && text[0] <= 'Z';
+        for (size_t k = 0; k < n && text[k] != '(' && heading; k++)
+            heading = (text[k] >= 'A' && text[k] <= 'Z') || text[k] == ' ';
+        if (n)
+            fprintf(out, "%s%.*s\n", heading ? "" : "    ", (int)n, text);
+        else
+            fputc('\n', out);
+        text += n;
+        if (*text)
+            text++;
+    }
+}
+
+void pc_cli_help(const char *cmd, const char *summary, const char *usage, const char *description)
+{
+    printf("PAPERCLIP-");
+    for (const char *p = cmd; *p; p++)
+        putchar(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+    printf("(1)\n\nNAME\n    paperclip %s - %s\n\nSYNOPSIS\n", cmd, summary);
+    /* The usage text's command lines form the synopsis; its other lines
+     * (option lists, notes) open the description. */
+    const char *p = usage;
+    pc_buf rest;
+    pc_buf_init(&rest, 1u << 20);
+    while (*p) {
+        size_t n = strcspn(p, "\n");
+        const char *line = p;
+        if (!strncmp(line, "usage: ", 7))
+            line += 7, n -= 7;
+        while (n && *line == ' ')
+            line++, n--;
+        if (n && !strncmp(line, "paperclip ", 10))
+            printf("    %.*s\n", (int)n, line);
+        else if (n && p[0] == ' ' && rest.len == 0)
+            printf("        %.*s\n", (int)n, line); /* a wrapped synopsis line */
+        else {
+            pc_buf_append(&rest, p, (size_t)(line + n - p), NULL);
+            pc_buf_append(&rest, "\n", 1, NULL);
+        }
+        p = line + n;
+        if (*p)
+            p++;
+    }
+    printf("\nDESCRIPTION\n");
+    if (description)
+        pc_cli_indent(stdout, description);
+    if (rest.len) {
+        const char *r = rest.data;
+        while (*r == '\n')
+            r++;
+        if (description && *r)
+            putchar('\n');
+        pc_cli_indent(stdout, r);
+    }
+    pc_buf_release(&rest);
+    printf("\nGLOBAL OPTIONS\n"
+           "    --api-url URL\n"
+           "        The daemon's base URL (default $PAPERCLIP_API_URL, else\n"
+           "        http://127.0.0.1:3100).\n"
+           "    --api-key KEY\n"
+           "        Sent as a bearer credential (default $PAPERCLIP_API_KEY).\n"
+           "    --json\n"
+           "        Print the API's JSON answer instead of a table.\n"
+           "    Global options may appear anywhere on the line; \"--\" ends option\n"
+           "    parsing, so what follows it is passed on as it is.\n"
+           "\nEXIT STATUS\n"
+           "    0  success\n"
+           "    1  the API answered with an error (its text is printed on stderr)\n"
+           "    2  a usage error: an unknown command or option, or a bad value\n"
+           "    3  the daemon could not be reached\n");
+}
+
+json_t *pc_cli_agent_names(pc_cli *cli, const char *company_id)
+{
+    json_t *names = json_object();
+    if (!company_id)
+        return names;
+    char *cid = pc_cli_urlencode(company_id);
+    char *path = pc_xasprintf("/api/companies/%s/agents", cid);
+    json_t *out = NULL;
+    long status = 0;
+    if (pc_cli_call(cli, "GET", path, NULL, &out, &status) == 0 && status == 200) {
+        size_t i;
+        json_t *a;
+        json_array_foreach(out, i, a) {
+            const char *id = pc_json_str(a, "id"), *name = pc_json_str(a, "name");
+            if (id && name)
+                json_object_set_new(names, id, json_string(name));
+        }
+    }
+    json_decref(out);
+    free(path);
+    free(cid);
+    return names;
+}
+
+void pc_cli_add_names(pc_cli *cli, json_t *rows, const char *id_key, const char *name_key)
+{
+    if (!json_is_array(rows) || json_array_size(rows) == 0)
+        return;
+    json_t *names = pc_cli_agent_names(cli, pc_json_str(json_array_get(rows, 0), "companyId"));
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        const char *id = pc_json_str(row, id_key);
+        if (!id)
+            continue;
+        json_t *name = json_object_get(names, id);
+        if (!name) {
+            /* Not among the company's listed agents (a terminated one, or
+             * another company's): ask for it once and remember the answer. */
+            char *eid = pc_cli_urlencode(id);
+            char *path = pc_xasprintf("/api/agents/%s", eid);
+            json_t *out = NULL;
+            long status = 0;
+            if (pc_cli_call(cli, "GET", path, NULL, &out, &status) == 0 && status == 200 &&
+                pc_json_str(out, "name"))
+                name = json_string(pc_json_str(out, "name"));
+            else
+                name = json_string("?");
+            json_object_set_new(names, id, name);
+            json_decref(out);
+            free(path);
+            free(eid);
+        }
+        json_object_set(row, name_key, name);
+    }
+    json_decref(names);
+}
+
+void pc_cli_check_enum(const char *flag, const char *v, const char *const *allowed, bool list)
+{
+    const char *p = v;
+    for (;;) {
+        size_t n = list ? strcspn(p, ",") : strlen(p);
+        bool known = false;
+        for (size_t k = 0; allowed[k] && !known; k++)
+            known = strlen(allowed[k]) == n && !strncmp(allowed[k], p, n);
+        if (!known) {
+            fprintf(stderr, "paperclip: %s must be %s", flag, list ? "a list of " : "one of ");
+            for (size_t k = 0; allowed[k]; k++)
+                fprintf(stderr, "%s%s", k ? ", " : "", allowed[k]);
+            fprintf(stderr, ", not '%.*s'\n", (int)n, p);
+            exit(2);
+        }
+        if (!list || !p[n])
+            return;
+        p += n + 1;
+    }
 }

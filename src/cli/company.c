@@ -1,4 +1,5 @@
 /* paperclip health | company ... | agent ... */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +25,9 @@ static void pc_print_health(pc_cli *cli, json_t *r)
 int pc_cli_health(pc_cli *cli, int argc, char **argv)
 {
     if (pc_cli_wants_help(argc, argv)) {
-        printf("usage: paperclip health\n\nAsks the daemon at --api-url for GET /api/health.\n");
+        pc_cli_help("health", "show the daemon's health", "usage: paperclip health\n",
+                    "Asks the daemon at --api-url for GET /api/health and prints its status,\n"
+                    "version and deployment mode. Needs no credentials.");
         return 0;
     }
     return pc_cli_run(cli, "GET", "/api/health", NULL, pc_print_health);
@@ -44,6 +47,15 @@ static void pc_print_object(pc_cli *cli, json_t *r)
     pc_cli_kv(r);
 }
 
+static const char company_description[] =
+    "A company owns agents, issues, projects, environments and secrets. Each gets\n"
+    "a short issue prefix from its name (\"Loadtest\" -> LOA, then LOA2, LOA3, ...\n"
+    "for more companies of the same name); its issues are PREFIX-1, PREFIX-2, ...\n"
+    "\n"
+    "OPTIONS (create)\n"
+    "    --description TEXT  free text\n"
+    "    --budget CENTS      monthly budget in cents (a whole number, 0 for none)";
+
 static const char company_usage[] =
     "usage: paperclip company list\n"
     "       paperclip company create NAME [--description TEXT] [--budget CENTS]\n"
@@ -52,9 +64,14 @@ static const char company_usage[] =
 
 int pc_cli_company(pc_cli *cli, int argc, char **argv)
 {
-    if (argc < 2 || pc_cli_wants_help(argc, argv)) {
-        fputs(company_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (pc_cli_wants_help(argc, argv)) {
+        pc_cli_help("company", "list, create, get and delete companies", company_usage,
+                    company_description);
+        return 0;
+    }
+    if (argc < 2) {
+        fputs(company_usage, stderr);
+        return 2;
     }
     const char *sub = argv[1];
     if (!strcmp(sub, "list"))
@@ -66,7 +83,7 @@ int pc_cli_company(pc_cli *cli, int argc, char **argv)
             if ((v = pc_cli_flag_value(argc, argv, &i, "--description")))
                 json_object_set_new(body, "description", json_string(v));
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--budget")))
-                json_object_set_new(body, "budgetMonthlyCents", json_integer(atoll(v)));
+                json_object_set_new(body, "budgetMonthlyCents", json_integer(pc_cli_parse_int("--budget", v, 0, INT64_MAX / 2)));
             else if (argv[i][0] != '-' && !name)
                 name = argv[i];
             else {
@@ -166,9 +183,15 @@ static int pc_agent_flags(int argc, char **argv, int start, json_t *body)
 
 int pc_cli_agent(pc_cli *cli, int argc, char **argv)
 {
-    if (argc < 3 || pc_cli_wants_help(argc, argv)) {
-        fputs(agent_usage, argc < 3 && !pc_cli_wants_help(argc, argv) ? stderr : stdout);
-        return pc_cli_wants_help(argc, argv) ? 0 : 2;
+    if (pc_cli_wants_help(argc, argv)) {
+        pc_cli_help("agent", "list, create, get, update, delete and wake agents", agent_usage,
+                    "Agents are a company's workers; a heartbeat run wakes one to work on its\n"
+                    "issues. See 'paperclip agent wake --help' for waking an agent by hand.");
+        return 0;
+    }
+    if (argc < 3) {
+        fputs(agent_usage, stderr);
+        return 2;
     }
     const char *sub = argv[1];
     char *id = pc_cli_urlencode(argv[2]);

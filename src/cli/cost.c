@@ -15,7 +15,7 @@ static const char cost_usage[] =
     "       paperclip cost by-project COMPANY [--from DATE] [--to DATE]\n"
     "\n"
     "DATE is YYYY-MM-DD or an ISO-8601 instant (UTC); both ends are inclusive.\n"
-    "Amounts are in cents. --json (before 'cost') prints the API's JSON.\n";
+    "Amounts are in cents. --json prints the API's JSON.\n";
 
 static void print_summary(pc_cli *cli, json_t *r)
 {
@@ -47,9 +47,15 @@ static void print_by_project(pc_cli *cli, json_t *r)
 
 int pc_cli_cost(pc_cli *cli, int argc, char **argv)
 {
-    if (argc < 3 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(cost_usage, argc >= 2 && argv[1][0] == '-' ? stdout : stderr);
-        return argc >= 2 && argv[1][0] == '-' ? 0 : 2;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            pc_cli_help("cost", "show a company's spend by agent, project or in total",
+                        cost_usage, NULL);
+            return 0;
+        }
+    if (argc < 3) {
+        fputs(cost_usage, stderr);
+        return 2;
     }
     const char *sub = argv[1];
     void (*print_fn)(pc_cli *, json_t *) = NULL;

@@ -13,6 +13,13 @@
 #include "lib/json.h"
 #include "lib/util.h"
 
+static const char env_description[] =
+    "Environments say where an agent's runs execute: on this host (local), on a\n"
+    "remote host over SSH (ssh), in a sandbox provider (sandbox) or through an\n"
+    "environment plugin (plugin). Runs hold leases on them; 'leases' and 'lease'\n"
+    "show those. 'probe' checks that an environment is reachable and usable;\n"
+    "'probe-config' does the same for a config before it is saved.";
+
 static const char env_usage[] =
     "usage: paperclip env list COMPANY [--status S] [--driver D]\n"
     "       paperclip env capabilities COMPANY\n"
@@ -166,7 +173,7 @@ static int parse_flags(int argc, char **argv, int start, json_t *body, const cha
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--user")))
                 key = "username", val = json_string(v);
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--port")))
-                key = "port", val = json_integer(atoll(v));
+                key = "port", val = json_integer(pc_cli_parse_int("--port", v, 1, 65535));
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--remote-path")))
                 key = "remoteWorkspacePath", val = json_string(v);
             else if ((v = pc_cli_flag_value(argc, argv, &i, "--private-key-secret")))
@@ -188,7 +195,8 @@ static int parse_flags(int argc, char **argv, int start, json_t *body, const cha
                     return 2;
                 }
             } else if ((v = pc_cli_flag_value(argc, argv, &i, "--timeout-ms")))
-                key = "timeoutMs", val = json_integer(atoll(v));
+                key = "timeoutMs",
+                val = json_integer(pc_cli_parse_int("--timeout-ms", v, 1, 86400000));
             else if (!strcmp(argv[i], "--reuse-lease"))
                 key = "reuseLease", val = json_true();
             else if (!strcmp(argv[i], "--no-strict-host-key-checking"))
@@ -236,7 +244,8 @@ int pc_cli_env(pc_cli *cli, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(env_usage, stdout);
+            pc_cli_help("env", "manage environments (local, ssh, sandbox, plugin) and their leases",
+                        env_usage, env_description);
             return 0;
         }
     if (argc < 2) {

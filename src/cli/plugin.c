@@ -78,7 +78,8 @@ int pc_cli_plugin(pc_cli *cli, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(plugin_usage, stdout);
+            pc_cli_help("plugin", "install, list, inspect, enable/disable, uninstall and check plugins",
+                        plugin_usage, NULL);
             return 0;
         }
     }

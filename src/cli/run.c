@@ -18,11 +18,11 @@ static const char run_usage[] =
 
 static void print_runs(pc_cli *cli, json_t *r)
 {
-    (void)cli;
-    static const char *const keys[] = {"id", "agentId", "status", "invocationSource",
-                                       "errorCode", "createdAt", NULL};
-    static const char *const heads[] = {"ID", "AGENT", "STATUS", "SOURCE", "ERROR", "CREATED",
-                                        NULL};
+    static const char *const keys[] = {"id", "agentName", "agentId", "status",
+                                       "invocationSource", "errorCode", "createdAt", NULL};
+    static const char *const heads[] = {"ID", "AGENT", "AGENT ID", "STATUS", "SOURCE", "ERROR",
+                                        "CREATED", NULL};
+    pc_cli_add_names(cli, r, "agentId", "agentName");
     pc_cli_table(r, keys, heads);
 }
 
@@ -142,9 +142,14 @@ int pc_cli_run_cmd(pc_cli *cli, int argc, char **argv)
     bool help = false;
     for (int i = 1; i < argc; i++)
         help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-    if (argc < 3 || help) {
-        fputs(run_usage, help ? stdout : stderr);
-        return help ? 0 : 2;
+    if (help) {
+        pc_cli_help("run", "list, get, cancel and read the log of heartbeat runs", run_usage,
+                    NULL);
+        return 0;
+    }
+    if (argc < 3) {
+        fputs(run_usage, stderr);
+        return 2;
     }
     const char *sub = argv[1];
     _cleanup_free_ char *id = pc_cli_urlencode(argv[2]);
@@ -154,10 +159,17 @@ int pc_cli_run_cmd(pc_cli *cli, int argc, char **argv)
         for (int i = 3; i < argc; i++) {
             if ((v = pc_cli_flag_value(argc, argv, &i, "--agent")))
                 agent = v;
-            else if ((v = pc_cli_flag_value(argc, argv, &i, "--status")))
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--status"))) {
+                static const char *const statuses[] = {
+                    "queued", "scheduled_retry", "running",   "succeeded",
+                    "interrupted", "failed",     "cancelled", "timed_out", NULL};
+                pc_cli_check_enum("--status", v, statuses, false);
                 status = v;
-            else if ((v = pc_cli_flag_value(argc, argv, &i, "--limit")))
+            }
+            else if ((v = pc_cli_flag_value(argc, argv, &i, "--limit"))) {
+                pc_cli_parse_int("--limit", v, 1, 5000);
                 limit = v;
+            }
             else {
                 fprintf(stderr, "paperclip: unexpected argument '%s'\n%s", argv[i], run_usage);
                 return 2;
@@ -221,9 +233,13 @@ int pc_cli_agent_main(pc_cli *cli, int argc, char **argv)
     bool help = false;
     for (int i = 1; i < argc; i++)
         help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-    if (argc < 3 || help) {
-        fputs(wake_usage, help ? stdout : stderr);
-        return help ? 0 : 2;
+    if (help) {
+        pc_cli_help("agent wake", "queue an on-demand heartbeat for an agent", wake_usage, NULL);
+        return 0;
+    }
+    if (argc < 3) {
+        fputs(wake_usage, stderr);
+        return 2;
     }
     _cleanup_json_ json_t *body = json_pack("{s:s,s:s}", "source", "on_demand", "triggerDetail",
                                             "manual");

@@ -28,7 +28,7 @@ static const char secret_usage[] =
     "as {\"type\":\"secret_ref\",\"secretId\":\"ID\"}. Deleting a secret an environment\n"
     "still references is refused.\n"
     "\n"
-    "Tables by default; --json (before 'secret') prints the API's JSON.\n";
+    "Tables by default; --json prints the API's JSON.\n";
 
 static void print_secrets(pc_cli *cli, json_t *r)
 {
@@ -146,7 +146,7 @@ int pc_cli_secret(pc_cli *cli, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(secret_usage, stdout);
+            pc_cli_help("secret", "list, create and delete company secrets", secret_usage, NULL);
             return 0;
         }
     if (argc < 3) {

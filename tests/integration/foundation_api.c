@@ -47,7 +47,7 @@ static void test_companies(void)
     pc_http_res_free(&r);
 
     r = pc_http(&d, "POST", "/api/companies", "{\"name\":\"Peerless\"}");
-    is_str(pc_res_str(&r, "issuePrefix"), "PEEA", "colliding prefix gets a suffix");
+    is_str(pc_res_str(&r, "issuePrefix"), "PEE2", "colliding prefix gets a number");
     pc_http_res_free(&r);
     r = pc_http(&d, "POST", "/api/companies", "{\"name\":\"123 !!\"}");
     is_str(pc_res_str(&r, "issuePrefix"), "CMP", "no letters falls back to CMP");
